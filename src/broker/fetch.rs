@@ -1,0 +1,243 @@
+//! Fetch: reading a partition from an offset, a timestamp, the start or the end, and
+//! long-polling for records that have not been written yet.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::caller::{self, Caller, Operation};
+use super::topics::{Partition, Topic};
+use super::Broker;
+use crate::error::{Error, ErrorCode, Result};
+use crate::storage::{BatchHeader, BatchIter, RecordView};
+
+/// Where a read starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartAt {
+    /// At this offset.
+    Offset(u64),
+    /// At the oldest retained record.
+    Earliest,
+    /// At the end: only records written from now on.
+    Latest,
+    /// At the first record whose timestamp is at or after this (ms since the epoch).
+    Timestamp(i64),
+}
+
+/// A fetch from one partition.
+#[derive(Debug, Clone)]
+pub struct FetchRequest {
+    /// Where to start.
+    pub start: StartAt,
+    /// Most records to return (capped by the server's limit).
+    pub max_records: usize,
+    /// Most payload bytes to return (at least one record is returned if there is one).
+    pub max_bytes: usize,
+    /// How long to wait for a first record when there is none yet.
+    pub wait: Duration,
+}
+
+/// Records read from one partition: those with offsets in `[start_offset, next_offset)`.
+#[derive(Debug, Clone)]
+pub struct FetchResult {
+    /// Topic name.
+    pub topic: String,
+    /// Partition.
+    pub partition: u32,
+    /// Offset of the first record returned (or where the read started).
+    pub start_offset: u64,
+    /// Offset to read next.
+    pub next_offset: u64,
+    /// The partition's high watermark (next offset to be written) when read.
+    pub high_watermark: u64,
+    /// Number of records.
+    pub count: usize,
+    /// Payload bytes (keys, values, headers) of the records.
+    pub bytes: usize,
+    batches: Vec<(u64, Vec<u8>)>,
+}
+
+impl FetchResult {
+    fn empty(topic: &Topic, partition: u32, offset: u64, high_watermark: u64) -> Self {
+        Self {
+            topic: topic.name.clone(),
+            partition,
+            start_offset: offset,
+            next_offset: offset,
+            high_watermark,
+            count: 0,
+            bytes: 0,
+            batches: Vec::new(),
+        }
+    }
+
+    /// The records with their offsets, in offset order.
+    pub fn records(&self) -> impl Iterator<Item = (u64, RecordView<'_>)> + '_ {
+        let (start, end) = (self.start_offset, self.next_offset);
+        self.batches.iter().flat_map(move |(base, bytes)| {
+            let iter = BatchIter::new(bytes).map(|(_, it)| it).ok();
+            iter.into_iter().flatten().enumerate().filter_map(move |(i, r)| {
+                let offset = base + i as u64;
+                match r {
+                    Ok(r) if offset >= start && offset < end => Some((offset, r)),
+                    _ => None,
+                }
+            })
+        })
+    }
+}
+
+fn record_bytes(r: &RecordView<'_>) -> usize {
+    r.key.map_or(0, |k| k.bytes.len())
+        + r.value.map_or(0, |v| v.bytes.len())
+        + r.headers.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
+}
+
+impl Broker {
+    /// Reads records from a partition, waiting up to `req.wait` for a first one.
+    pub async fn fetch(&self, caller: &Caller, topic: &str, partition: u32, req: FetchRequest) -> Result<FetchResult> {
+        let started = Instant::now();
+        caller::authorize(caller, Operation::Read, topic)?;
+        let topic = self.lookup(topic)?;
+        let part = topic.partition(partition)?;
+        let mut hw_rx = part.subscribe();
+        let offset = self.resolve_start(&topic, &part, req.start).await?;
+        let wait = req.wait.min(Duration::from_millis(self.inner.config.max_wait_ms));
+        let deadline = tokio::time::Instant::now() + wait;
+        let shutdown = self.shutdown_token();
+        loop {
+            if topic.is_deleted() {
+                return Err(Error::topic_not_found(&topic.name));
+            }
+            let hw = part.next_offset();
+            if offset < hw || tokio::time::Instant::now() >= deadline {
+                let res = self.read(&topic, partition, offset, req.max_records, req.max_bytes).await?;
+                metrics::histogram!("weir_fetch_duration_seconds").record(started.elapsed().as_secs_f64());
+                return Ok(res);
+            }
+            tokio::select! {
+                _ = hw_rx.wait_for(|hw| *hw > offset) => {}
+                _ = tokio::time::sleep_until(deadline) => {}
+                _ = shutdown.cancelled() => {}
+            }
+            if shutdown.is_cancelled() {
+                return Ok(FetchResult::empty(&topic, partition, offset, part.next_offset()));
+            }
+        }
+    }
+
+    /// Resolves where a read starts; an offset outside `[earliest, next]` is an error.
+    pub async fn resolve_start(&self, topic: &Arc<Topic>, part: &Partition, start: StartAt) -> Result<u64> {
+        match start {
+            StartAt::Earliest => Ok(part.earliest_offset()),
+            StartAt::Latest => Ok(part.next_offset()),
+            StartAt::Offset(o) => {
+                let (earliest, next) = (part.earliest_offset(), part.next_offset());
+                if o < earliest || o > next {
+                    return Err(Error::new(
+                        ErrorCode::OffsetOutOfRange,
+                        format!(
+                            "offset {o} is out of range for partition {} of '{}': earliest is {earliest}, next is {next}",
+                            part.index, topic.name
+                        ),
+                    )
+                    .with_field("offset"));
+                }
+                Ok(o)
+            }
+            StartAt::Timestamp(ts) => {
+                let store = self.inner.store.clone();
+                let (topic_id, partition) = (topic.id, part.index);
+                let (earliest, hw) = (part.earliest_offset(), part.next_offset());
+                tokio::task::spawn_blocking(move || {
+                    let mut found = None;
+                    store.scan_batches(topic_id, partition, earliest, |base, bytes| {
+                        match BatchHeader::parse(bytes) {
+                            Ok(h) if h.max_timestamp >= ts => {}
+                            _ => return true,
+                        }
+                        let Ok((_, iter)) = BatchIter::new(bytes) else { return true };
+                        for (i, r) in iter.enumerate() {
+                            let offset = base + i as u64;
+                            if matches!(r, Ok(ref r) if r.timestamp >= ts) && offset >= earliest && offset < hw {
+                                found = Some(offset);
+                                return false;
+                            }
+                        }
+                        true
+                    })?;
+                    Ok::<_, Error>(found.unwrap_or(hw))
+                })
+                .await
+                .map_err(Error::internal)?
+            }
+        }
+    }
+
+    /// Reads what is there now, without waiting. Always returns at least one record when the
+    /// partition has one at `offset`, even if it is larger than `max_bytes`.
+    pub async fn read(
+        &self,
+        topic: &Arc<Topic>,
+        partition: u32,
+        offset: u64,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> Result<FetchResult> {
+        let part = topic.partition(partition)?;
+        let hw = part.next_offset();
+        let mut res = FetchResult::empty(topic, partition, offset, hw);
+        let max_records = max_records.clamp(1, self.inner.config.max_fetch_records);
+        let max_bytes = max_bytes.clamp(1, self.inner.config.max_fetch_bytes);
+        if offset >= hw {
+            return Ok(res);
+        }
+        let store = self.inner.store.clone();
+        let topic_id = topic.id;
+        let mut res = tokio::task::spawn_blocking(move || {
+            let mut first = None;
+            store.scan_batches(topic_id, partition, offset, |base, bytes| {
+                let Ok((_, iter)) = BatchIter::new(bytes) else { return false };
+                let mut used = false;
+                let mut more = true;
+                for (i, r) in iter.enumerate() {
+                    let o = base + i as u64;
+                    if o < offset {
+                        continue;
+                    }
+                    let Ok(r) = r else {
+                        more = false;
+                        break;
+                    };
+                    let size = record_bytes(&r);
+                    if o >= hw || res.count >= max_records || (res.count > 0 && res.bytes + size > max_bytes) {
+                        more = false;
+                        break;
+                    }
+                    first.get_or_insert(o);
+                    res.count += 1;
+                    res.bytes += size;
+                    res.next_offset = o + 1;
+                    used = true;
+                }
+                if used {
+                    res.batches.push((base, bytes.to_vec()));
+                }
+                more
+            })?;
+            if let Some(first) = first {
+                res.start_offset = first;
+            }
+            Ok::<_, Error>(res)
+        })
+        .await
+        .map_err(Error::internal)??;
+        if res.count == 0 {
+            // Retention removed what was asked for: continue from what remains.
+            res.start_offset = res.start_offset.max(part.earliest_offset());
+            res.next_offset = res.start_offset;
+        }
+        metrics::counter!("weir_records_out_total", "topic" => topic.name.clone()).increment(res.count as u64);
+        metrics::counter!("weir_bytes_out_total", "topic" => topic.name.clone()).increment(res.bytes as u64);
+        Ok(res)
+    }
+}

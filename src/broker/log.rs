@@ -1,0 +1,322 @@
+//! The log writer: one thread that owns offset assignment, topic changes and group commit.
+//!
+//! Every mutation of the store goes through [`LogWriter`] as an [`Op`]. The thread takes all
+//! ops that are waiting, writes the appends among them as one RocksDB `WriteBatch` (fsynced if
+//! any of them asked for it, so concurrent fsync producers share one fsync), and only then
+//! publishes the new high watermarks and acknowledges. Admin ops (create, alter, delete,
+//! truncate) are written on their own, fsynced, in queue order.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::thread::JoinHandle;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::topics::{Partition, Topic, TopicConfig, TopicDescriptor};
+use crate::error::{Error, ErrorCode, Result};
+use crate::storage::{IdempotencyKey, PartitionKey, PartitionStats, RecordKey, Store};
+
+/// Most ops grouped into one write.
+const MAX_GROUP_OPS: usize = 1024;
+/// Most bytes grouped into one write.
+const MAX_GROUP_BYTES: usize = 32 << 20;
+
+/// The registry of live topics by name.
+pub(crate) type Registry = Arc<RwLock<HashMap<String, Arc<Topic>>>>;
+
+/// One partition's share of an append.
+#[derive(Debug)]
+pub(crate) struct PartAppend {
+    pub partition: u32,
+    pub batch: Vec<u8>,
+    pub count: u32,
+}
+
+/// Renders the stored idempotency result once base offsets are known.
+pub(crate) type RenderIdempotency = Box<dyn FnOnce(&[u64]) -> Vec<u8> + Send>;
+
+/// Batches for some partitions of one topic, written atomically.
+pub(crate) struct AppendOp {
+    pub topic: Arc<Topic>,
+    pub parts: Vec<PartAppend>,
+    pub sync: bool,
+    pub idempotency: Option<(IdempotencyKey, RenderIdempotency)>,
+    /// Base offset of each part, in `parts` order.
+    pub reply: oneshot::Sender<Result<Vec<u64>>>,
+}
+
+/// A mutation of the store.
+pub(crate) enum Op {
+    Append(AppendOp),
+    CreateTopic { name: String, partitions: u32, config: TopicConfig, reply: oneshot::Sender<Result<Arc<Topic>>> },
+    AlterTopic { topic: Arc<Topic>, partitions: u32, config: TopicConfig, reply: oneshot::Sender<Result<()>> },
+    DeleteTopic { name: String, reply: oneshot::Sender<Result<Arc<Topic>>> },
+    Truncate { topic: Arc<Topic>, partition: u32, new_earliest: u64, freed_bytes: u64 },
+    ExpireIdempotency { keys: Vec<IdempotencyKey> },
+}
+
+/// Handle to the writer thread. Dropping every handle (and [`LogWriter::shutdown`]) ends it.
+pub(crate) struct LogWriter {
+    tx: RwLock<Option<mpsc::Sender<Op>>>,
+    thread: std::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+impl LogWriter {
+    /// Starts the writer thread.
+    pub fn start(store: Store, registry: Registry, last_topic_id: u32) -> std::io::Result<Self> {
+        let (tx, rx) = mpsc::channel(4096);
+        let mut w = Writer { store, registry, last_topic_id, rx };
+        let thread = std::thread::Builder::new().name("weir-log-writer".into()).spawn(move || w.run())?;
+        Ok(Self { tx: RwLock::new(Some(tx)), thread: std::sync::Mutex::new(Some(thread)) })
+    }
+
+    /// Queues an op; waits when the queue is full (backpressure).
+    pub async fn send(&self, op: Op) -> Result<()> {
+        let unavailable = || Error::new(ErrorCode::Unavailable, "the server is shutting down");
+        let tx = self.tx.read().expect("writer sender lock").clone().ok_or_else(unavailable)?;
+        tx.send(op)
+            .await
+            .map_err(|_| unavailable())
+    }
+
+    /// Sends an op and awaits its reply.
+    pub async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T>>) -> Op) -> Result<T> {
+        let (reply, rx) = oneshot::channel();
+        self.send(make(reply)).await?;
+        rx.await.map_err(|_| Error::new(ErrorCode::Unavailable, "the server is shutting down"))?
+    }
+
+    /// Stops accepting ops, lets the thread finish what is queued, flush the WAL and exit.
+    pub fn shutdown(&self) {
+        drop(self.tx.write().expect("writer sender lock").take());
+        if let Some(t) = self.thread.lock().expect("writer thread lock").take() {
+            let _ = t.join();
+        }
+    }
+}
+
+struct Writer {
+    store: Store,
+    registry: Registry,
+    last_topic_id: u32,
+    rx: mpsc::Receiver<Op>,
+}
+
+fn now_ms() -> i64 {
+    super::now_ms()
+}
+
+impl Writer {
+    fn run(&mut self) {
+        let mut group = Vec::new();
+        while let Some(op) = self.rx.blocking_recv() {
+            let mut bytes = op_bytes(&op);
+            group.push(op);
+            while group.len() < MAX_GROUP_OPS && bytes < MAX_GROUP_BYTES {
+                match self.rx.try_recv() {
+                    Ok(op) => {
+                        bytes += op_bytes(&op);
+                        group.push(op);
+                    }
+                    Err(_) => break,
+                }
+            }
+            let mut appends = Vec::new();
+            for op in group.drain(..) {
+                match op {
+                    Op::Append(a) => appends.push(a),
+                    admin => {
+                        self.append(&mut appends);
+                        self.admin(admin);
+                    }
+                }
+            }
+            self.append(&mut appends);
+        }
+        if let Err(e) = self.store.flush_wal() {
+            tracing::error!(error = %e, "flushing the write-ahead log at shutdown failed");
+        }
+        tracing::debug!("log writer stopped");
+    }
+
+    fn append(&mut self, appends: &mut Vec<AppendOp>) {
+        if appends.is_empty() {
+            return;
+        }
+        let mut batch = self.store.batch();
+        let mut pending: HashMap<(u32, u32), (Arc<Partition>, PartitionStats)> = HashMap::new();
+        let mut sync = false;
+        let mut acked = Vec::with_capacity(appends.len());
+        let mut topics: Vec<Arc<Topic>> = Vec::new();
+        for a in appends.drain(..) {
+            if a.topic.is_deleted() {
+                let _ = a.reply.send(Err(Error::topic_not_found(&a.topic.name)));
+                continue;
+            }
+            let parts = a.topic.partitions();
+            let mut bases = Vec::with_capacity(a.parts.len());
+            for p in &a.parts {
+                let part = &parts[p.partition as usize];
+                let (_, stats) = pending.entry((a.topic.id, p.partition)).or_insert_with(|| (part.clone(), part.stats()));
+                let base = stats.next_offset;
+                batch.put_batch(RecordKey { topic_id: a.topic.id, partition: p.partition, base_offset: base }, &p.batch);
+                stats.next_offset += u64::from(p.count);
+                stats.bytes += p.batch.len() as u64;
+                bases.push(base);
+            }
+            if let Some((key, render)) = a.idempotency {
+                batch.put_idempotency(&key, &render(&bases));
+            }
+            sync |= a.sync;
+            if !topics.iter().any(|t| Arc::ptr_eq(t, &a.topic)) {
+                topics.push(a.topic.clone());
+            }
+            acked.push((a.reply, bases));
+        }
+        for ((topic_id, partition), (_, stats)) in &pending {
+            batch.put_partition_stats(PartitionKey { topic_id: *topic_id, partition: *partition }, stats);
+        }
+        match self.store.write(batch, sync) {
+            Ok(()) => {
+                for (part, stats) in pending.into_values() {
+                    part.publish(stats);
+                }
+                for t in topics {
+                    t.notify();
+                }
+                for (reply, bases) in acked {
+                    let _ = reply.send(Ok(bases));
+                }
+            }
+            Err(e) => {
+                let err = Error::from(e);
+                for (reply, _) in acked {
+                    let _ = reply.send(Err(err.clone()));
+                }
+            }
+        }
+    }
+
+    fn admin(&mut self, op: Op) {
+        match op {
+            Op::Append(_) => unreachable!("appends are grouped"),
+            Op::CreateTopic { name, partitions, config, reply } => {
+                let _ = reply.send(self.create_topic(name, partitions, config));
+            }
+            Op::AlterTopic { topic, partitions, config, reply } => {
+                let _ = reply.send(self.alter_topic(&topic, partitions, config));
+            }
+            Op::DeleteTopic { name, reply } => {
+                let _ = reply.send(self.delete_topic(&name));
+            }
+            Op::Truncate { topic, partition, new_earliest, freed_bytes } => {
+                if let Err(e) = self.truncate(&topic, partition, new_earliest, freed_bytes) {
+                    tracing::error!(topic = %topic.name, partition, error = %e, "retention delete failed");
+                }
+            }
+            Op::ExpireIdempotency { keys } => {
+                let mut batch = self.store.batch();
+                for k in &keys {
+                    batch.delete_idempotency(k);
+                }
+                if let Err(e) = self.store.write(batch, false) {
+                    tracing::error!(error = %e, "expiring idempotency keys failed");
+                }
+            }
+        }
+    }
+
+    fn create_topic(&mut self, name: String, partitions: u32, config: TopicConfig) -> Result<Arc<Topic>> {
+        if self.registry.read().expect("registry lock").contains_key(&name) {
+            return Err(Error::new(ErrorCode::TopicAlreadyExists, format!("topic '{name}' already exists"))
+                .with_field("name"));
+        }
+        let id = self
+            .last_topic_id
+            .checked_add(1)
+            .ok_or_else(|| Error::new(ErrorCode::Internal, "topic ids exhausted"))?;
+        let d = TopicDescriptor { id, name: name.clone(), partitions, created_at: now_ms(), config };
+        let mut batch = self.store.batch();
+        batch.put_topic(&name, &serde_json::to_vec(&d).map_err(Error::internal)?);
+        batch.put_last_topic_id(id);
+        for p in 0..partitions {
+            batch.put_partition_stats(PartitionKey { topic_id: id, partition: p }, &PartitionStats::default());
+        }
+        self.store.write(batch, true)?;
+        self.last_topic_id = id;
+        let parts = (0..partitions).map(|p| Arc::new(Partition::new(p, PartitionStats::default()))).collect();
+        let topic = Arc::new(Topic::new(&d, parts));
+        self.registry.write().expect("registry lock").insert(name, topic.clone());
+        Ok(topic)
+    }
+
+    fn alter_topic(&mut self, topic: &Arc<Topic>, partitions: u32, config: TopicConfig) -> Result<()> {
+        if topic.is_deleted() {
+            return Err(Error::topic_not_found(&topic.name));
+        }
+        let current = topic.partitions();
+        let have = current.len() as u32;
+        if partitions < have {
+            return Err(Error::new(
+                ErrorCode::InvalidParameter,
+                format!("topic '{}' has {have} partitions; the count can only grow", topic.name),
+            )
+            .with_field("partitions"));
+        }
+        let mut d = topic.descriptor();
+        d.partitions = partitions;
+        d.config = config.clone();
+        let mut batch = self.store.batch();
+        batch.put_topic(&topic.name, &serde_json::to_vec(&d).map_err(Error::internal)?);
+        for p in have..partitions {
+            batch.put_partition_stats(PartitionKey { topic_id: topic.id, partition: p }, &PartitionStats::default());
+        }
+        self.store.write(batch, true)?;
+        topic.set_config(config);
+        if partitions > have {
+            let mut all: Vec<_> = current.iter().cloned().collect();
+            all.extend((have..partitions).map(|p| Arc::new(Partition::new(p, PartitionStats::default()))));
+            topic.set_partitions(all);
+        }
+        Ok(())
+    }
+
+    fn delete_topic(&mut self, name: &str) -> Result<Arc<Topic>> {
+        let topic = self.registry.write().expect("registry lock").remove(name).ok_or_else(|| Error::topic_not_found(name))?;
+        topic.mark_deleted();
+        let mut batch = self.store.batch();
+        batch.delete_topic(name);
+        batch.delete_topic_data(topic.id);
+        for p in topic.partitions().iter() {
+            batch.delete_partition_stats(PartitionKey { topic_id: topic.id, partition: p.index });
+        }
+        self.store.write(batch, true)?;
+        Ok(topic)
+    }
+
+    fn truncate(&mut self, topic: &Arc<Topic>, partition: u32, new_earliest: u64, freed: u64) -> Result<()> {
+        if topic.is_deleted() {
+            return Ok(());
+        }
+        let part = topic.partition(partition)?;
+        let mut stats = part.stats();
+        if new_earliest <= stats.earliest_offset {
+            return Ok(());
+        }
+        stats.earliest_offset = new_earliest.min(stats.next_offset);
+        stats.bytes = stats.bytes.saturating_sub(freed);
+        let mut batch = self.store.batch();
+        batch.delete_batches_below(topic.id, partition, new_earliest);
+        batch.put_partition_stats(PartitionKey { topic_id: topic.id, partition }, &stats);
+        self.store.write(batch, false)?;
+        part.publish(stats);
+        Ok(())
+    }
+}
+
+fn op_bytes(op: &Op) -> usize {
+    match op {
+        Op::Append(a) => a.parts.iter().map(|p| p.batch.len()).sum(),
+        _ => 0,
+    }
+}

@@ -1,0 +1,246 @@
+//! The broker: topics, produce, fetch, retention and idempotency, as one service that every
+//! door (HTTP today; connectors and streams later) calls with a [`Caller`].
+//!
+//! Mutations are funnelled through the single log writer thread (`log.rs`); reads go to the
+//! store on the blocking pool and wait for new records on per-partition watches.
+
+pub mod caller;
+pub mod fetch;
+mod log;
+pub mod partitioner;
+pub mod produce;
+mod retention;
+pub mod topics;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+pub use caller::{Caller, Operation, Principal};
+pub use fetch::{FetchRequest, FetchResult, StartAt};
+pub use produce::{Idempotency, ProduceOutcome, RecordAck, RecordInput, PayloadInput, ValueInput};
+pub use topics::{Durability, Partition, Topic, TopicConfig};
+
+use crate::config::Config;
+use crate::error::{Error, ErrorCode, Result};
+use crate::storage::{IdempotencyKey, PartitionKey, Store, StoreOptions};
+use log::{LogWriter, Op, Registry};
+use partitioner::RoundRobin;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A topic's description, as reported to clients.
+#[derive(Debug, Clone)]
+pub struct TopicInfo {
+    /// Name.
+    pub name: String,
+    /// Creation time, ms since the epoch.
+    pub created_at: i64,
+    /// Settings.
+    pub config: TopicConfig,
+    /// Per-partition counters.
+    pub partitions: Vec<(u32, crate::storage::PartitionStats)>,
+}
+
+/// The broker service. Cheap to clone.
+#[derive(Clone)]
+pub struct Broker {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    store: Store,
+    registry: Registry,
+    writer: LogWriter,
+    round_robin: RoundRobin,
+    idempotency_locks: Mutex<HashMap<IdempotencyKey, Arc<tokio::sync::Mutex<()>>>>,
+    shutdown: CancellationToken,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker").field("data_dir", &self.inner.config.data_dir).finish()
+    }
+}
+
+impl Broker {
+    /// Opens the store in `config.data_dir`, loads the topics and starts the log writer and the
+    /// retention task. Must be called within a tokio runtime.
+    pub fn open(config: Config) -> anyhow::Result<Self> {
+        let store = Store::open(&config.data_dir, &StoreOptions::default())?;
+        let mut topics = HashMap::new();
+        for raw in store.topics()? {
+            let d: topics::TopicDescriptor = serde_json::from_slice(&raw)?;
+            let mut parts = Vec::with_capacity(d.partitions as usize);
+            for p in 0..d.partitions {
+                let stats = store.partition_stats(PartitionKey { topic_id: d.id, partition: p })?.unwrap_or_default();
+                parts.push(Arc::new(Partition::new(p, stats)));
+            }
+            topics.insert(d.name.clone(), Arc::new(Topic::new(&d, parts)));
+        }
+        tracing::info!(topics = topics.len(), data_dir = %config.data_dir.display(), "store opened");
+        let registry: Registry = Arc::new(RwLock::new(topics));
+        let writer = LogWriter::start(store.clone(), registry.clone(), store.last_topic_id()?)?;
+        let broker = Self {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                registry,
+                writer,
+                round_robin: RoundRobin::default(),
+                idempotency_locks: Mutex::new(HashMap::new()),
+                shutdown: CancellationToken::new(),
+            }),
+        };
+        retention::spawn(broker.clone());
+        Ok(broker)
+    }
+
+    /// The server configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// Cancelled when the server begins to shut down; long-lived streams end on it.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.inner.shutdown.clone()
+    }
+
+    /// Stops background work, writes out everything queued and flushes the write-ahead log.
+    /// Blocks; call it once, after the HTTP server has drained.
+    pub fn close(&self) {
+        self.inner.shutdown.cancel();
+        self.inner.writer.shutdown();
+    }
+
+    /// Bytes used by the store.
+    pub fn storage_bytes(&self) -> u64 {
+        self.inner.store.size_bytes()
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Looks a live topic up by name.
+    pub fn topic(&self, caller: &Caller, name: &str) -> Result<Arc<Topic>> {
+        caller::authorize(caller, Operation::Describe, name)?;
+        self.lookup(name)
+    }
+
+    fn lookup(&self, name: &str) -> Result<Arc<Topic>> {
+        self.inner.registry.read().expect("registry lock").get(name).cloned().ok_or_else(|| Error::topic_not_found(name))
+    }
+
+    fn all_topics(&self) -> Vec<Arc<Topic>> {
+        let mut v: Vec<_> = self.inner.registry.read().expect("registry lock").values().cloned().collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// Creates a topic.
+    pub async fn create_topic(
+        &self,
+        caller: &Caller,
+        name: &str,
+        partitions: Option<u32>,
+        config: &BTreeMap<String, Value>,
+    ) -> Result<TopicInfo> {
+        topics::validate_topic_name(name)?;
+        caller::authorize(caller, Operation::Create, name)?;
+        let partitions = partitions.unwrap_or(1);
+        validate_partition_count(partitions)?;
+        let defaults = self.default_topic_config();
+        let mut cfg = defaults.clone();
+        cfg.apply(config, &defaults)?;
+        let topic = self
+            .inner
+            .writer
+            .call(|reply| Op::CreateTopic { name: name.to_owned(), partitions, config: cfg, reply })
+            .await?;
+        tracing::info!(topic = name, partitions, "topic created");
+        Ok(describe(&topic))
+    }
+
+    /// Lists the topics the caller may see, by name.
+    pub fn list_topics(&self, caller: &Caller) -> Vec<TopicInfo> {
+        self.all_topics()
+            .iter()
+            .filter(|t| caller::authorize(caller, Operation::Describe, &t.name).is_ok())
+            .map(|t| describe(t))
+            .collect()
+    }
+
+    /// Describes one topic.
+    pub fn describe_topic(&self, caller: &Caller, name: &str) -> Result<TopicInfo> {
+        Ok(describe(&self.topic(caller, name)?))
+    }
+
+    /// Changes a topic's config (Kafka names; `null` restores a default) and/or raises its
+    /// partition count.
+    pub async fn alter_topic(
+        &self,
+        caller: &Caller,
+        name: &str,
+        partitions: Option<u32>,
+        config: &BTreeMap<String, Value>,
+    ) -> Result<TopicInfo> {
+        caller::authorize(caller, Operation::Alter, name)?;
+        let topic = self.lookup(name)?;
+        let partitions = partitions.unwrap_or(topic.partitions().len() as u32);
+        validate_partition_count(partitions)?;
+        let defaults = self.default_topic_config();
+        let mut cfg = topic.config();
+        cfg.apply(config, &defaults)?;
+        let t = topic.clone();
+        self.inner.writer.call(|reply| Op::AlterTopic { topic: t, partitions, config: cfg, reply }).await?;
+        tracing::info!(topic = name, partitions, "topic altered");
+        Ok(describe(&topic))
+    }
+
+    /// Deletes a topic and all its records.
+    pub async fn delete_topic(&self, caller: &Caller, name: &str) -> Result<()> {
+        caller::authorize(caller, Operation::Delete, name)?;
+        let topic = self.inner.writer.call(|reply| Op::DeleteTopic { name: name.to_owned(), reply }).await?;
+        tracing::info!(topic = name, "topic deleted");
+        let store = self.inner.store.clone();
+        let parts = topic.partitions().len() as u32;
+        tokio::task::spawn_blocking(move || {
+            for p in 0..parts {
+                store.compact_records(topic.id, p, u64::MAX);
+            }
+        });
+        Ok(())
+    }
+
+    fn default_topic_config(&self) -> TopicConfig {
+        TopicConfig::defaults(self.inner.config.default_max_message_bytes)
+    }
+}
+
+fn validate_partition_count(partitions: u32) -> Result<()> {
+    if partitions == 0 || partitions > topics::MAX_PARTITIONS {
+        return Err(Error::new(
+            ErrorCode::InvalidParameter,
+            format!("partitions must be between 1 and {}", topics::MAX_PARTITIONS),
+        )
+        .with_field("partitions"));
+    }
+    Ok(())
+}
+
+fn describe(t: &Topic) -> TopicInfo {
+    TopicInfo {
+        name: t.name.clone(),
+        created_at: t.created_at,
+        config: t.config(),
+        partitions: t.partitions().iter().map(|p| (p.index, p.stats())).collect(),
+    }
+}

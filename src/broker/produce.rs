@@ -1,0 +1,424 @@
+//! Produce: validating records, choosing partitions, encoding batches, idempotent retries.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Instant;
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use super::caller::{self, Caller, Operation};
+use super::log::{AppendOp, Op, PartAppend};
+use super::partitioner::partition_for_key;
+use super::topics::Durability;
+use super::{Broker, now_ms};
+use crate::error::{Error, ErrorCode, Result};
+use crate::storage::{BatchBuilder, Format, IdempotencyKey, Payload, RecordView};
+
+/// A key or value as the client sent it.
+#[derive(Debug, Clone, Copy)]
+pub enum PayloadInput<'a> {
+    /// A JSON value (raw JSON text), read according to the request's format.
+    Json(&'a str),
+    /// Raw bytes (a raw request body or query parameter), read according to the format.
+    Bytes(&'a [u8]),
+}
+
+/// A record value as the client sent it.
+#[derive(Debug, Clone, Copy)]
+pub enum ValueInput<'a> {
+    /// The record has no `value` field (an error).
+    Missing,
+    /// An explicit `null` value (Kafka's tombstone).
+    Null,
+    /// A value.
+    Given(PayloadInput<'a>),
+}
+
+/// One record to produce.
+#[derive(Debug, Clone)]
+pub struct RecordInput<'a> {
+    /// Optional key.
+    pub key: Option<PayloadInput<'a>>,
+    /// The value.
+    pub value: ValueInput<'a>,
+    /// Headers, name and UTF-8 value.
+    pub headers: Vec<(&'a str, &'a str)>,
+    /// Explicit partition.
+    pub partition: Option<i64>,
+    /// Explicit timestamp, ms since the epoch.
+    pub timestamp: Option<i64>,
+}
+
+/// An `Idempotency-Key` and a fingerprint of the request it came with.
+#[derive(Debug, Clone)]
+pub struct Idempotency {
+    /// The client's key.
+    pub key: String,
+    /// Hash of the request body: a retry must carry the same body.
+    pub fingerprint: u64,
+}
+
+/// A produce call.
+#[derive(Debug, Clone)]
+pub struct ProduceRequest<'a> {
+    /// The records, in order.
+    pub records: Vec<RecordInput<'a>>,
+    /// How keys are given.
+    pub key_format: Format,
+    /// How values are given.
+    pub value_format: Format,
+    /// Overrides the topic's durability for this request.
+    pub durability: Option<Durability>,
+    /// Makes retries of this request append nothing.
+    pub idempotency: Option<Idempotency>,
+}
+
+/// Where a record was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordAck {
+    /// Partition.
+    pub partition: u32,
+    /// Offset.
+    pub offset: u64,
+    /// Timestamp, ms since the epoch.
+    pub timestamp: i64,
+}
+
+/// The result of a produce call: one entry per record, in request order.
+#[derive(Debug, Clone)]
+pub struct ProduceOutcome {
+    /// Per record: where it was written, or why not.
+    pub results: Vec<Result<RecordAck>>,
+    /// Whether this is the stored result of an earlier request with the same idempotency key.
+    pub replayed: bool,
+}
+
+impl ProduceOutcome {
+    /// How many records were not written.
+    pub fn failed(&self) -> usize {
+        self.results.iter().filter(|r| r.is_err()).count()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredError {
+    code: ErrorCode,
+    detail: String,
+    field: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredOutcome {
+    created_at: i64,
+    fingerprint: u64,
+    results: Vec<std::result::Result<RecordAck, StoredError>>,
+}
+
+/// Where a record went before offsets are known.
+enum Slot {
+    Ok { part: usize, index: u32, partition: u32, timestamp: i64 },
+    Err(Error),
+}
+
+fn resolve<'a>(
+    input: PayloadInput<'a>,
+    format: Format,
+    field: &dyn Fn() -> String,
+) -> Result<Cow<'a, [u8]>> {
+    let as_json_string = |raw: &'a str| -> Result<Cow<'a, str>> {
+        serde_json::from_str::<Cow<'a, str>>(raw).map_err(|_| {
+            Error::new(ErrorCode::InvalidRecord, format!("must be a JSON string when its format is {}", format.as_str()))
+                .with_field(field())
+        })
+    };
+    match (input, format) {
+        (PayloadInput::Json(raw), Format::Json) => Ok(single_line(raw.as_bytes())),
+        (PayloadInput::Json(raw), Format::String) => Ok(match as_json_string(raw)? {
+            Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
+            Cow::Owned(s) => Cow::Owned(s.into_bytes()),
+        }),
+        (PayloadInput::Json(raw), Format::Binary) => decode_base64(as_json_string(raw)?.as_bytes(), field),
+        (PayloadInput::Bytes(b), Format::Json) => {
+            serde_json::from_slice::<serde::de::IgnoredAny>(b).map_err(|e| {
+                Error::new(ErrorCode::InvalidJson, format!("not a JSON document: {e}")).with_field(field())
+            })?;
+            Ok(single_line(b))
+        }
+        (PayloadInput::Bytes(b), Format::String) => match std::str::from_utf8(b) {
+            Ok(_) => Ok(Cow::Borrowed(b)),
+            Err(_) => Err(Error::new(ErrorCode::InvalidRecord, "is not valid UTF-8 text").with_field(field())),
+        },
+        (PayloadInput::Bytes(b), Format::Binary) => Ok(Cow::Borrowed(b)),
+    }
+}
+
+fn decode_base64<'a>(text: &[u8], field: &dyn Fn() -> String) -> Result<Cow<'a, [u8]>> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+    STANDARD
+        .decode(text)
+        .or_else(|_| STANDARD_NO_PAD.decode(text))
+        .map(Cow::Owned)
+        .map_err(|e| Error::new(ErrorCode::InvalidBase64, format!("is not valid base64: {e}")).with_field(field()))
+}
+
+/// JSON text with raw line breaks turned into spaces. Valid JSON has line breaks only as
+/// insignificant whitespace, so this keeps the document's meaning and makes every stored JSON
+/// value one line (safe in NDJSON and SSE `data:` lines).
+fn single_line(raw: &[u8]) -> Cow<'_, [u8]> {
+    if raw.iter().any(|&b| b == b'\n' || b == b'\r') {
+        Cow::Owned(raw.iter().map(|&b| if b == b'\n' || b == b'\r' { b' ' } else { b }).collect())
+    } else {
+        Cow::Borrowed(raw)
+    }
+}
+
+struct Prepared<'a> {
+    partition: u32,
+    timestamp: i64,
+    key: Option<Cow<'a, [u8]>>,
+    value: Option<Cow<'a, [u8]>>,
+}
+
+impl Broker {
+    /// Appends records to a topic. Records that cannot be written get an error in their slot of
+    /// the outcome; the others are written. An `Err` means nothing was written.
+    pub async fn produce(&self, caller: &Caller, topic_name: &str, req: ProduceRequest<'_>) -> Result<ProduceOutcome> {
+        let started = Instant::now();
+        caller::authorize(caller, Operation::Write, topic_name)?;
+        let topic = self.lookup(topic_name)?;
+        let max = self.inner.config.max_records_per_request;
+        if req.records.len() > max {
+            return Err(Error::new(
+                ErrorCode::TooManyRecords,
+                format!("{} records in one request; the limit is {max}", req.records.len()),
+            )
+            .with_field("records"));
+        }
+        if req.records.is_empty() {
+            return Err(Error::new(ErrorCode::InvalidRecord, "records must not be empty").with_field("records"));
+        }
+
+        let _guard;
+        let mut idempotency_key = None;
+        if let Some(idem) = &req.idempotency {
+            validate_idempotency_key(&idem.key)?;
+            let key = IdempotencyKey { topic_id: topic.id, key: idem.key.as_bytes().to_vec() };
+            _guard = self.idempotency_lock(&key).await;
+            if let Some(outcome) = self.stored_outcome(&key, idem.fingerprint).await? {
+                return Ok(outcome);
+            }
+            idempotency_key = Some(key);
+        }
+
+        let config = topic.config();
+        let partitions = topic.partitions();
+        let count = partitions.len() as u32;
+        let sticky = self.inner.round_robin.next(count);
+        let now = now_ms();
+        let mut slots = Vec::with_capacity(req.records.len());
+        let mut batches: Vec<(u32, BatchBuilder)> = Vec::new();
+        let mut bytes_in = 0u64;
+        for (i, r) in req.records.iter().enumerate() {
+            match prepare(i, r, &req, count, sticky, now, config.max_message_bytes) {
+                Ok(p) => {
+                    let part = match batches.iter().position(|(pp, _)| *pp == p.partition) {
+                        Some(x) => x,
+                        None => {
+                            batches.push((p.partition, BatchBuilder::default()));
+                            batches.len() - 1
+                        }
+                    };
+                    let b = &mut batches[part].1;
+                    let index = b.len();
+                    let view = RecordView {
+                        timestamp: p.timestamp,
+                        key: p.key.as_deref().map(|bytes| Payload { format: req.key_format, bytes }),
+                        value: p.value.as_deref().map(|bytes| Payload { format: req.value_format, bytes }),
+                        headers: r.headers.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())).collect(),
+                    };
+                    let before = b.encoded_len();
+                    b.push(&view);
+                    bytes_in += (b.encoded_len() - before) as u64;
+                    slots.push(Slot::Ok { part, index, partition: p.partition, timestamp: p.timestamp });
+                }
+                Err(e) => slots.push(Slot::Err(e)),
+            }
+        }
+
+        let written = slots.len() - slots.iter().filter(|s| matches!(s, Slot::Err(_))).count();
+        if written == 0 {
+            let results = slots.into_iter().map(|s| match s {
+                Slot::Err(e) => Err(e),
+                Slot::Ok { .. } => unreachable!("no record was prepared"),
+            });
+            return Ok(ProduceOutcome { results: results.collect(), replayed: false });
+        }
+
+        let parts: Vec<PartAppend> = batches
+            .into_iter()
+            .map(|(partition, b)| PartAppend { partition, count: b.len(), batch: b.finish() })
+            .collect();
+        let sync = req.durability.unwrap_or(config.durability) == Durability::Fsync;
+        let slots = Arc::new(slots);
+        let idempotency = match (idempotency_key, &req.idempotency) {
+            (Some(key), Some(idem)) => {
+                let slots = slots.clone();
+                let fingerprint = idem.fingerprint;
+                let render: super::log::RenderIdempotency = Box::new(move |bases: &[u64]| {
+                    let stored = StoredOutcome {
+                        created_at: now_ms(),
+                        fingerprint,
+                        results: outcome(&slots, bases)
+                            .into_iter()
+                            .map(|r| r.map_err(|e| StoredError { code: e.code, detail: e.detail, field: e.field }))
+                            .collect(),
+                    };
+                    serde_json::to_vec(&stored).unwrap_or_default()
+                });
+                Some((key, render))
+            }
+            _ => None,
+        };
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.inner
+            .writer
+            .send(Op::Append(AppendOp { topic: topic.clone(), parts, sync, idempotency, reply }))
+            .await?;
+        let bases = rx.await.map_err(|_| Error::new(ErrorCode::Unavailable, "the server is shutting down"))??;
+        let results = outcome(&slots, &bases);
+
+        metrics::counter!("weir_records_in_total", "topic" => topic.name.clone()).increment(written as u64);
+        metrics::counter!("weir_bytes_in_total", "topic" => topic.name.clone()).increment(bytes_in);
+        metrics::histogram!("weir_produce_duration_seconds").record(started.elapsed().as_secs_f64());
+        Ok(ProduceOutcome { results, replayed: false })
+    }
+
+    async fn idempotency_lock(&self, key: &IdempotencyKey) -> IdempotencyGuard {
+        let lock = {
+            let mut locks = self.inner.idempotency_locks.lock().expect("idempotency locks");
+            locks.entry(key.clone()).or_default().clone()
+        };
+        let guard = lock.clone().lock_owned().await;
+        IdempotencyGuard { broker: self.clone(), key: key.clone(), _guard: guard }
+    }
+
+    async fn stored_outcome(&self, key: &IdempotencyKey, fingerprint: u64) -> Result<Option<ProduceOutcome>> {
+        let store = self.inner.store.clone();
+        let k = key.clone();
+        let raw = tokio::task::spawn_blocking(move || store.idempotency_get(&k)).await.map_err(Error::internal)??;
+        let Some(raw) = raw else { return Ok(None) };
+        let Ok(stored) = serde_json::from_slice::<StoredOutcome>(&raw) else { return Ok(None) };
+        if stored.created_at + self.inner.config.idempotency_window_ms as i64 <= now_ms() {
+            return Ok(None);
+        }
+        if stored.fingerprint != fingerprint {
+            return Err(Error::new(
+                ErrorCode::IdempotencyKeyReused,
+                "this Idempotency-Key was used with a different request body",
+            )
+            .with_field("Idempotency-Key"));
+        }
+        let results = stored
+            .results
+            .into_iter()
+            .map(|r| r.map_err(|e| Error { code: e.code, detail: e.detail, field: e.field }))
+            .collect();
+        Ok(Some(ProduceOutcome { results, replayed: true }))
+    }
+}
+
+/// Holds the per-key lock of an idempotent produce; removes the map entry when last out.
+struct IdempotencyGuard {
+    broker: Broker,
+    key: IdempotencyKey,
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Drop for IdempotencyGuard {
+    fn drop(&mut self) {
+        let mut locks = self.broker.inner.idempotency_locks.lock().expect("idempotency locks");
+        if locks.get(&self.key).is_some_and(|l| Arc::strong_count(l) <= 2) {
+            locks.remove(&self.key);
+        }
+    }
+}
+
+fn outcome(slots: &[Slot], bases: &[u64]) -> Vec<Result<RecordAck>> {
+    slots
+        .iter()
+        .map(|s| match s {
+            Slot::Ok { part, index, partition, timestamp } => {
+                Ok(RecordAck { partition: *partition, offset: bases[*part] + u64::from(*index), timestamp: *timestamp })
+            }
+            Slot::Err(e) => Err(e.clone()),
+        })
+        .collect()
+}
+
+fn validate_idempotency_key(key: &str) -> Result<()> {
+    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::new(
+            ErrorCode::InvalidParameter,
+            "Idempotency-Key must be 1 to 255 visible ASCII characters",
+        )
+        .with_field("Idempotency-Key"));
+    }
+    Ok(())
+}
+
+fn prepare<'a>(
+    i: usize,
+    r: &RecordInput<'a>,
+    req: &ProduceRequest<'a>,
+    partitions: u32,
+    sticky: u32,
+    now: i64,
+    max_message_bytes: u64,
+) -> Result<Prepared<'a>> {
+    let key = match r.key {
+        Some(k) => Some(resolve(k, req.key_format, &|| format!("records[{i}].key"))?),
+        None => None,
+    };
+    let value = match r.value {
+        ValueInput::Missing => {
+            return Err(Error::new(ErrorCode::InvalidRecord, "a record needs a value (null for a tombstone)")
+                .with_field(format!("records[{i}].value")));
+        }
+        ValueInput::Null => None,
+        ValueInput::Given(v) => Some(resolve(v, req.value_format, &|| format!("records[{i}].value"))?),
+    };
+    let size = key.as_ref().map_or(0, |k| k.len())
+        + value.as_ref().map_or(0, |v| v.len())
+        + r.headers.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+    if size as u64 > max_message_bytes {
+        return Err(Error::new(
+            ErrorCode::RecordTooLarge,
+            format!("record is {size} bytes; the topic's max.message.bytes is {max_message_bytes}"),
+        )
+        .with_field(format!("records[{i}].value")));
+    }
+    let partition = match r.partition {
+        Some(p) if p < 0 || p >= i64::from(partitions) => {
+            return Err(Error::new(
+                ErrorCode::PartitionNotFound,
+                format!("partition {p} does not exist; the topic has {partitions} partitions"),
+            )
+            .with_field(format!("records[{i}].partition")));
+        }
+        Some(p) => p as u32,
+        None => match &key {
+            Some(k) => partition_for_key(k, partitions),
+            None => sticky,
+        },
+    };
+    let timestamp = match r.timestamp {
+        Some(t) if t < 0 => {
+            return Err(Error::new(ErrorCode::InvalidRecord, "timestamp must be >= 0 (ms since the epoch)")
+                .with_field(format!("records[{i}].timestamp")));
+        }
+        Some(t) => t,
+        None => now,
+    };
+    Ok(Prepared { partition, timestamp, key, value })
+}

@@ -1,0 +1,128 @@
+//! The error type shared by every layer, and the one enum of stable error codes.
+//!
+//! Services return [`Error`]; only `http/error.rs` decides which HTTP status a code maps to.
+//! Codes are part of the public API: once published, a code keeps its name and meaning.
+
+use std::fmt;
+
+/// A stable, machine-readable error code, serialized in snake_case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The named topic does not exist.
+    TopicNotFound,
+    /// A topic with this name exists already.
+    TopicAlreadyExists,
+    /// The topic name breaks Kafka's naming rules.
+    InvalidTopicName,
+    /// A topic config key or value is invalid or unsupported.
+    InvalidConfig,
+    /// The partition does not exist in the topic.
+    PartitionNotFound,
+    /// The requested offset is below the earliest or past the next offset.
+    OffsetOutOfRange,
+    /// A record is malformed (missing value, wrong type, bad header, ...).
+    InvalidRecord,
+    /// A key or value declared `binary` is not valid base64.
+    InvalidBase64,
+    /// A record is larger than the topic's `max.message.bytes`.
+    RecordTooLarge,
+    /// The request body exceeds the server's request limit.
+    RequestTooLarge,
+    /// The request carries more records than the server accepts at once.
+    TooManyRecords,
+    /// The request body is not valid JSON or does not have the expected shape.
+    InvalidJson,
+    /// The request's `Content-Type` is not accepted by this endpoint.
+    UnsupportedMediaType,
+    /// A query or path parameter is invalid.
+    InvalidParameter,
+    /// An `Idempotency-Key` was reused with a different request body.
+    IdempotencyKeyReused,
+    /// No such route.
+    NotFound,
+    /// The route exists but not for this method.
+    MethodNotAllowed,
+    /// The server is shutting down or not ready.
+    Unavailable,
+    /// An unexpected server-side failure; details are in the server log.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::TopicNotFound => "topic_not_found",
+            Self::TopicAlreadyExists => "topic_already_exists",
+            Self::InvalidTopicName => "invalid_topic_name",
+            Self::InvalidConfig => "invalid_config",
+            Self::PartitionNotFound => "partition_not_found",
+            Self::OffsetOutOfRange => "offset_out_of_range",
+            Self::InvalidRecord => "invalid_record",
+            Self::InvalidBase64 => "invalid_base64",
+            Self::RecordTooLarge => "record_too_large",
+            Self::RequestTooLarge => "request_too_large",
+            Self::TooManyRecords => "too_many_records",
+            Self::InvalidJson => "invalid_json",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::InvalidParameter => "invalid_parameter",
+            Self::IdempotencyKeyReused => "idempotency_key_reused",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Unavailable => "unavailable",
+            Self::Internal => "internal",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error with a stable code, a human detail, and the offending field when there is one.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{code}: {detail}")]
+pub struct Error {
+    /// The stable code.
+    pub code: ErrorCode,
+    /// A human-readable explanation, safe to show to the caller.
+    pub detail: String,
+    /// The request field (JSON path, query or path parameter) at fault, if any.
+    pub field: Option<String>,
+}
+
+impl Error {
+    /// An error with a code and a detail.
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
+        Self { code, detail: detail.into(), field: None }
+    }
+
+    /// Names the offending field.
+    #[must_use]
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
+    /// An internal failure: the cause is logged here and never returned to the caller.
+    pub fn internal(cause: impl fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(ErrorCode::Internal, "internal server error")
+    }
+
+    /// Shorthand for `invalid_parameter` naming the parameter.
+    pub fn invalid_parameter(field: &str, detail: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidParameter, detail).with_field(field)
+    }
+
+    /// Shorthand for `topic_not_found`.
+    pub fn topic_not_found(name: &str) -> Self {
+        Self::new(ErrorCode::TopicNotFound, format!("topic '{name}' does not exist")).with_field("topic")
+    }
+}
+
+/// Result alias used across the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,118 @@
+//! Extractors that turn every client mistake into a problem+json error naming the field:
+//! the caller context, query strings, and JSON bodies.
+
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequestParts, OptionalFromRequestParts, Query};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
+use axum::http::HeaderMap;
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use crate::broker::Caller;
+use crate::error::{Error, ErrorCode};
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let mut caller = Caller::anonymous();
+        caller.request_id =
+            parts.headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(|s| s.chars().take(128).collect());
+        Ok(caller)
+    }
+}
+
+/// Query parameters; unknown or malformed parameters are `invalid_parameter`.
+#[derive(Debug)]
+pub struct Params<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(v)) => Ok(Self(v)),
+            Err(e) => {
+                let text = e.body_text();
+                let detail = text.strip_prefix("Failed to deserialize query string: ").unwrap_or(&text);
+                let field = detail
+                    .split('`')
+                    .nth(1)
+                    .filter(|_| detail.starts_with("unknown field"))
+                    .unwrap_or("query")
+                    .to_owned();
+                Err(Error::new(ErrorCode::InvalidParameter, format!("invalid query string: {detail}"))
+                    .with_field(field)
+                    .into())
+            }
+        }
+    }
+}
+
+impl<S: Send + Sync, T: DeserializeOwned> OptionalFromRequestParts<S> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Option<Self>, Self::Rejection> {
+        <Self as FromRequestParts<S>>::from_request_parts(parts, state).await.map(Some)
+    }
+}
+
+/// The media type of a request, lower-cased, without parameters.
+pub fn media_type(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+}
+
+/// Reads a whole body, refusing more than `limit` bytes with `request_too_large`.
+pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, Error> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+            || e.to_string().contains("length limit");
+        if too_large {
+            Error::new(ErrorCode::RequestTooLarge, format!("request body exceeds the limit of {limit} bytes"))
+                .with_field("body")
+        } else {
+            Error::new(ErrorCode::InvalidJson, format!("could not read the request body: {e}")).with_field("body")
+        }
+    })
+}
+
+/// Parses JSON, naming the path of the first offending field in the error.
+pub fn parse_json<'de, T: serde::Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, Error> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let mut err = Error::new(ErrorCode::InvalidJson, format!("invalid JSON body: {inner}"));
+        if path != "." && !path.is_empty() {
+            err = err.with_field(path);
+        }
+        err
+    })?;
+    de.end().map_err(|e| Error::new(ErrorCode::InvalidJson, format!("invalid JSON body: {e}")))?;
+    Ok(value)
+}
+
+/// A JSON body of a management endpoint: `application/json` (or no content type), within the
+/// request limit, parsed with field-naming errors.
+pub async fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: Body, limit: usize) -> Result<T, Error> {
+    require_json(headers)?;
+    let bytes = read_body(body, limit).await?;
+    parse_json(&bytes)
+}
+
+/// Refuses any content type but JSON (a missing one is taken as JSON).
+pub fn require_json(headers: &HeaderMap) -> Result<(), Error> {
+    match media_type(headers).as_deref() {
+        None | Some("application/json") => Ok(()),
+        Some(other) => Err(Error::new(
+            ErrorCode::UnsupportedMediaType,
+            format!("Content-Type '{other}' is not accepted here; send application/json"),
+        )
+        .with_field("Content-Type")),
+    }
+}

@@ -1,0 +1,108 @@
+//! The HTTP door: axum routers, extractors, problem+json errors, metrics middleware and the
+//! OpenAPI document. Handlers are thin: extract, call one broker method, shape the answer.
+
+pub mod error;
+pub mod events;
+pub mod extract;
+pub mod openapi;
+pub mod records;
+pub mod render;
+pub mod system;
+pub mod topics;
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::broker::Broker;
+use crate::error::{Error, ErrorCode};
+use error::problem_response;
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// The broker service.
+    pub broker: Broker,
+    /// Renders `/metrics`.
+    pub metrics: PrometheusHandle,
+}
+
+/// The process-wide Prometheus recorder (installed once; several servers in one test process
+/// share it).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let buckets = [
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ];
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &buckets)
+                .expect("valid buckets")
+                .build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed; /metrics may be empty");
+            }
+            handle
+        })
+        .clone()
+}
+
+/// The API routes with their OpenAPI annotations.
+pub fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(topics::create_topic, topics::list_topics))
+        .routes(routes!(topics::get_topic, topics::alter_topic, topics::delete_topic))
+        .routes(routes!(records::produce))
+        .routes(routes!(records::fetch))
+        .routes(routes!(events::events))
+        .routes(routes!(system::healthz))
+        .routes(routes!(system::readyz))
+        .routes(routes!(system::metrics))
+}
+
+/// The complete application: API, `/openapi.json`, `/docs`, fallbacks and middleware.
+pub fn router(broker: Broker) -> Router {
+    let state = AppState { broker, metrics: metrics_handle() };
+    let (api, spec) = api_router().split_for_parts();
+    api.fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), track))
+        .with_state(state)
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
+        .layer(TraceLayer::new_for_http())
+        .layer(CatchPanicLayer::custom(|_| problem_response(&Error::new(ErrorCode::Internal, "internal server error"))))
+}
+
+async fn not_found() -> Response {
+    problem_response(&Error::new(ErrorCode::NotFound, "no such route"))
+}
+
+async fn method_not_allowed() -> Response {
+    problem_response(&Error::new(ErrorCode::MethodNotAllowed, "this route does not accept that method"))
+}
+
+/// Counts requests by route, method and status and times them.
+async fn track(State(_s): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().as_str().to_owned();
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16().to_string();
+    metrics::counter!("weir_http_requests_total", "route" => route.clone(), "method" => method, "status" => status)
+        .increment(1);
+    metrics::histogram!("weir_http_request_duration_seconds", "route" => route).record(started.elapsed().as_secs_f64());
+    resp
+}

@@ -1,0 +1,59 @@
+//! # Weir
+//!
+//! Kafka's client APIs over plain HTTP, on an embedded RocksDB topic log, in one binary.
+//!
+//! ```text
+//!  HTTP clients ──> http/    axum routes, problem+json errors, OpenAPI (thin)
+//!                     │      one broker call per request, with a Caller context
+//!                   broker/  topics, produce, fetch, retention, the log writer thread
+//!                     │
+//!                   storage/ the only module that imports rocksdb: keys, batch codec, store
+//! ```
+//!
+//! Dependencies point down only. [`run`] serves the API on a listener until a shutdown signal.
+
+pub mod bench;
+pub mod broker;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod storage;
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+pub use broker::Broker;
+pub use config::Config;
+
+/// Serves Weir on `listener` until `shutdown` completes, then lets in-flight requests finish
+/// (up to `config.shutdown_grace_ms`), writes out everything acknowledged and closes the store.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let grace = Duration::from_millis(config.shutdown_grace_ms);
+    let broker = Broker::open(config)?;
+    let app = http::router(broker.clone());
+    let token = broker.shutdown_token();
+    tracing::info!(addr = %listener.local_addr()?, "weir listening");
+    let signal_token = token.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutting down: draining in-flight requests");
+        signal_token.cancel();
+    });
+    let mut server = std::pin::pin!(server.into_future());
+    tokio::select! {
+        r = &mut server => r?,
+        _ = async { token.cancelled().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!("shutdown grace period over; closing remaining connections");
+        }
+    }
+    let b = broker.clone();
+    tokio::task::spawn_blocking(move || b.close()).await?;
+    tracing::info!("weir stopped");
+    Ok(())
+}

@@ -1,0 +1,13 @@
+//! The topic store: the only module that imports `rocksdb`.
+//!
+//! It owns the column families, the key encodings ([`keys`]), the value codecs ([`records`])
+//! and atomic write batches ([`store`]). Layers above see typed keys and values, never raw
+//! RocksDB handles.
+
+pub mod keys;
+pub mod records;
+pub mod store;
+
+pub use keys::{IdempotencyKey, PartitionKey, RecordKey};
+pub use records::{BatchBuilder, BatchHeader, BatchIter, CodecError, Format, PartitionStats, Payload, RecordView};
+pub use store::{StorageError, Store, StoreBatch, StoreOptions};

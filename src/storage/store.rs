@@ -1,0 +1,337 @@
+//! The RocksDB handle: column families, their tuning, typed reads and atomic write batches.
+//!
+//! Every method here blocks on disk I/O: async callers run them on the blocking pool or on the
+//! log writer thread, never on a tokio worker.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Direction, IteratorMode,
+    Options, ReadOptions, WriteBatch, WriteOptions, DB,
+};
+
+use super::keys::{IdempotencyKey, NEXT_TOPIC_ID_KEY, PartitionKey, RecordKey, TOPIC_KEY_PREFIX, topic_key};
+use super::records::{BatchHeader, PartitionStats};
+
+const CF_RECORDS: &str = "records";
+const CF_META: &str = "meta";
+const CF_IDEMPOTENCY: &str = "idempotency";
+
+/// A storage failure: I/O, corruption, or RocksDB itself.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// RocksDB reported an error.
+    #[error("rocksdb: {0}")]
+    Rocks(#[from] rocksdb::Error),
+    /// A stored value could not be decoded.
+    #[error("{0}")]
+    Corrupt(#[from] super::records::CodecError),
+}
+
+impl From<StorageError> for crate::error::Error {
+    fn from(e: StorageError) -> Self {
+        crate::error::Error::internal(e)
+    }
+}
+
+type Result<T> = std::result::Result<T, StorageError>;
+
+/// Tuning knobs for the store.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Memtable size of the records column family, in bytes.
+    pub write_buffer_bytes: usize,
+    /// Shared block cache size, in bytes.
+    pub block_cache_bytes: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self { write_buffer_bytes: 64 << 20, block_cache_bytes: 128 << 20 }
+    }
+}
+
+/// The embedded topic store. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<DB>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store in `path`.
+    pub fn open(path: &Path, options: &StoreOptions) -> Result<Self> {
+        let cache = Cache::new_lru_cache(options.block_cache_bytes);
+        let mut table = BlockBasedOptions::default();
+        table.set_block_cache(&cache);
+        table.set_block_size(32 << 10);
+        table.set_bloom_filter(10.0, false);
+
+        let mut db_opts = Options::default();
+        db_opts.create_if_missing(true);
+        db_opts.create_missing_column_families(true);
+        db_opts.increase_parallelism(2);
+        db_opts.set_max_background_jobs(2);
+        db_opts.set_bytes_per_sync(1 << 20);
+        db_opts.set_keep_log_file_num(4);
+        db_opts.set_max_total_wal_size(256 << 20);
+
+        // The log: append-only, time-ordered keys, large values that are already compact.
+        let mut records = Options::default();
+        records.set_block_based_table_factory(&table);
+        records.set_write_buffer_size(options.write_buffer_bytes);
+        records.set_max_write_buffer_number(4);
+        records.set_min_write_buffer_number_to_merge(1);
+        records.set_target_file_size_base(64 << 20);
+        records.set_level_compaction_dynamic_level_bytes(true);
+        records.set_compression_type(DBCompressionType::None);
+        records.set_bottommost_compression_type(DBCompressionType::Lz4);
+        records.set_enable_blob_files(true);
+        records.set_min_blob_size(4096);
+        records.set_blob_file_size(256 << 20);
+        records.set_blob_compression_type(DBCompressionType::Lz4);
+        records.set_enable_blob_gc(true);
+
+        let mut meta = Options::default();
+        meta.set_block_based_table_factory(&table);
+        let mut idem = Options::default();
+        idem.set_block_based_table_factory(&table);
+
+        let cfs = vec![
+            ColumnFamilyDescriptor::new(CF_RECORDS, records),
+            ColumnFamilyDescriptor::new(CF_META, meta),
+            ColumnFamilyDescriptor::new(CF_IDEMPOTENCY, idem),
+        ];
+        std::fs::create_dir_all(path).map_err(|e| StorageError::Rocks(rocksdb::Error::new(e.to_string())))?;
+        let db = DB::open_cf_descriptors(&db_opts, path, cfs)?;
+        Ok(Self { db: Arc::new(db), path: path.to_path_buf() })
+    }
+
+    fn cf(&self, name: &str) -> &ColumnFamily {
+        self.db.cf_handle(name).expect("column family created at open")
+    }
+
+    /// Starts an atomic write batch.
+    pub fn batch(&self) -> StoreBatch<'_> {
+        StoreBatch { store: self, inner: WriteBatch::default() }
+    }
+
+    /// Applies a batch atomically. It is in the write-ahead log when this returns (survives a
+    /// crash of the process); with `sync` it is also fsynced (survives power loss).
+    pub fn write(&self, batch: StoreBatch<'_>, sync: bool) -> Result<()> {
+        let mut opts = WriteOptions::default();
+        opts.set_sync(sync);
+        self.db.write_opt(batch.inner, &opts)?;
+        Ok(())
+    }
+
+    /// All topic descriptors, as stored by [`StoreBatch::put_topic`].
+    pub fn topics(&self) -> Result<Vec<Vec<u8>>> {
+        let mut out = Vec::new();
+        let iter = self.db.iterator_cf(self.cf(CF_META), IteratorMode::From(TOPIC_KEY_PREFIX, Direction::Forward));
+        for item in iter {
+            let (k, v) = item?;
+            if !k.starts_with(TOPIC_KEY_PREFIX) {
+                break;
+            }
+            out.push(v.to_vec());
+        }
+        Ok(out)
+    }
+
+    /// The last topic id handed out, 0 when none was.
+    pub fn last_topic_id(&self) -> Result<u32> {
+        Ok(self
+            .db
+            .get_cf(self.cf(CF_META), NEXT_TOPIC_ID_KEY)?
+            .and_then(|v| <[u8; 4]>::try_from(v.as_slice()).ok())
+            .map_or(0, u32::from_be_bytes))
+    }
+
+    /// The stored counters of a partition.
+    pub fn partition_stats(&self, key: PartitionKey) -> Result<Option<PartitionStats>> {
+        match self.db.get_pinned_cf(self.cf(CF_META), key.encode())? {
+            Some(v) => Ok(Some(PartitionStats::decode(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Calls `f(base_offset, batch_bytes)` for each batch of the partition, in offset order,
+    /// starting with the batch that holds `from_offset` (or the first one after it), until `f`
+    /// returns `false`.
+    pub fn scan_batches(
+        &self,
+        topic_id: u32,
+        partition: u32,
+        from_offset: u64,
+        mut f: impl FnMut(u64, &[u8]) -> bool,
+    ) -> Result<()> {
+        let lower = RecordKey { topic_id, partition, base_offset: 0 }.encode();
+        let upper = RecordKey { topic_id, partition, base_offset: u64::MAX }.encode();
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_lower_bound(lower.to_vec());
+        ro.set_iterate_upper_bound(upper.to_vec());
+        ro.fill_cache(true);
+        let mut it = self.db.raw_iterator_cf_opt(self.cf(CF_RECORDS), ro);
+        let start = RecordKey { topic_id, partition, base_offset: from_offset }.encode();
+        it.seek_for_prev(start);
+        if it.valid() {
+            let holds = match (it.key().and_then(RecordKey::decode), it.value()) {
+                (Some(k), Some(v)) => k.base_offset + u64::from(BatchHeader::parse(v)?.count) > from_offset,
+                _ => false,
+            };
+            if !holds {
+                it.next();
+            }
+        } else {
+            it.seek(start);
+        }
+        while it.valid() {
+            let (Some(k), Some(v)) = (it.key().and_then(RecordKey::decode), it.value()) else { break };
+            if !f(k.base_offset, v) {
+                return Ok(());
+            }
+            it.next();
+        }
+        it.status()?;
+        Ok(())
+    }
+
+    /// A stored idempotent-produce result.
+    pub fn idempotency_get(&self, key: &IdempotencyKey) -> Result<Option<Vec<u8>>> {
+        Ok(self.db.get_cf(self.cf(CF_IDEMPOTENCY), key.encode())?)
+    }
+
+    /// Calls `f(key, value)` for every stored idempotent-produce result.
+    pub fn idempotency_scan(&self, mut f: impl FnMut(IdempotencyKey, &[u8])) -> Result<()> {
+        for item in self.db.iterator_cf(self.cf(CF_IDEMPOTENCY), IteratorMode::Start) {
+            let (k, v) = item?;
+            if let Some(key) = IdempotencyKey::decode(&k) {
+                f(key, &v);
+            }
+        }
+        Ok(())
+    }
+
+    /// Flushes and fsyncs the write-ahead log.
+    pub fn flush_wal(&self) -> Result<()> {
+        self.db.flush_wal(true)?;
+        Ok(())
+    }
+
+    /// Asks RocksDB to compact the records of a partition below `to_offset`, so that space
+    /// freed by retention is reclaimed.
+    pub fn compact_records(&self, topic_id: u32, partition: u32, to_offset: u64) {
+        let from = RecordKey { topic_id, partition, base_offset: 0 }.encode();
+        let to = RecordKey { topic_id, partition, base_offset: to_offset }.encode();
+        self.db.compact_range_cf(self.cf(CF_RECORDS), Some(from), Some(to));
+    }
+
+    /// Bytes used on disk and in memtables by the whole store.
+    pub fn size_bytes(&self) -> u64 {
+        let mut total = 0;
+        for cf in [CF_RECORDS, CF_META, CF_IDEMPOTENCY] {
+            for prop in ["rocksdb.total-sst-files-size", "rocksdb.total-blob-file-size", "rocksdb.cur-size-all-mem-tables"]
+            {
+                total += self.db.property_int_value_cf(self.cf(cf), prop).ok().flatten().unwrap_or(0);
+            }
+        }
+        total
+    }
+
+    /// Raw appends with no HTTP, JSON or broker logic: the storage ceiling the benchmark
+    /// compares produce throughput against. Writes `batches` values under a private topic id.
+    pub fn raw_append_ceiling(&self, topic_id: u32, batches: &[Vec<u8>]) -> Result<()> {
+        for (i, value) in batches.iter().enumerate() {
+            let mut b = WriteBatch::default();
+            b.put_cf(self.cf(CF_RECORDS), RecordKey { topic_id, partition: 0, base_offset: i as u64 }.encode(), value);
+            self.db.write(b)?;
+        }
+        let mut b = WriteBatch::default();
+        b.delete_range_cf(self.cf(CF_RECORDS), RecordKey::topic_start(topic_id), RecordKey::topic_end(topic_id));
+        self.db.write(b)?;
+        Ok(())
+    }
+}
+
+/// An atomic set of writes; applied with [`Store::write`].
+pub struct StoreBatch<'a> {
+    store: &'a Store,
+    inner: WriteBatch,
+}
+
+impl StoreBatch<'_> {
+    /// Stores one record batch.
+    pub fn put_batch(&mut self, key: RecordKey, value: &[u8]) {
+        self.inner.put_cf(self.store.cf(CF_RECORDS), key.encode(), value);
+    }
+
+    /// Stores a partition's counters.
+    pub fn put_partition_stats(&mut self, key: PartitionKey, stats: &PartitionStats) {
+        self.inner.put_cf(self.store.cf(CF_META), key.encode(), stats.encode());
+    }
+
+    /// Removes a partition's counters.
+    pub fn delete_partition_stats(&mut self, key: PartitionKey) {
+        self.inner.delete_cf(self.store.cf(CF_META), key.encode());
+    }
+
+    /// Stores a topic descriptor under its name.
+    pub fn put_topic(&mut self, name: &str, descriptor: &[u8]) {
+        self.inner.put_cf(self.store.cf(CF_META), topic_key(name), descriptor);
+    }
+
+    /// Removes a topic descriptor.
+    pub fn delete_topic(&mut self, name: &str) {
+        self.inner.delete_cf(self.store.cf(CF_META), topic_key(name));
+    }
+
+    /// Records the last topic id handed out.
+    pub fn put_last_topic_id(&mut self, id: u32) {
+        self.inner.put_cf(self.store.cf(CF_META), NEXT_TOPIC_ID_KEY, id.to_be_bytes());
+    }
+
+    /// Deletes the batches of a partition whose base offset is below `to_offset`.
+    pub fn delete_batches_below(&mut self, topic_id: u32, partition: u32, to_offset: u64) {
+        let from = RecordKey { topic_id, partition, base_offset: 0 }.encode();
+        let to = RecordKey { topic_id, partition, base_offset: to_offset }.encode();
+        self.inner.delete_range_cf(self.store.cf(CF_RECORDS), from, to);
+    }
+
+    /// Deletes every batch of a topic and its idempotency results.
+    pub fn delete_topic_data(&mut self, topic_id: u32) {
+        self.inner.delete_range_cf(
+            self.store.cf(CF_RECORDS),
+            RecordKey::topic_start(topic_id),
+            RecordKey::topic_end(topic_id),
+        );
+        let from = topic_id.to_be_bytes().to_vec();
+        let to = match topic_id.checked_add(1) {
+            Some(n) => n.to_be_bytes().to_vec(),
+            None => vec![0xff; 5],
+        };
+        self.inner.delete_range_cf(self.store.cf(CF_IDEMPOTENCY), from, to);
+    }
+
+    /// Stores an idempotent-produce result.
+    pub fn put_idempotency(&mut self, key: &IdempotencyKey, value: &[u8]) {
+        self.inner.put_cf(self.store.cf(CF_IDEMPOTENCY), key.encode(), value);
+    }
+
+    /// Removes an idempotent-produce result.
+    pub fn delete_idempotency(&mut self, key: &IdempotencyKey) {
+        self.inner.delete_cf(self.store.cf(CF_IDEMPOTENCY), key.encode());
+    }
+
+    /// Whether the batch holds no writes.
+    pub fn is_empty(&self) -> bool {
+        self.inner.is_empty()
+    }
+}

@@ -1,0 +1,89 @@
+//! The API's self-description: OpenAPI document, docs page, health, readiness and metrics.
+mod common;
+
+use common::{Server, client};
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn served_openapi_equals_the_committed_spec() {
+    let s = Server::start();
+    let served: Value = client().get(s.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json");
+    let generated = weir::http::openapi::spec_json();
+    if std::env::var_os("UPDATE_OPENAPI").is_some() {
+        std::fs::write(path, &generated).unwrap();
+    }
+    let committed: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(
+        served, committed,
+        "openapi/openapi.json is stale: run `UPDATE_OPENAPI=1 cargo test --test api` or `weir openapi > openapi/openapi.json`"
+    );
+}
+
+#[test]
+fn every_operation_is_documented_with_examples_and_errors() {
+    let spec: Value = serde_json::from_str(&weir::http::openapi::spec_json()).unwrap();
+    let schemas = &spec["components"]["schemas"];
+    let has_example = |content: &Value| -> bool {
+        content.as_object().unwrap().values().any(|media| {
+            if media.get("example").is_some() || media.get("examples").is_some() {
+                return true;
+            }
+            let schema = &media["schema"];
+            let target = schema["$ref"].as_str().and_then(|r| r.rsplit('/').next()).map(|n| &schemas[n]).unwrap_or(schema);
+            target.get("example").is_some()
+        })
+    };
+    let mut operations = 0;
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            operations += 1;
+            let name = format!("{method} {path}");
+            assert!(op["summary"].as_str().is_some_and(|s| !s.is_empty()), "{name}: no summary");
+            let responses = op["responses"].as_object().unwrap();
+            let ok = responses.iter().find(|(code, _)| code.starts_with('2')).unwrap_or_else(|| panic!("{name}: no success"));
+            if ok.0 != "204" {
+                assert!(has_example(&ok.1["content"]), "{name}: no response example");
+            }
+            if let Some(body) = op.get("requestBody") {
+                assert!(has_example(&body["content"]), "{name}: no request example");
+            }
+            if path.starts_with("/v1/") {
+                assert!(responses.keys().any(|c| c.starts_with('4')), "{name}: no error responses");
+            }
+        }
+    }
+    assert!(operations >= 10, "only {operations} operations");
+}
+
+#[tokio::test]
+async fn docs_health_ready_and_metrics() {
+    let s = Server::start();
+    let r = client().get(s.url("/docs/")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("swagger"), "{html}");
+    assert!(!html.contains("https://"), "the docs page must not load anything from the internet");
+    let js = client().get(s.url("/docs/swagger-ui-bundle.js")).send().await.unwrap();
+    assert_eq!(js.status(), 200);
+    assert_eq!(client().get(s.url("/healthz")).send().await.unwrap().json::<Value>().await.unwrap(), json!({"status": "ok"}));
+    assert_eq!(client().get(s.url("/readyz")).send().await.unwrap().json::<Value>().await.unwrap(), json!({"status": "ready"}));
+
+    s.create_topic("m", 1, json!({})).await;
+    s.produce("m", json!({"records": [{"value": "x"}, {"value": "y"}]})).await;
+    s.fetch("m", 0, "offset=0").await;
+    let text = client().get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    for needle in [
+        "weir_records_in_total{topic=\"m\"} 2",
+        "weir_records_out_total{topic=\"m\"} 2",
+        "weir_bytes_in_total{topic=\"m\"}",
+        "weir_bytes_out_total{topic=\"m\"}",
+        "weir_produce_duration_seconds_bucket",
+        "weir_fetch_duration_seconds_bucket",
+        "weir_http_requests_total{route=\"/v1/topics/{topic}/records\",method=\"POST\",status=\"200\"} 1",
+        "weir_http_request_duration_seconds_bucket",
+        "weir_storage_bytes",
+    ] {
+        assert!(text.contains(needle), "metrics lack {needle}:\n{text}");
+    }
+}

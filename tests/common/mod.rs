@@ -1,0 +1,169 @@
+//! Test harness: starts the real `weir` binary on 127.0.0.1:0 in a temporary data directory and
+//! talks HTTP to it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+/// A running server process.
+pub struct Server {
+    pub base: String,
+    pub dir: PathBuf,
+    _tmp: Option<Arc<tempfile::TempDir>>,
+    child: Option<Child>,
+    pub logs: Arc<Mutex<Vec<String>>>,
+    args: Vec<String>,
+}
+
+impl Server {
+    /// A server in a fresh data directory.
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// A server in a fresh data directory, with extra `weir serve` flags.
+    pub fn start_with(args: &[&str]) -> Self {
+        let tmp = Arc::new(tempfile::tempdir().expect("tempdir"));
+        let dir = tmp.path().join("data");
+        let mut s = Self::spawn(&dir, args.iter().map(|s| s.to_string()).collect());
+        s._tmp = Some(tmp);
+        s
+    }
+
+    fn spawn(dir: &Path, args: Vec<String>) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir)
+            .args(&args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start weir");
+        let stderr = child.stderr.take().expect("stderr");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let l = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    if v["fields"]["message"] == "weir listening" {
+                        let _ = tx.send(v["fields"]["addr"].as_str().unwrap_or_default().to_owned());
+                    }
+                }
+                l.lock().unwrap().push(line);
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("weir did not start: {:?}", logs.lock().unwrap());
+            }
+        };
+        Self { base: format!("http://{addr}"), dir: dir.to_path_buf(), _tmp: None, child: Some(child), logs, args }
+    }
+
+    /// Stops with SIGTERM (graceful) and waits for the process to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let status = c.wait().expect("wait");
+            assert!(status.success(), "weir exited with {status}: {:?}", self.logs.lock().unwrap());
+        }
+    }
+
+    /// Kills with SIGKILL: no shutdown code runs.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").arg("-KILL").arg(c.id().to_string()).status();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts a new process on the same data directory (after `stop` or `kill9`).
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop the server first");
+        let next = Self::spawn(&self.dir.clone(), self.args.clone());
+        self.base = next.base.clone();
+        self.logs = next.logs.clone();
+        let mut next = next;
+        self.child = next.child.take();
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Creates a topic and returns its description.
+    pub async fn create_topic(&self, name: &str, partitions: u32, config: Value) -> Value {
+        let r = client()
+            .post(self.url("/v1/topics"))
+            .json(&json!({"name": name, "partitions": partitions, "config": config}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "create topic {name}");
+        r.json().await.unwrap()
+    }
+
+    /// Produces a JSON batch and returns the response body (asserting 200).
+    pub async fn produce(&self, topic: &str, body: Value) -> Value {
+        let r = client().post(self.url(&format!("/v1/topics/{topic}/records"))).json(&body).send().await.unwrap();
+        let status = r.status();
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(status, 200, "produce: {v}");
+        v
+    }
+
+    /// Fetches with a query string and returns the body (asserting 200).
+    pub async fn fetch(&self, topic: &str, partition: u32, query: &str) -> Value {
+        let r = client()
+            .get(self.url(&format!("/v1/topics/{topic}/partitions/{partition}/records?{query}")))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(status, 200, "fetch: {v}");
+        v
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A shared HTTP client.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap()
+}
+
+/// Asserts a problem+json answer with the given status and code; returns the problem.
+pub async fn expect_problem(r: reqwest::Response, status: u16, code: &str) -> Value {
+    assert_eq!(r.status(), status, "status");
+    let ct = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(ct, "application/problem+json", "content type of {v}");
+    assert_eq!(v["code"], code, "{v}");
+    assert_eq!(v["status"], status, "{v}");
+    assert!(v["detail"].as_str().is_some_and(|d| !d.is_empty()), "{v}");
+    v
+}
+
+/// A topic name unique to this process and call.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
