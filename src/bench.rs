@@ -1,14 +1,525 @@
-//! The benchmark harness (`weir bench`): placeholder until the suite lands.
+//! The benchmark harness (`weir bench`): starts a server in-process on 127.0.0.1:0 and measures
+//! each capability next to its ceiling on the same machine, in the same run:
+//!
+//! - batch produce (1000 records of 100 B and of 1 KB) vs a no-op axum POST handler taking the
+//!   same body (HTTP ceiling) and raw RocksDB `WriteBatch` appends of the same batches (storage
+//!   ceiling);
+//! - single-record produce from 64 connections vs the no-op handler;
+//! - catch-up fetch of a large backlog vs a raw scan of the same batches;
+//! - produce-to-consume latency with a long-polling reader at half of peak single-record load.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::routing::post;
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+
+use crate::config::Config;
+use crate::storage::{BatchBuilder, BatchIter, Format, Payload, RecordView, Store, StoreOptions};
 
 /// Options of `weir bench`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
-    /// Scale factor for the amount of work.
-    #[arg(long, default_value_t = 1.0)]
-    pub scale: f64,
+    /// Seconds each measured phase runs.
+    #[arg(long, default_value_t = 5.0)]
+    pub seconds: f64,
+    /// Records in the catch-up fetch backlog.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub backlog: u64,
+    /// Write the report (with the machine's description) to this Markdown file.
+    #[arg(long)]
+    pub out: Option<std::path::PathBuf>,
 }
 
-/// Runs the suite.
-pub async fn main(_args: BenchArgs) -> anyhow::Result<()> {
-    anyhow::bail!("not implemented yet")
+/// One measured line of the report.
+#[derive(Debug, Clone)]
+struct Row {
+    name: String,
+    records_per_s: f64,
+    mb_per_s: f64,
+    p50_us: u64,
+    p99_us: u64,
+    p999_us: u64,
+}
+
+impl Row {
+    fn new(name: &str, records: u64, bytes: u64, elapsed: Duration, lat: &Histogram<u64>) -> Self {
+        let s = elapsed.as_secs_f64();
+        Self {
+            name: name.to_owned(),
+            records_per_s: records as f64 / s,
+            mb_per_s: bytes as f64 / s / 1e6,
+            p50_us: lat.value_at_quantile(0.5),
+            p99_us: lat.value_at_quantile(0.99),
+            p999_us: lat.value_at_quantile(0.999),
+        }
+    }
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds")
+}
+
+fn ms(us: u64) -> String {
+    format!("{:.2}", us as f64 / 1000.0)
+}
+
+/// Starts Weir on its own runtime thread; returns its address and a shutdown sender.
+fn start_server(
+    config: Config,
+) -> anyhow::Result<(
+    SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    std::thread::JoinHandle<()>,
+)> {
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let handle = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            addr_tx.send(listener.local_addr().expect("addr")).expect("send addr");
+            if let Err(e) = crate::run(listener, config, async move {
+                let _ = stop_rx.await;
+            })
+            .await
+            {
+                tracing::error!(error = %e, "bench server failed");
+            }
+        });
+    });
+    Ok((addr_rx.recv_timeout(Duration::from_secs(60))?, stop_tx, handle))
+}
+
+/// Starts the no-op ceiling server: a POST handler that takes the body and answers `{}`.
+async fn start_noop() -> anyhow::Result<SocketAddr> {
+    let app = Router::new().route(
+        "/noop",
+        post(|body: Bytes| async move { (axum::http::StatusCode::OK, format!("{{\"n\":{}}}", body.len())) }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(addr)
+}
+
+/// Runs `concurrency` loops of POSTs of `body` to `url` for `seconds`; returns (requests, elapsed, latencies).
+async fn post_loop(
+    url: &str,
+    body: Bytes,
+    content_type: &'static str,
+    concurrency: usize,
+    seconds: f64,
+) -> (u64, Duration, Histogram<u64>) {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .expect("client");
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (client, url, body) = (client.clone(), url.to_owned(), body.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut h = histogram();
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let r = client
+                    .post(&url)
+                    .header("content-type", content_type)
+                    .body(body.clone())
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) if r.status().is_success() => {
+                        let _ = r.bytes().await;
+                    }
+                    Ok(r) => panic!("bench request failed: {} {:?}", r.status(), r.text().await),
+                    Err(e) => panic!("bench request failed: {e}"),
+                }
+                h.saturating_record(t.elapsed().as_micros() as u64);
+                n += 1;
+            }
+            (n, h)
+        }));
+    }
+    let mut total = 0;
+    let mut h = histogram();
+    for t in tasks {
+        let (n, th) = t.await.expect("task");
+        total += n;
+        h.add(th).expect("merge histograms");
+    }
+    (total, started.elapsed(), h)
+}
+
+fn records_body(count: usize, value_bytes: usize) -> (Bytes, Vec<Vec<u8>>) {
+    // A JSON string value of exactly `value_bytes` bytes including its quotes.
+    let value = format!("\"{}\"", "x".repeat(value_bytes.saturating_sub(2)));
+    let records: Vec<Value> = (0..count)
+        .map(|_| json!({"value": serde_json::from_str::<Value>(&value).unwrap()}))
+        .collect();
+    let body = serde_json::to_vec(&json!({"records": records})).expect("json");
+    // The same records as the storage ceiling writes them: one encoded batch.
+    let mut b = BatchBuilder::with_capacity(count * (value_bytes + 16));
+    for _ in 0..count {
+        b.push(&RecordView {
+            timestamp: 1_732_500_000_000,
+            key: None,
+            value: Some(Payload {
+                format: Format::Json,
+                bytes: value.as_bytes(),
+            }),
+            headers: vec![],
+        });
+    }
+    (Bytes::from(body), vec![b.finish()])
+}
+
+async fn create_topic(base: &str, name: &str, partitions: u32) -> anyhow::Result<()> {
+    let r = reqwest::Client::new()
+        .post(format!("{base}/v1/topics"))
+        .json(&json!({"name": name, "partitions": partitions, "config": {"retention.ms": -1}}))
+        .send()
+        .await?;
+    anyhow::ensure!(r.status() == 201, "create topic {name}: {}", r.status());
+    Ok(())
+}
+
+/// Raw storage ceiling: appends `batch` as fast as possible for `seconds`.
+fn raw_append(store: &Store, batch: &[u8], seconds: f64) -> anyhow::Result<(u64, Duration)> {
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let mut n = 0u64;
+    let chunk: Vec<Vec<u8>> = (0..64).map(|_| batch.to_vec()).collect();
+    let mut topic = 1_000_000;
+    while Instant::now() < deadline {
+        store.raw_append_ceiling(topic, &chunk)?;
+        topic += 1;
+        n += chunk.len() as u64;
+    }
+    Ok((n, started.elapsed()))
+}
+
+/// Runs the whole suite and prints (and optionally writes) the report.
+pub async fn main(args: BenchArgs) -> anyhow::Result<()> {
+    let tmp = tempfile_dir()?;
+    let config = Config {
+        data_dir: tmp.join("weir"),
+        listen: "127.0.0.1:0".parse()?,
+        max_fetch_records: 10_000,
+        ..Config::default()
+    };
+    let (addr, stop, server) = start_server(config)?;
+    let base = format!("http://{addr}");
+    let noop = format!("http://{}/noop", start_noop().await?);
+    let raw_store = Store::open(&tmp.join("raw"), &StoreOptions::default())?;
+    let secs = args.seconds;
+    let mut report = String::new();
+    let mut rows: Vec<(Row, Row, Option<Row>)> = Vec::new();
+
+    // 1. Batch produce.
+    for (size, label) in [(100usize, "100 B"), (1024, "1 KB")] {
+        let topic = format!("bench-batch-{size}");
+        create_topic(&base, &topic, 4).await?;
+        let (body, batches) = records_body(1000, size);
+        let payload = (1000 * size) as u64;
+        let (n, el, h) = post_loop(
+            &format!("{base}/v1/topics/{topic}/records"),
+            body.clone(),
+            "application/json",
+            4,
+            secs,
+        )
+        .await;
+        let weir = Row::new(
+            &format!("batch produce, 1000 × {label}, 4 connections"),
+            n * 1000,
+            n * payload,
+            el,
+            &h,
+        );
+        let (n2, el2, h2) = post_loop(&noop, body, "application/json", 4, secs).await;
+        let http = Row::new(
+            "  ceiling: no-op axum POST, same body",
+            n2 * 1000,
+            n2 * payload,
+            el2,
+            &h2,
+        );
+        let (n3, el3) = tokio::task::block_in_place(|| raw_append(&raw_store, &batches[0], secs))?;
+        let storage = Row::new(
+            "  ceiling: raw RocksDB WriteBatch appends",
+            n3 * 1000,
+            n3 * payload,
+            el3,
+            &histogram(),
+        );
+        rows.push((weir, http, Some(storage)));
+    }
+
+    // 2. Single-record produce from 64 connections.
+    create_topic(&base, "bench-single", 4).await?;
+    let (body, _) = records_body(1, 100);
+    let (n, el, h) = post_loop(
+        &format!("{base}/v1/topics/bench-single/records"),
+        body.clone(),
+        "application/json",
+        64,
+        secs,
+    )
+    .await;
+    let single = Row::new("single-record produce, 100 B, 64 connections", n, n * 100, el, &h);
+    let (n2, el2, h2) = post_loop(&noop, body, "application/json", 64, secs).await;
+    let single_ceiling = Row::new("  ceiling: no-op axum POST, same body", n2, n2 * 100, el2, &h2);
+    let peak_single = single.records_per_s;
+    rows.push((single, single_ceiling, None));
+
+    // 3. Catch-up fetch of a backlog.
+    create_topic(&base, "bench-fetch", 1).await?;
+    let (body, _) = records_body(1000, 100);
+    let client = reqwest::Client::new();
+    let url = format!("{base}/v1/topics/bench-fetch/records");
+    let mut filled = 0;
+    while filled < args.backlog {
+        let r = client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await?;
+        anyhow::ensure!(r.status() == 200, "fill backlog: {}", r.status());
+        filled += 1000;
+    }
+    let mut h = histogram();
+    let started = Instant::now();
+    let (mut offset, mut records, mut bytes) = (0u64, 0u64, 0u64);
+    while offset < filled {
+        let t = Instant::now();
+        let r = client
+            .get(format!(
+                "{base}/v1/topics/bench-fetch/partitions/0/records?offset={offset}&max_records=10000&max_bytes=16000000"
+            ))
+            .send()
+            .await?;
+        let body = r.bytes().await?;
+        h.saturating_record(t.elapsed().as_micros() as u64);
+        bytes += body.len() as u64;
+        let v: FetchSummary = serde_json::from_slice(&body)?;
+        records += v.records.len() as u64;
+        offset = v.next_offset;
+    }
+    let fetch = Row::new(
+        "catch-up fetch, 100 B records, 10000 per request",
+        records,
+        bytes,
+        started.elapsed(),
+        &h,
+    );
+    // Ceiling: the same batches read straight from RocksDB and decoded, no HTTP or JSON.
+    let store = Store::open(&tmp.join("raw-fetch"), &StoreOptions::default())?;
+    let (_, batches) = records_body(1000, 100);
+    let topic_id = 7;
+    {
+        let chunk: Vec<Vec<u8>> = (0..filled / 1000).map(|_| batches[0].clone()).collect();
+        store.raw_fill(topic_id, &chunk)?;
+    }
+    let started = Instant::now();
+    let mut raw_records = 0u64;
+    store.scan_batches(topic_id, 0, 0, |_, bytes| {
+        if let Ok((_, it)) = BatchIter::new(bytes) {
+            raw_records += it.filter(|r| r.is_ok()).count() as u64;
+        }
+        true
+    })?;
+    let fetch_ceiling = Row::new(
+        "  ceiling: raw RocksDB scan + decode, same batches",
+        raw_records,
+        raw_records * 100,
+        started.elapsed(),
+        &histogram(),
+    );
+    rows.push((fetch, fetch_ceiling, None));
+
+    // 4. Produce-to-consume latency at half of peak single-record load.
+    create_topic(&base, "bench-e2e", 1).await?;
+    let rate = (peak_single / 2.0).max(10.0);
+    let (lat, delivered) = end_to_end(&base, rate, secs).await?;
+    let e2e = Row::new(
+        &format!("produce-to-consume, long-poll reader, {rate:.0} records/s offered"),
+        delivered,
+        delivered * 100,
+        Duration::from_secs_f64(secs),
+        &lat,
+    );
+
+    let _ = stop.send(());
+    tokio::task::spawn_blocking(move || server.join()).await?.ok();
+
+    // Report.
+    let _ = writeln!(
+        report,
+        "| Benchmark | records/s | MB/s | p50 ms | p99 ms | p99.9 ms | vs ceiling |"
+    );
+    let _ = writeln!(report, "|---|---:|---:|---:|---:|---:|---:|");
+    let line = |r: &Row, pct: &str| {
+        format!(
+            "| {} | {:.0} | {:.1} | {} | {} | {} | {} |\n",
+            r.name,
+            r.records_per_s,
+            r.mb_per_s,
+            ms(r.p50_us),
+            ms(r.p99_us),
+            ms(r.p999_us),
+            pct
+        )
+    };
+    for (weir, c1, c2) in &rows {
+        let best = c2.as_ref().map_or(c1.records_per_s, |c| c.records_per_s);
+        let pct = format!(
+            "{:.0} % of {}",
+            100.0 * weir.records_per_s / c1.records_per_s,
+            if c2.is_some() { "HTTP" } else { "ceiling" }
+        );
+        let pct = match c2 {
+            Some(c) => format!(
+                "{pct}, {:.0} % of storage",
+                100.0 * weir.records_per_s / c.records_per_s
+            ),
+            None => pct,
+        };
+        let _ = best;
+        report.push_str(&line(weir, &pct));
+        report.push_str(&line(c1, ""));
+        if let Some(c) = c2 {
+            report.push_str(&line(c, ""));
+        }
+    }
+    report.push_str(&line(&e2e, ""));
+    println!("{report}");
+    if let Some(path) = args.out {
+        let doc = format!(
+            "# Benchmarks\n\nProduced by `cargo run --release -- bench --out BENCHMARKS.md` ({} s per phase, backlog {} records). \
+Server and load generator share the machine: the server runs on its own 2-worker runtime, the client on another.\n\n\
+## Machine\n\n{}\n\n## Results\n\n{}\n",
+            secs,
+            args.backlog,
+            machine(),
+            report
+        );
+        std::fs::write(path, doc)?;
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+    Ok(())
+}
+
+#[derive(serde::Deserialize)]
+struct FetchSummary {
+    records: Vec<serde::de::IgnoredAny>,
+    next_offset: u64,
+}
+
+async fn end_to_end(base: &str, rate: f64, seconds: f64) -> anyhow::Result<(Histogram<u64>, u64)> {
+    let epoch = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicU64::new(0));
+    let producers = 8usize;
+    let per = rate / producers as f64;
+    let mut tasks = Vec::new();
+    let client = reqwest::Client::new();
+    for _ in 0..producers {
+        let (client, url, stop, sent) = (
+            client.clone(),
+            format!("{base}/v1/topics/bench-e2e/records"),
+            stop.clone(),
+            sent.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / per));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            while !stop.load(Ordering::Relaxed) {
+                tick.tick().await;
+                let t = epoch.elapsed().as_micros() as u64;
+                let body = format!(
+                    "{{\"records\":[{{\"value\":{{\"t\":{t},\"pad\":\"{}\"}}}}]}}",
+                    "x".repeat(70)
+                );
+                if client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .is_ok()
+                {
+                    sent.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    let mut h = histogram();
+    let mut offset = 0u64;
+    let mut delivered = 0u64;
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    while Instant::now() < deadline {
+        let r = client
+            .get(format!(
+                "{base}/v1/topics/bench-e2e/partitions/0/records?offset={offset}&wait_ms=1000&max_records=10000"
+            ))
+            .send()
+            .await?;
+        let v: Value = r.json().await?;
+        let now = epoch.elapsed().as_micros() as u64;
+        for rec in v["records"].as_array().into_iter().flatten() {
+            if let Some(t) = rec["value"]["t"].as_u64() {
+                h.saturating_record(now.saturating_sub(t));
+                delivered += 1;
+            }
+        }
+        offset = v["next_offset"].as_u64().unwrap_or(offset);
+    }
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        let _ = t.await;
+    }
+    Ok((h, delivered))
+}
+
+fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("weir-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+fn machine() -> String {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let cpu = read("/proc/cpuinfo")
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .unwrap_or("unknown")
+        .trim()
+        .to_owned();
+    let mem = read("/proc/meminfo").lines().next().unwrap_or("").to_owned();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = read("/proc/sys/kernel/osrelease").trim().to_owned();
+    let date = std::process::Command::new("date")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    format!("- CPU: {cpu}, {cores} cores\n- {mem}\n- Linux {kernel}\n- Date: {date}")
 }

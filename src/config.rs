@@ -167,8 +167,14 @@ pub enum ConfigError {
 impl Config {
     /// Reads a TOML file over the defaults.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.into(),
+            source,
+        })
     }
 
     /// Defaults, then the file named in `args` (if any), then the flags and environment.
@@ -225,7 +231,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("weir.toml");
         std::fs::write(&path, "listen = \"127.0.0.1:9000\"\nmax_wait_ms = 5\n").unwrap();
-        let args = ConfigArgs { config: Some(path), max_wait_ms: Some(7), ..Default::default() };
+        let args = ConfigArgs {
+            config: Some(path),
+            max_wait_ms: Some(7),
+            ..Default::default()
+        };
         let c = Config::load(&args).unwrap();
         assert_eq!(c.listen.port(), 9000);
         assert_eq!(c.max_wait_ms, 7);
@@ -238,7 +248,10 @@ mod tests {
         let path = dir.path().join("weir.toml");
         std::fs::write(&path, "listn = \"127.0.0.1:9000\"\n").unwrap();
         assert!(matches!(Config::from_file(&path), Err(ConfigError::Parse { .. })));
-        let args = ConfigArgs { max_fetch_records: Some(0), ..Default::default() };
+        let args = ConfigArgs {
+            max_fetch_records: Some(0),
+            ..Default::default()
+        };
         assert!(matches!(Config::load(&args), Err(ConfigError::Invalid(_))));
     }
 }

@@ -97,7 +97,11 @@ pub struct Error {
 impl Error {
     /// An error with a code and a detail.
     pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
-        Self { code, detail: detail.into(), field: None }
+        Self {
+            code,
+            detail: detail.into(),
+            field: None,
+        }
     }
 
     /// Names the offending field.

@@ -6,7 +6,11 @@ use tracing_subscriber::EnvFilter;
 use weir::config::{Config, ConfigArgs};
 
 #[derive(Parser)]
-#[command(name = "weir", version, about = "Kafka's client APIs over plain HTTP, on an embedded RocksDB log")]
+#[command(
+    name = "weir",
+    version,
+    about = "Kafka's client APIs over plain HTTP, on an embedded RocksDB log"
+)]
 struct Cli {
     /// Log format: `text` or `json`.
     #[arg(long, env = "WEIR_LOG_FORMAT", default_value = "text", global = true)]
@@ -27,7 +31,9 @@ enum Command {
 
 fn init_logs(format: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();
     } else {

@@ -11,23 +11,42 @@ use serde_json::{Value, json};
 #[tokio::test]
 async fn restart_keeps_topics_records_and_offsets() {
     let mut s = Server::start();
-    s.create_topic("keep", 2, json!({"retention.ms": 123456789, "durability": "fsync"})).await;
+    s.create_topic("keep", 2, json!({"retention.ms": 123456789, "durability": "fsync"}))
+        .await;
     for i in 0..5 {
-        s.produce("keep", json!({"records": [{"value": i, "partition": i % 2, "headers": {"i": i.to_string()}}]})).await;
+        s.produce(
+            "keep",
+            json!({"records": [{"value": i, "partition": i % 2, "headers": {"i": i.to_string()}}]}),
+        )
+        .await;
     }
     s.stop();
     s.restart();
-    let d: Value = client().get(s.url("/v1/topics/keep")).send().await.unwrap().json().await.unwrap();
+    let d: Value = client()
+        .get(s.url("/v1/topics/keep"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(d["config"]["retention.ms"], 123456789);
     assert_eq!(d["config"]["durability"], "fsync");
     assert_eq!(d["partitions"][0]["next_offset"], 3);
     assert_eq!(d["partitions"][1]["next_offset"], 2);
     let f = s.fetch("keep", 0, "offset=0").await;
-    let values: Vec<_> = f["records"].as_array().unwrap().iter().map(|r| r["value"].clone()).collect();
+    let values: Vec<_> = f["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["value"].clone())
+        .collect();
     assert_eq!(values, [json!(0), json!(2), json!(4)]);
     assert_eq!(f["records"][1]["headers"]["i"], "2");
     // Offsets continue where they were.
-    let r = s.produce("keep", json!({"records": [{"value": 9, "partition": 0}]})).await;
+    let r = s
+        .produce("keep", json!({"records": [{"value": 9, "partition": 0}]}))
+        .await;
     assert_eq!(r["results"][0]["offset"], 3);
 }
 
@@ -53,7 +72,11 @@ async fn kill9_loses_nothing_acknowledged(fsync: bool) {
                     Ok(r) if r.status() == 200 => {
                         let v: Value = r.json().await.unwrap();
                         let res = &v["results"][0];
-                        acked.push((res["partition"].as_u64().unwrap(), res["offset"].as_u64().unwrap(), json!({"w": w, "i": i})));
+                        acked.push((
+                            res["partition"].as_u64().unwrap(),
+                            res["offset"].as_u64().unwrap(),
+                            json!({"w": w, "i": i}),
+                        ));
                     }
                     _ => break,
                 }
@@ -71,8 +94,13 @@ async fn kill9_loses_nothing_acknowledged(fsync: bool) {
     assert!(acked.len() > 20, "only {} records were acknowledged", acked.len());
     s.restart();
     for (partition, offset, value) in &acked {
-        let f = s.fetch(topic, *partition as u32, &format!("offset={offset}&max_records=1")).await;
-        assert_eq!(&f["records"][0]["value"], value, "acknowledged record {partition}/{offset} was lost");
+        let f = s
+            .fetch(topic, *partition as u32, &format!("offset={offset}&max_records=1"))
+            .await;
+        assert_eq!(
+            &f["records"][0]["value"], value,
+            "acknowledged record {partition}/{offset} was lost"
+        );
     }
 }
 
@@ -90,15 +118,26 @@ async fn kill9_with_fsync_loses_no_acknowledged_record() {
 async fn retention_by_time_removes_old_records_and_advances_earliest() {
     let s = Server::start_with(&["--retention-check-interval-ms", "100"]);
     s.create_topic("ret", 1, json!({"retention.ms": 60000})).await;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
     // Three old batches, then a fresh one.
     for i in 0..3 {
-        s.produce("ret", json!({"records": [{"value": i, "timestamp": now - 3_600_000}]})).await;
+        s.produce("ret", json!({"records": [{"value": i, "timestamp": now - 3_600_000}]}))
+            .await;
     }
     s.produce("ret", json!({"records": [{"value": "fresh"}]})).await;
     let mut earliest = 0;
     for _ in 0..100 {
-        let d: Value = client().get(s.url("/v1/topics/ret")).send().await.unwrap().json().await.unwrap();
+        let d: Value = client()
+            .get(s.url("/v1/topics/ret"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         earliest = d["partitions"][0]["earliest_offset"].as_u64().unwrap();
         if earliest == 3 {
             assert_eq!(d["partitions"][0]["records"], 1);
@@ -110,20 +149,36 @@ async fn retention_by_time_removes_old_records_and_advances_earliest() {
     let f = s.fetch("ret", 0, "offset=earliest").await;
     assert_eq!(f["records"].as_array().unwrap().len(), 1);
     assert_eq!(f["records"][0]["value"], "fresh");
-    let r = client().get(s.url("/v1/topics/ret/partitions/0/records?offset=0")).send().await.unwrap();
+    let r = client()
+        .get(s.url("/v1/topics/ret/partitions/0/records?offset=0"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 416);
 }
 
 #[tokio::test]
 async fn retention_by_bytes_keeps_the_newest() {
     let s = Server::start_with(&["--retention-check-interval-ms", "100"]);
-    s.create_topic("rb", 1, json!({"retention.bytes": 3000, "retention.ms": -1})).await;
+    s.create_topic("rb", 1, json!({"retention.bytes": 3000, "retention.ms": -1}))
+        .await;
     for i in 0..20 {
-        s.produce("rb", json!({"records": [{"value": format!("{i}-{}", "x".repeat(500))}]})).await;
+        s.produce(
+            "rb",
+            json!({"records": [{"value": format!("{i}-{}", "x".repeat(500))}]}),
+        )
+        .await;
     }
     let mut d = Value::Null;
     for _ in 0..100 {
-        d = client().get(s.url("/v1/topics/rb")).send().await.unwrap().json().await.unwrap();
+        d = client()
+            .get(s.url("/v1/topics/rb"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         if d["partitions"][0]["bytes"].as_u64().unwrap() <= 3000 {
             break;
         }

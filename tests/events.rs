@@ -15,7 +15,10 @@ struct Events {
 
 impl Events {
     fn new(r: reqwest::Response) -> Self {
-        Self { stream: r.bytes_stream().boxed(), buf: String::new() }
+        Self {
+            stream: r.bytes_stream().boxed(),
+            buf: String::new(),
+        }
     }
 
     async fn next(&mut self) -> (String, String, Value) {
@@ -54,9 +57,18 @@ async fn sse_streams_live_records_and_resumes_by_last_event_id() {
     s.produce("sse", json!({"records": [{"value": "a", "partition": 0}, {"value": "b", "partition": 1}, {"value": "c", "partition": 0}]}))
         .await;
 
-    let r = client().get(s.url("/v1/topics/sse/events?offset=earliest")).send().await.unwrap();
+    let r = client()
+        .get(s.url("/v1/topics/sse/events?offset=earliest"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
     let mut ev = Events::new(r);
     let mut seen = Vec::new();
     let mut second_id = String::new();
@@ -74,15 +86,22 @@ async fn sse_streams_live_records_and_resumes_by_last_event_id() {
     assert_eq!(seen, ["a", "b", "c"]);
 
     // Live: a record written now arrives on the open stream.
-    s.produce("sse", json!({"records": [{"value": "live", "partition": 1}]})).await;
+    s.produce("sse", json!({"records": [{"value": "live", "partition": 1}]}))
+        .await;
     let (_, _, data) = ev.next().await;
     assert_eq!(data["value"], "live");
     assert_eq!(data["partition"], 1);
     drop(ev);
 
     // Resume after the second event: the rest, and what was written meanwhile, exactly once.
-    s.produce("sse", json!({"records": [{"value": "later", "partition": 0}]})).await;
-    let r = client().get(s.url("/v1/topics/sse/events")).header("last-event-id", &second_id).send().await.unwrap();
+    s.produce("sse", json!({"records": [{"value": "later", "partition": 0}]}))
+        .await;
+    let r = client()
+        .get(s.url("/v1/topics/sse/events"))
+        .header("last-event-id", &second_id)
+        .send()
+        .await
+        .unwrap();
     let mut ev = Events::new(r);
     let mut rest = Vec::new();
     for _ in 0..3 {
@@ -91,12 +110,19 @@ async fn sse_streams_live_records_and_resumes_by_last_event_id() {
     }
     rest.sort();
     // Everything after the second event, once: the remaining first-round record, "live", "later".
-    let mut want: Vec<String> =
-        ["a", "b", "c", "live", "later"].iter().map(|v| v.to_string()).filter(|v| !first_two.contains(v)).collect();
+    let mut want: Vec<String> = ["a", "b", "c", "live", "later"]
+        .iter()
+        .map(|v| v.to_string())
+        .filter(|v| !first_two.contains(v))
+        .collect();
     want.sort();
     assert_eq!(rest, want);
     // And nothing more.
-    assert!(tokio::time::timeout(Duration::from_millis(300), ev.next()).await.is_err());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), ev.next())
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]
@@ -105,7 +131,11 @@ async fn sse_single_partition_from_offset_and_bad_input() {
     s.create_topic("one", 2, json!({})).await;
     let records: Vec<Value> = (0..5).map(|i| json!({"value": i, "partition": 1})).collect();
     s.produce("one", json!({"records": records})).await;
-    let r = client().get(s.url("/v1/topics/one/events?partition=1&offset=3")).send().await.unwrap();
+    let r = client()
+        .get(s.url("/v1/topics/one/events?partition=1&offset=3"))
+        .send()
+        .await
+        .unwrap();
     let mut ev = Events::new(r);
     let (id, _, data) = ev.next().await;
     assert_eq!(data["offset"], 3);
@@ -118,7 +148,17 @@ async fn sse_single_partition_from_offset_and_bad_input() {
     expect_problem(get("?partition=9").await.unwrap(), 404, "partition_not_found").await;
     expect_problem(get("?offset=2").await.unwrap(), 400, "invalid_parameter").await;
     expect_problem(get("?partition=1&offset=99").await.unwrap(), 416, "offset_out_of_range").await;
-    let r = client().get(s.url("/v1/topics/one/events")).header("last-event-id", "garbage").send().await.unwrap();
+    let r = client()
+        .get(s.url("/v1/topics/one/events"))
+        .header("last-event-id", "garbage")
+        .send()
+        .await
+        .unwrap();
     expect_problem(r, 400, "invalid_parameter").await;
-    expect_problem(client().get(s.url("/v1/topics/none/events")).send().await.unwrap(), 404, "topic_not_found").await;
+    expect_problem(
+        client().get(s.url("/v1/topics/none/events")).send().await.unwrap(),
+        404,
+        "topic_not_found",
+    )
+    .await;
 }

@@ -28,7 +28,12 @@ async fn produce_and_fetch_round_trip_in_every_format() {
         )
         .await;
     assert_eq!(r["failed"], 0);
-    let offsets: Vec<_> = r["results"].as_array().unwrap().iter().map(|x| x["offset"].as_u64().unwrap()).collect();
+    let offsets: Vec<_> = r["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["offset"].as_u64().unwrap())
+        .collect();
     assert_eq!(offsets, [0, 1, 2, 3]);
     assert_eq!(r["results"][0]["timestamp"], 1_732_500_000_000i64);
 
@@ -73,14 +78,26 @@ async fn produce_and_fetch_round_trip_in_every_format() {
 async fn keyed_records_land_where_kafka_puts_them() {
     let s = Server::start();
     s.create_topic("keyed", 7, json!({})).await;
-    let cases = [("21", -973_932_308), ("foobar", -790_332_482), ("a-little-bit-long-string", -985_981_536), ("abc", 479_470_107)];
+    let cases = [
+        ("21", -973_932_308),
+        ("foobar", -790_332_482),
+        ("a-little-bit-long-string", -985_981_536),
+        ("abc", 479_470_107),
+    ];
     let records: Vec<Value> = cases.iter().map(|(k, _)| json!({"key": k, "value": 1})).collect();
-    let r = s.produce("keyed", json!({"key_format": "string", "records": records})).await;
+    let r = s
+        .produce("keyed", json!({"key_format": "string", "records": records}))
+        .await;
     for (i, (k, h)) in cases.iter().enumerate() {
         assert_eq!(r["results"][i]["partition"], kafka_partition(*h, 7), "key {k}");
     }
     // Same key, same partition, every time.
-    let again = s.produce("keyed", json!({"key_format": "string", "records": [{"key": "foobar", "value": 2}]})).await;
+    let again = s
+        .produce(
+            "keyed",
+            json!({"key_format": "string", "records": [{"key": "foobar", "value": 2}]}),
+        )
+        .await;
     assert_eq!(again["results"][0]["partition"], r["results"][1]["partition"]);
     // Keyless records spread over all partitions across requests.
     let mut seen = std::collections::BTreeSet::new();
@@ -95,7 +112,9 @@ async fn keyed_records_land_where_kafka_puts_them() {
 async fn fetch_by_timestamp_earliest_latest_and_limits() {
     let s = Server::start();
     s.create_topic("ts", 1, json!({})).await;
-    let records: Vec<Value> = (0..10).map(|i| json!({"value": i, "timestamp": 1000 + i * 100})).collect();
+    let records: Vec<Value> = (0..10)
+        .map(|i| json!({"value": i, "timestamp": 1000 + i * 100}))
+        .collect();
     s.produce("ts", json!({"records": records})).await;
     let f = s.fetch("ts", 0, "timestamp=1450").await;
     assert_eq!(f["records"][0]["offset"], 5);
@@ -135,7 +154,8 @@ async fn long_poll_wakes_on_produce_and_times_out_empty() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!poll.is_finished(), "the poll returned before any record was written");
     let produced_at = Instant::now();
-    s.produce("lp", json!({"records": [{"value": "wake", "partition": 1}]})).await;
+    s.produce("lp", json!({"records": [{"value": "wake", "partition": 1}]}))
+        .await;
     let (woke_at, f) = poll.await.unwrap();
     assert_eq!(f["records"][0]["value"], "wake");
     let waited = woke_at.saturating_duration_since(produced_at);
@@ -147,14 +167,22 @@ async fn raw_bodies_are_single_records() {
     let s = Server::start();
     s.create_topic("raw", 3, json!({})).await;
     let post = |ct: &'static str, q: &str, body: Vec<u8>| {
-        client().post(s.url(&format!("/v1/topics/raw/records{q}"))).header("content-type", ct).body(body).send()
+        client()
+            .post(s.url(&format!("/v1/topics/raw/records{q}")))
+            .header("content-type", ct)
+            .body(body)
+            .send()
     };
-    let r: Value = post("application/octet-stream", "?key=foobar", br#"{"event": "signup"}"#.to_vec())
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r: Value = post(
+        "application/octet-stream",
+        "?key=foobar",
+        br#"{"event": "signup"}"#.to_vec(),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
     assert_eq!(r["results"][0]["partition"], kafka_partition(-790_332_482, 3));
     let p = r["results"][0]["partition"].as_u64().unwrap() as u32;
     let f = s.fetch("raw", p, "offset=0").await;
@@ -162,16 +190,33 @@ async fn raw_bodies_are_single_records() {
     assert_eq!(f["records"][0]["key"], "foobar");
     assert_eq!(f["records"][0]["key_format"], "string");
 
-    let r: Value = post("text/plain", "?partition=0", b"hello world".to_vec()).await.unwrap().json().await.unwrap();
-    assert_eq!(r["results"][0]["partition"], 0);
-    let r: Value = post("application/octet-stream", "?partition=0", vec![0, 159, 146, 150]).await.unwrap().json().await.unwrap();
+    // foobar's partition is 0 for 3 partitions; use another one for the next two records.
+    assert_eq!(p, 0);
+    let r: Value = post("text/plain", "?partition=2", b"hello world".to_vec())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["results"][0]["partition"], 2);
+    let r: Value = post("application/octet-stream", "?partition=2", vec![0, 159, 146, 150])
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(r["results"][0]["offset"], 1);
-    let f = s.fetch("raw", 0, "offset=0").await;
+    let f = s.fetch("raw", 2, "offset=0").await;
     assert_eq!(f["records"][0]["value"], "hello world");
     assert_eq!(f["records"][0]["value_format"], "string");
     assert_eq!(f["records"][1]["value"], "AJ+Slg==");
     assert_eq!(f["records"][1]["value_format"], "binary");
-    let p = expect_problem(post("text/plain", "?partition=9", b"x".to_vec()).await.unwrap(), 404, "partition_not_found").await;
+    let p = expect_problem(
+        post("text/plain", "?partition=9", b"x".to_vec()).await.unwrap(),
+        404,
+        "partition_not_found",
+    )
+    .await;
     assert_eq!(p["field"], "records[0].partition");
 }
 
@@ -183,7 +228,13 @@ async fn ndjson_stream_is_acknowledged_line_by_line() {
     let body = reqwest::Body::wrap_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
     let url = s.url("/v1/topics/nd/records");
     let req = tokio::spawn(async move {
-        client().post(url).header("content-type", "application/x-ndjson").body(body).send().await.unwrap()
+        client()
+            .post(url)
+            .header("content-type", "application/x-ndjson")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
     });
     tx.send(Ok(b"{\"value\": 1}\n{\"value\": 2}\n".to_vec())).await.unwrap();
     let resp = req.await.unwrap();
@@ -194,10 +245,16 @@ async fn ndjson_stream_is_acknowledged_line_by_line() {
     let mut text = String::new();
     // The first two acknowledgements arrive while the request body is still open.
     while text.matches('\n').count() < 2 {
-        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.unwrap().unwrap().unwrap();
+        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         text.push_str(std::str::from_utf8(&chunk).unwrap());
     }
-    tx.send(Ok(b"not json\n{\"value\": 3, \"partition\": 5}\n{\"value\":".to_vec())).await.unwrap();
+    tx.send(Ok(b"not json\n{\"value\": 3, \"partition\": 5}\n{\"value\":".to_vec()))
+        .await
+        .unwrap();
     tx.send(Ok(b" 4}\n".to_vec())).await.unwrap();
     drop(tx);
     while let Some(chunk) = stream.next().await {
@@ -212,7 +269,12 @@ async fn ndjson_stream_is_acknowledged_line_by_line() {
     assert_eq!(lines[3]["error"]["field"], "partition");
     assert_eq!(lines[4]["offset"], 2);
     let f = s.fetch("nd", 0, "offset=0").await;
-    let values: Vec<_> = f["records"].as_array().unwrap().iter().map(|r| r["value"].clone()).collect();
+    let values: Vec<_> = f["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["value"].clone())
+        .collect();
     assert_eq!(values, [json!(1), json!(2), json!(4)]);
 }
 
@@ -222,7 +284,11 @@ async fn idempotent_retry_appends_nothing() {
     s.create_topic("idem", 1, json!({})).await;
     let body = json!({"records": [{"value": "a"}, {"value": "b"}]});
     let send = |key: &'static str, body: Value| {
-        client().post(s.url("/v1/topics/idem/records")).header("idempotency-key", key).json(&body).send()
+        client()
+            .post(s.url("/v1/topics/idem/records"))
+            .header("idempotency-key", key)
+            .json(&body)
+            .send()
     };
     let first = send("order-981", body.clone()).await.unwrap();
     assert!(first.headers().get("idempotency-replayed").is_none());
@@ -243,7 +309,12 @@ async fn idempotent_retry_appends_nothing() {
     let f = s.fetch("idem", 0, "offset=0").await;
     assert_eq!(f["records"].as_array().unwrap().len(), 4);
     // The same key with another body is refused, and nothing is appended.
-    let p = expect_problem(send("order-981", json!({"records": [{"value": "c"}]})).await.unwrap(), 422, "idempotency_key_reused").await;
+    let p = expect_problem(
+        send("order-981", json!({"records": [{"value": "c"}]})).await.unwrap(),
+        422,
+        "idempotency_key_reused",
+    )
+    .await;
     assert_eq!(p["field"], "Idempotency-Key");
     // A different key appends.
     send("order-983", body).await.unwrap();
@@ -264,56 +335,158 @@ async fn idempotency_window_expires() {
     };
     send().await.unwrap();
     send().await.unwrap();
-    assert_eq!(s.fetch("w", 0, "offset=0").await["records"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        s.fetch("w", 0, "offset=0").await["records"].as_array().unwrap().len(),
+        1
+    );
     tokio::time::sleep(Duration::from_millis(700)).await;
     let r = send().await.unwrap();
     assert!(r.headers().get("idempotency-replayed").is_none());
-    assert_eq!(s.fetch("w", 0, "offset=0").await["records"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        s.fetch("w", 0, "offset=0").await["records"].as_array().unwrap().len(),
+        2
+    );
 }
 
 #[tokio::test]
 async fn bad_input_gets_problem_codes_and_stores_nothing() {
     let s = Server::start_with(&["--max-request-bytes", "4096", "--max-records-per-request", "5"]);
     s.create_topic("b", 2, json!({"max.message.bytes": 100})).await;
-    let post_json = |topic: &str, body: Value| client().post(s.url(&format!("/v1/topics/{topic}/records"))).json(&body).send();
+    let post_json = |topic: &str, body: Value| {
+        client()
+            .post(s.url(&format!("/v1/topics/{topic}/records")))
+            .json(&body)
+            .send()
+    };
     let post_raw = |ct: &'static str, body: Vec<u8>| {
-        client().post(s.url("/v1/topics/b/records")).header("content-type", ct).body(body).send()
+        client()
+            .post(s.url("/v1/topics/b/records"))
+            .header("content-type", ct)
+            .body(body)
+            .send()
     };
 
-    let p = expect_problem(post_json("nope", json!({"records": [{"value": 1}]})).await.unwrap(), 404, "topic_not_found").await;
+    let p = expect_problem(
+        post_json("nope", json!({"records": [{"value": 1}]})).await.unwrap(),
+        404,
+        "topic_not_found",
+    )
+    .await;
     assert_eq!(p["field"], "topic");
-    let p = expect_problem(post_json("b", json!({"records": [{"value": 1, "partition": 2}]})).await.unwrap(), 404, "partition_not_found").await;
+    let p = expect_problem(
+        post_json("b", json!({"records": [{"value": 1, "partition": 2}]}))
+            .await
+            .unwrap(),
+        404,
+        "partition_not_found",
+    )
+    .await;
     assert_eq!(p["field"], "records[0].partition");
-    let p = expect_problem(post_raw("application/json", b"{\"records\": [".to_vec()).await.unwrap(), 400, "invalid_json").await;
+    let p = expect_problem(
+        post_raw("application/json", b"{\"records\": [".to_vec()).await.unwrap(),
+        400,
+        "invalid_json",
+    )
+    .await;
     assert!(p["detail"].as_str().unwrap().contains("EOF"));
-    let p = expect_problem(post_json("b", json!({"records": [{"value": 1, "headers": {"h": 5}}]})).await.unwrap(), 400, "invalid_json").await;
+    let p = expect_problem(
+        post_json("b", json!({"records": [{"value": 1, "headers": {"h": 5}}]}))
+            .await
+            .unwrap(),
+        400,
+        "invalid_json",
+    )
+    .await;
     assert_eq!(p["field"], "records[0].headers.h");
-    let p = expect_problem(post_json("b", json!({"records": [{"key": 1}]})).await.unwrap(), 400, "invalid_record").await;
+    let p = expect_problem(
+        post_json("b", json!({"records": [{"key": 1}]})).await.unwrap(),
+        400,
+        "invalid_record",
+    )
+    .await;
     assert_eq!(p["field"], "records[0].value");
-    let p = expect_problem(post_json("b", json!({"records": []})).await.unwrap(), 400, "invalid_record").await;
+    let p = expect_problem(
+        post_json("b", json!({"records": []})).await.unwrap(),
+        400,
+        "invalid_record",
+    )
+    .await;
     assert_eq!(p["field"], "records");
-    let p = expect_problem(post_raw("application/xml", b"<r/>".to_vec()).await.unwrap(), 415, "unsupported_media_type").await;
+    let p = expect_problem(
+        post_raw("application/xml", b"<r/>".to_vec()).await.unwrap(),
+        415,
+        "unsupported_media_type",
+    )
+    .await;
     assert_eq!(p["field"], "Content-Type");
-    let p = expect_problem(post_json("b", json!({"value_format": "binary", "records": [{"value": "***"}]})).await.unwrap(), 400, "invalid_base64").await;
+    let p = expect_problem(
+        post_json("b", json!({"value_format": "binary", "records": [{"value": "***"}]}))
+            .await
+            .unwrap(),
+        400,
+        "invalid_base64",
+    )
+    .await;
     assert_eq!(p["field"], "records[0].value");
-    let p = expect_problem(post_json("b", json!({"value_format": "string", "records": [{"value": 5}]})).await.unwrap(), 400, "invalid_record").await;
+    let p = expect_problem(
+        post_json("b", json!({"value_format": "string", "records": [{"value": 5}]}))
+            .await
+            .unwrap(),
+        400,
+        "invalid_record",
+    )
+    .await;
     assert_eq!(p["field"], "records[0].value");
-    let p = expect_problem(post_json("b", json!({"records": [{"value": "x".repeat(200)}]})).await.unwrap(), 413, "record_too_large").await;
+    let p = expect_problem(
+        post_json("b", json!({"records": [{"value": "x".repeat(200)}]}))
+            .await
+            .unwrap(),
+        413,
+        "record_too_large",
+    )
+    .await;
     assert_eq!(p["field"], "records[0].value");
-    let p = expect_problem(post_raw("application/octet-stream", vec![b'x'; 5000]).await.unwrap(), 413, "request_too_large").await;
+    let p = expect_problem(
+        post_raw("application/octet-stream", vec![b'x'; 5000]).await.unwrap(),
+        413,
+        "request_too_large",
+    )
+    .await;
     assert_eq!(p["field"], "body");
     let many: Vec<Value> = (0..6).map(|i| json!({"value": i})).collect();
-    let p = expect_problem(post_json("b", json!({"records": many})).await.unwrap(), 413, "too_many_records").await;
+    let p = expect_problem(
+        post_json("b", json!({"records": many})).await.unwrap(),
+        413,
+        "too_many_records",
+    )
+    .await;
     assert_eq!(p["field"], "records");
-    let p = expect_problem(post_json("b", json!({"records": [{"value": 1, "timestamp": -5}]})).await.unwrap(), 400, "invalid_record").await;
+    let p = expect_problem(
+        post_json("b", json!({"records": [{"value": 1, "timestamp": -5}]}))
+            .await
+            .unwrap(),
+        400,
+        "invalid_record",
+    )
+    .await;
     assert_eq!(p["field"], "records[0].timestamp");
-    let p = expect_problem(post_json("b", json!({"records": [{"value": 1}], "extra": true})).await.unwrap(), 400, "invalid_json").await;
+    let p = expect_problem(
+        post_json("b", json!({"records": [{"value": 1}], "extra": true}))
+            .await
+            .unwrap(),
+        400,
+        "invalid_json",
+    )
+    .await;
     assert!(p["detail"].as_str().unwrap().contains("extra"));
 
     // Partial failure: the good records are written, the response says how many failed.
-    let r = post_json("b", json!({"records": [{"value": 1, "partition": 0}, {"value": "x".repeat(200)}, {"value": 3, "partition": 0}]}))
-        .await
-        .unwrap();
+    let r = post_json(
+        "b",
+        json!({"records": [{"value": 1, "partition": 0}, {"value": "x".repeat(200)}, {"value": 3, "partition": 0}]}),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["failed"], 1);
@@ -324,21 +497,61 @@ async fn bad_input_gets_problem_codes_and_stores_nothing() {
 
     // Fetch errors.
     let get = |path: &str| client().get(s.url(path)).send();
-    let p = expect_problem(get("/v1/topics/b/partitions/0/records?offset=3").await.unwrap(), 416, "offset_out_of_range").await;
+    let p = expect_problem(
+        get("/v1/topics/b/partitions/0/records?offset=3").await.unwrap(),
+        416,
+        "offset_out_of_range",
+    )
+    .await;
     assert_eq!(p["field"], "offset");
-    expect_problem(get("/v1/topics/b/partitions/7/records").await.unwrap(), 404, "partition_not_found").await;
-    let p = expect_problem(get("/v1/topics/b/partitions/x/records").await.unwrap(), 400, "invalid_parameter").await;
+    expect_problem(
+        get("/v1/topics/b/partitions/7/records").await.unwrap(),
+        404,
+        "partition_not_found",
+    )
+    .await;
+    let p = expect_problem(
+        get("/v1/topics/b/partitions/x/records").await.unwrap(),
+        400,
+        "invalid_parameter",
+    )
+    .await;
     assert_eq!(p["field"], "partition");
-    let p = expect_problem(get("/v1/topics/b/partitions/0/records?offset=soon").await.unwrap(), 400, "invalid_parameter").await;
+    let p = expect_problem(
+        get("/v1/topics/b/partitions/0/records?offset=soon").await.unwrap(),
+        400,
+        "invalid_parameter",
+    )
+    .await;
     assert_eq!(p["field"], "offset");
-    let p = expect_problem(get("/v1/topics/b/partitions/0/records?max_records=-1").await.unwrap(), 400, "invalid_parameter").await;
+    let p = expect_problem(
+        get("/v1/topics/b/partitions/0/records?max_records=-1").await.unwrap(),
+        400,
+        "invalid_parameter",
+    )
+    .await;
     assert_eq!(p["field"], "max_records");
-    let p = expect_problem(get("/v1/topics/b/partitions/0/records?ofset=1").await.unwrap(), 400, "invalid_parameter").await;
+    let p = expect_problem(
+        get("/v1/topics/b/partitions/0/records?ofset=1").await.unwrap(),
+        400,
+        "invalid_parameter",
+    )
+    .await;
     assert_eq!(p["field"], "ofset");
-    expect_problem(get("/v1/topics/zz/partitions/0/records").await.unwrap(), 404, "topic_not_found").await;
+    expect_problem(
+        get("/v1/topics/zz/partitions/0/records").await.unwrap(),
+        404,
+        "topic_not_found",
+    )
+    .await;
 
     // Only the two good records of the partial request were stored.
     let d: Value = get("/v1/topics/b").await.unwrap().json().await.unwrap();
-    let total: u64 = d["partitions"].as_array().unwrap().iter().map(|p| p["records"].as_u64().unwrap()).sum();
+    let total: u64 = d["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["records"].as_u64().unwrap())
+        .sum();
     assert_eq!(total, 2);
 }

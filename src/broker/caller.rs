@@ -22,12 +22,18 @@ pub struct Caller {
 impl Caller {
     /// A caller with no identity.
     pub fn anonymous() -> Self {
-        Self { principal: Principal::Anonymous, request_id: None }
+        Self {
+            principal: Principal::Anonymous,
+            request_id: None,
+        }
     }
 
     /// The server acting on its own behalf.
     pub fn internal() -> Self {
-        Self { principal: Principal::Internal, request_id: None }
+        Self {
+            principal: Principal::Internal,
+            request_id: None,
+        }
     }
 }
 

@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::Broker;
 use super::caller::{self, Caller, Operation};
 use super::topics::{Partition, Topic};
-use super::Broker;
 use crate::error::{Error, ErrorCode, Result};
 use crate::storage::{BatchHeader, BatchIter, RecordView};
 
@@ -110,7 +110,9 @@ impl Broker {
             }
             let hw = part.next_offset();
             if offset < hw || tokio::time::Instant::now() >= deadline {
-                let res = self.read(&topic, partition, offset, req.max_records, req.max_bytes).await?;
+                let res = self
+                    .read(&topic, partition, offset, req.max_records, req.max_bytes)
+                    .await?;
                 metrics::histogram!("weir_fetch_duration_seconds").record(started.elapsed().as_secs_f64());
                 return Ok(res);
             }
@@ -155,7 +157,9 @@ impl Broker {
                             Ok(h) if h.max_timestamp >= ts => {}
                             _ => return true,
                         }
-                        let Ok((_, iter)) = BatchIter::new(bytes) else { return true };
+                        let Ok((_, iter)) = BatchIter::new(bytes) else {
+                            return true;
+                        };
                         for (i, r) in iter.enumerate() {
                             let offset = base + i as u64;
                             if matches!(r, Ok(ref r) if r.timestamp >= ts) && offset >= earliest && offset < hw {
@@ -196,7 +200,9 @@ impl Broker {
         let mut res = tokio::task::spawn_blocking(move || {
             let mut first = None;
             store.scan_batches(topic_id, partition, offset, |base, bytes| {
-                let Ok((_, iter)) = BatchIter::new(bytes) else { return false };
+                let Ok((_, iter)) = BatchIter::new(bytes) else {
+                    return false;
+                };
                 let mut used = false;
                 let mut more = true;
                 for (i, r) in iter.enumerate() {

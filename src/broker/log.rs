@@ -48,11 +48,31 @@ pub(crate) struct AppendOp {
 /// A mutation of the store.
 pub(crate) enum Op {
     Append(AppendOp),
-    CreateTopic { name: String, partitions: u32, config: TopicConfig, reply: oneshot::Sender<Result<Arc<Topic>>> },
-    AlterTopic { topic: Arc<Topic>, partitions: u32, config: TopicConfig, reply: oneshot::Sender<Result<()>> },
-    DeleteTopic { name: String, reply: oneshot::Sender<Result<Arc<Topic>>> },
-    Truncate { topic: Arc<Topic>, partition: u32, new_earliest: u64, freed_bytes: u64 },
-    ExpireIdempotency { keys: Vec<IdempotencyKey> },
+    CreateTopic {
+        name: String,
+        partitions: u32,
+        config: TopicConfig,
+        reply: oneshot::Sender<Result<Arc<Topic>>>,
+    },
+    AlterTopic {
+        topic: Arc<Topic>,
+        partitions: u32,
+        config: TopicConfig,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    DeleteTopic {
+        name: String,
+        reply: oneshot::Sender<Result<Arc<Topic>>>,
+    },
+    Truncate {
+        topic: Arc<Topic>,
+        partition: u32,
+        new_earliest: u64,
+        freed_bytes: u64,
+    },
+    ExpireIdempotency {
+        keys: Vec<IdempotencyKey>,
+    },
 }
 
 /// Handle to the writer thread. Dropping every handle (and [`LogWriter::shutdown`]) ends it.
@@ -65,25 +85,39 @@ impl LogWriter {
     /// Starts the writer thread.
     pub fn start(store: Store, registry: Registry, last_topic_id: u32) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel(4096);
-        let mut w = Writer { store, registry, last_topic_id, rx };
-        let thread = std::thread::Builder::new().name("weir-log-writer".into()).spawn(move || w.run())?;
-        Ok(Self { tx: RwLock::new(Some(tx)), thread: std::sync::Mutex::new(Some(thread)) })
+        let mut w = Writer {
+            store,
+            registry,
+            last_topic_id,
+            rx,
+        };
+        let thread = std::thread::Builder::new()
+            .name("weir-log-writer".into())
+            .spawn(move || w.run())?;
+        Ok(Self {
+            tx: RwLock::new(Some(tx)),
+            thread: std::sync::Mutex::new(Some(thread)),
+        })
     }
 
     /// Queues an op; waits when the queue is full (backpressure).
     pub async fn send(&self, op: Op) -> Result<()> {
         let unavailable = || Error::new(ErrorCode::Unavailable, "the server is shutting down");
-        let tx = self.tx.read().expect("writer sender lock").clone().ok_or_else(unavailable)?;
-        tx.send(op)
-            .await
-            .map_err(|_| unavailable())
+        let tx = self
+            .tx
+            .read()
+            .expect("writer sender lock")
+            .clone()
+            .ok_or_else(unavailable)?;
+        tx.send(op).await.map_err(|_| unavailable())
     }
 
     /// Sends an op and awaits its reply.
     pub async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T>>) -> Op) -> Result<T> {
         let (reply, rx) = oneshot::channel();
         self.send(make(reply)).await?;
-        rx.await.map_err(|_| Error::new(ErrorCode::Unavailable, "the server is shutting down"))?
+        rx.await
+            .map_err(|_| Error::new(ErrorCode::Unavailable, "the server is shutting down"))?
     }
 
     /// Stops accepting ops, lets the thread finish what is queued, flush the WAL and exit.
@@ -157,9 +191,18 @@ impl Writer {
             let mut bases = Vec::with_capacity(a.parts.len());
             for p in &a.parts {
                 let part = &parts[p.partition as usize];
-                let (_, stats) = pending.entry((a.topic.id, p.partition)).or_insert_with(|| (part.clone(), part.stats()));
+                let (_, stats) = pending
+                    .entry((a.topic.id, p.partition))
+                    .or_insert_with(|| (part.clone(), part.stats()));
                 let base = stats.next_offset;
-                batch.put_batch(RecordKey { topic_id: a.topic.id, partition: p.partition, base_offset: base }, &p.batch);
+                batch.put_batch(
+                    RecordKey {
+                        topic_id: a.topic.id,
+                        partition: p.partition,
+                        base_offset: base,
+                    },
+                    &p.batch,
+                );
                 stats.next_offset += u64::from(p.count);
                 stats.bytes += p.batch.len() as u64;
                 bases.push(base);
@@ -174,7 +217,13 @@ impl Writer {
             acked.push((a.reply, bases));
         }
         for ((topic_id, partition), (_, stats)) in &pending {
-            batch.put_partition_stats(PartitionKey { topic_id: *topic_id, partition: *partition }, stats);
+            batch.put_partition_stats(
+                PartitionKey {
+                    topic_id: *topic_id,
+                    partition: *partition,
+                },
+                stats,
+            );
         }
         match self.store.write(batch, sync) {
             Ok(()) => {
@@ -200,16 +249,31 @@ impl Writer {
     fn admin(&mut self, op: Op) {
         match op {
             Op::Append(_) => unreachable!("appends are grouped"),
-            Op::CreateTopic { name, partitions, config, reply } => {
+            Op::CreateTopic {
+                name,
+                partitions,
+                config,
+                reply,
+            } => {
                 let _ = reply.send(self.create_topic(name, partitions, config));
             }
-            Op::AlterTopic { topic, partitions, config, reply } => {
+            Op::AlterTopic {
+                topic,
+                partitions,
+                config,
+                reply,
+            } => {
                 let _ = reply.send(self.alter_topic(&topic, partitions, config));
             }
             Op::DeleteTopic { name, reply } => {
                 let _ = reply.send(self.delete_topic(&name));
             }
-            Op::Truncate { topic, partition, new_earliest, freed_bytes } => {
+            Op::Truncate {
+                topic,
+                partition,
+                new_earliest,
+                freed_bytes,
+            } => {
                 if let Err(e) = self.truncate(&topic, partition, new_earliest, freed_bytes) {
                     tracing::error!(topic = %topic.name, partition, error = %e, "retention delete failed");
                 }
@@ -228,25 +292,43 @@ impl Writer {
 
     fn create_topic(&mut self, name: String, partitions: u32, config: TopicConfig) -> Result<Arc<Topic>> {
         if self.registry.read().expect("registry lock").contains_key(&name) {
-            return Err(Error::new(ErrorCode::TopicAlreadyExists, format!("topic '{name}' already exists"))
-                .with_field("name"));
+            return Err(
+                Error::new(ErrorCode::TopicAlreadyExists, format!("topic '{name}' already exists")).with_field("name"),
+            );
         }
         let id = self
             .last_topic_id
             .checked_add(1)
             .ok_or_else(|| Error::new(ErrorCode::Internal, "topic ids exhausted"))?;
-        let d = TopicDescriptor { id, name: name.clone(), partitions, created_at: now_ms(), config };
+        let d = TopicDescriptor {
+            id,
+            name: name.clone(),
+            partitions,
+            created_at: now_ms(),
+            config,
+        };
         let mut batch = self.store.batch();
         batch.put_topic(&name, &serde_json::to_vec(&d).map_err(Error::internal)?);
         batch.put_last_topic_id(id);
         for p in 0..partitions {
-            batch.put_partition_stats(PartitionKey { topic_id: id, partition: p }, &PartitionStats::default());
+            batch.put_partition_stats(
+                PartitionKey {
+                    topic_id: id,
+                    partition: p,
+                },
+                &PartitionStats::default(),
+            );
         }
         self.store.write(batch, true)?;
         self.last_topic_id = id;
-        let parts = (0..partitions).map(|p| Arc::new(Partition::new(p, PartitionStats::default()))).collect();
+        let parts = (0..partitions)
+            .map(|p| Arc::new(Partition::new(p, PartitionStats::default())))
+            .collect();
         let topic = Arc::new(Topic::new(&d, parts));
-        self.registry.write().expect("registry lock").insert(name, topic.clone());
+        self.registry
+            .write()
+            .expect("registry lock")
+            .insert(name, topic.clone());
         Ok(topic)
     }
 
@@ -269,7 +351,13 @@ impl Writer {
         let mut batch = self.store.batch();
         batch.put_topic(&topic.name, &serde_json::to_vec(&d).map_err(Error::internal)?);
         for p in have..partitions {
-            batch.put_partition_stats(PartitionKey { topic_id: topic.id, partition: p }, &PartitionStats::default());
+            batch.put_partition_stats(
+                PartitionKey {
+                    topic_id: topic.id,
+                    partition: p,
+                },
+                &PartitionStats::default(),
+            );
         }
         self.store.write(batch, true)?;
         topic.set_config(config);
@@ -282,13 +370,21 @@ impl Writer {
     }
 
     fn delete_topic(&mut self, name: &str) -> Result<Arc<Topic>> {
-        let topic = self.registry.write().expect("registry lock").remove(name).ok_or_else(|| Error::topic_not_found(name))?;
+        let topic = self
+            .registry
+            .write()
+            .expect("registry lock")
+            .remove(name)
+            .ok_or_else(|| Error::topic_not_found(name))?;
         topic.mark_deleted();
         let mut batch = self.store.batch();
         batch.delete_topic(name);
         batch.delete_topic_data(topic.id);
         for p in topic.partitions().iter() {
-            batch.delete_partition_stats(PartitionKey { topic_id: topic.id, partition: p.index });
+            batch.delete_partition_stats(PartitionKey {
+                topic_id: topic.id,
+                partition: p.index,
+            });
         }
         self.store.write(batch, true)?;
         Ok(topic)
@@ -307,7 +403,13 @@ impl Writer {
         stats.bytes = stats.bytes.saturating_sub(freed);
         let mut batch = self.store.batch();
         batch.delete_batches_below(topic.id, partition, new_earliest);
-        batch.put_partition_stats(PartitionKey { topic_id: topic.id, partition }, &stats);
+        batch.put_partition_stats(
+            PartitionKey {
+                topic_id: topic.id,
+                partition,
+            },
+            &stats,
+        );
         self.store.write(batch, false)?;
         part.publish(stats);
         Ok(())

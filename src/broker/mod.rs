@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use caller::{Caller, Operation, Principal};
 pub use fetch::{FetchRequest, FetchResult, StartAt};
-pub use produce::{Idempotency, ProduceOutcome, RecordAck, RecordInput, PayloadInput, ValueInput};
+pub use produce::{Idempotency, PayloadInput, ProduceOutcome, RecordAck, RecordInput, ValueInput};
 pub use topics::{Durability, Partition, Topic, TopicConfig};
 
 use crate::config::Config;
@@ -32,7 +32,9 @@ use partitioner::RoundRobin;
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// A topic's description, as reported to clients.
@@ -66,7 +68,9 @@ struct Inner {
 
 impl std::fmt::Debug for Broker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Broker").field("data_dir", &self.inner.config.data_dir).finish()
+        f.debug_struct("Broker")
+            .field("data_dir", &self.inner.config.data_dir)
+            .finish()
     }
 }
 
@@ -80,7 +84,12 @@ impl Broker {
             let d: topics::TopicDescriptor = serde_json::from_slice(&raw)?;
             let mut parts = Vec::with_capacity(d.partitions as usize);
             for p in 0..d.partitions {
-                let stats = store.partition_stats(PartitionKey { topic_id: d.id, partition: p })?.unwrap_or_default();
+                let stats = store
+                    .partition_stats(PartitionKey {
+                        topic_id: d.id,
+                        partition: p,
+                    })?
+                    .unwrap_or_default();
                 parts.push(Arc::new(Partition::new(p, stats)));
             }
             topics.insert(d.name.clone(), Arc::new(Topic::new(&d, parts)));
@@ -125,10 +134,6 @@ impl Broker {
         self.inner.store.size_bytes()
     }
 
-    pub(crate) fn store(&self) -> &Store {
-        &self.inner.store
-    }
-
     /// Looks a live topic up by name.
     pub fn topic(&self, caller: &Caller, name: &str) -> Result<Arc<Topic>> {
         caller::authorize(caller, Operation::Describe, name)?;
@@ -136,11 +141,24 @@ impl Broker {
     }
 
     fn lookup(&self, name: &str) -> Result<Arc<Topic>> {
-        self.inner.registry.read().expect("registry lock").get(name).cloned().ok_or_else(|| Error::topic_not_found(name))
+        self.inner
+            .registry
+            .read()
+            .expect("registry lock")
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::topic_not_found(name))
     }
 
     fn all_topics(&self) -> Vec<Arc<Topic>> {
-        let mut v: Vec<_> = self.inner.registry.read().expect("registry lock").values().cloned().collect();
+        let mut v: Vec<_> = self
+            .inner
+            .registry
+            .read()
+            .expect("registry lock")
+            .values()
+            .cloned()
+            .collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v
     }
@@ -163,7 +181,12 @@ impl Broker {
         let topic = self
             .inner
             .writer
-            .call(|reply| Op::CreateTopic { name: name.to_owned(), partitions, config: cfg, reply })
+            .call(|reply| Op::CreateTopic {
+                name: name.to_owned(),
+                partitions,
+                config: cfg,
+                reply,
+            })
             .await?;
         tracing::info!(topic = name, partitions, "topic created");
         Ok(describe(&topic))
@@ -180,7 +203,7 @@ impl Broker {
 
     /// Describes one topic.
     pub fn describe_topic(&self, caller: &Caller, name: &str) -> Result<TopicInfo> {
-        Ok(describe(&self.topic(caller, name)?))
+        Ok(describe(self.topic(caller, name)?.as_ref()))
     }
 
     /// Changes a topic's config (Kafka names; `null` restores a default) and/or raises its
@@ -200,7 +223,15 @@ impl Broker {
         let mut cfg = topic.config();
         cfg.apply(config, &defaults)?;
         let t = topic.clone();
-        self.inner.writer.call(|reply| Op::AlterTopic { topic: t, partitions, config: cfg, reply }).await?;
+        self.inner
+            .writer
+            .call(|reply| Op::AlterTopic {
+                topic: t,
+                partitions,
+                config: cfg,
+                reply,
+            })
+            .await?;
         tracing::info!(topic = name, partitions, "topic altered");
         Ok(describe(&topic))
     }
@@ -208,7 +239,14 @@ impl Broker {
     /// Deletes a topic and all its records.
     pub async fn delete_topic(&self, caller: &Caller, name: &str) -> Result<()> {
         caller::authorize(caller, Operation::Delete, name)?;
-        let topic = self.inner.writer.call(|reply| Op::DeleteTopic { name: name.to_owned(), reply }).await?;
+        let topic = self
+            .inner
+            .writer
+            .call(|reply| Op::DeleteTopic {
+                name: name.to_owned(),
+                reply,
+            })
+            .await?;
         tracing::info!(topic = name, "topic deleted");
         let store = self.inner.store.clone();
         let parts = topic.partitions().len() as u32;

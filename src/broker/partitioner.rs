@@ -74,7 +74,10 @@ mod tests {
     #[test]
     fn partition_is_positive_modulo() {
         // toPositive(-790332482) % 3 = 1357151166 % 3
-        assert_eq!(partition_for_key(b"foobar", 3), (((-790_332_482i32) & 0x7fff_ffff) as u32) % 3);
+        assert_eq!(
+            partition_for_key(b"foobar", 3),
+            (((-790_332_482i32) & 0x7fff_ffff) as u32) % 3
+        );
         let rr = RoundRobin::default();
         let seen: std::collections::BTreeSet<u32> = (0..6).map(|_| rr.next(3)).collect();
         assert_eq!(seen.len(), 3);

@@ -117,19 +117,23 @@ struct StoredOutcome {
 
 /// Where a record went before offsets are known.
 enum Slot {
-    Ok { part: usize, index: u32, partition: u32, timestamp: i64 },
+    Ok {
+        part: usize,
+        index: u32,
+        partition: u32,
+        timestamp: i64,
+    },
     Err(Error),
 }
 
-fn resolve<'a>(
-    input: PayloadInput<'a>,
-    format: Format,
-    field: &dyn Fn() -> String,
-) -> Result<Cow<'a, [u8]>> {
+fn resolve<'a>(input: PayloadInput<'a>, format: Format, field: &dyn Fn() -> String) -> Result<Cow<'a, [u8]>> {
     let as_json_string = |raw: &'a str| -> Result<Cow<'a, str>> {
         serde_json::from_str::<Cow<'a, str>>(raw).map_err(|_| {
-            Error::new(ErrorCode::InvalidRecord, format!("must be a JSON string when its format is {}", format.as_str()))
-                .with_field(field())
+            Error::new(
+                ErrorCode::InvalidRecord,
+                format!("must be a JSON string when its format is {}", format.as_str()),
+            )
+            .with_field(field())
         })
     };
     match (input, format) {
@@ -167,7 +171,11 @@ fn decode_base64<'a>(text: &[u8], field: &dyn Fn() -> String) -> Result<Cow<'a, 
 /// value one line (safe in NDJSON and SSE `data:` lines).
 fn single_line(raw: &[u8]) -> Cow<'_, [u8]> {
     if raw.iter().any(|&b| b == b'\n' || b == b'\r') {
-        Cow::Owned(raw.iter().map(|&b| if b == b'\n' || b == b'\r' { b' ' } else { b }).collect())
+        Cow::Owned(
+            raw.iter()
+                .map(|&b| if b == b'\n' || b == b'\r' { b' ' } else { b })
+                .collect(),
+        )
     } else {
         Cow::Borrowed(raw)
     }
@@ -203,7 +211,10 @@ impl Broker {
         let mut idempotency_key = None;
         if let Some(idem) = &req.idempotency {
             validate_idempotency_key(&idem.key)?;
-            let key = IdempotencyKey { topic_id: topic.id, key: idem.key.as_bytes().to_vec() };
+            let key = IdempotencyKey {
+                topic_id: topic.id,
+                key: idem.key.as_bytes().to_vec(),
+            };
             _guard = self.idempotency_lock(&key).await;
             if let Some(outcome) = self.stored_outcome(&key, idem.fingerprint).await? {
                 return Ok(outcome);
@@ -233,14 +244,25 @@ impl Broker {
                     let index = b.len();
                     let view = RecordView {
                         timestamp: p.timestamp,
-                        key: p.key.as_deref().map(|bytes| Payload { format: req.key_format, bytes }),
-                        value: p.value.as_deref().map(|bytes| Payload { format: req.value_format, bytes }),
+                        key: p.key.as_deref().map(|bytes| Payload {
+                            format: req.key_format,
+                            bytes,
+                        }),
+                        value: p.value.as_deref().map(|bytes| Payload {
+                            format: req.value_format,
+                            bytes,
+                        }),
                         headers: r.headers.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())).collect(),
                     };
                     let before = b.encoded_len();
                     b.push(&view);
                     bytes_in += (b.encoded_len() - before) as u64;
-                    slots.push(Slot::Ok { part, index, partition: p.partition, timestamp: p.timestamp });
+                    slots.push(Slot::Ok {
+                        part,
+                        index,
+                        partition: p.partition,
+                        timestamp: p.timestamp,
+                    });
                 }
                 Err(e) => slots.push(Slot::Err(e)),
             }
@@ -252,12 +274,19 @@ impl Broker {
                 Slot::Err(e) => Err(e),
                 Slot::Ok { .. } => unreachable!("no record was prepared"),
             });
-            return Ok(ProduceOutcome { results: results.collect(), replayed: false });
+            return Ok(ProduceOutcome {
+                results: results.collect(),
+                replayed: false,
+            });
         }
 
         let parts: Vec<PartAppend> = batches
             .into_iter()
-            .map(|(partition, b)| PartAppend { partition, count: b.len(), batch: b.finish() })
+            .map(|(partition, b)| PartAppend {
+                partition,
+                count: b.len(),
+                batch: b.finish(),
+            })
             .collect();
         let sync = req.durability.unwrap_or(config.durability) == Durability::Fsync;
         let slots = Arc::new(slots);
@@ -271,7 +300,13 @@ impl Broker {
                         fingerprint,
                         results: outcome(&slots, bases)
                             .into_iter()
-                            .map(|r| r.map_err(|e| StoredError { code: e.code, detail: e.detail, field: e.field }))
+                            .map(|r| {
+                                r.map_err(|e| StoredError {
+                                    code: e.code,
+                                    detail: e.detail,
+                                    field: e.field,
+                                })
+                            })
                             .collect(),
                     };
                     serde_json::to_vec(&stored).unwrap_or_default()
@@ -283,15 +318,26 @@ impl Broker {
         let (reply, rx) = tokio::sync::oneshot::channel();
         self.inner
             .writer
-            .send(Op::Append(AppendOp { topic: topic.clone(), parts, sync, idempotency, reply }))
+            .send(Op::Append(AppendOp {
+                topic: topic.clone(),
+                parts,
+                sync,
+                idempotency,
+                reply,
+            }))
             .await?;
-        let bases = rx.await.map_err(|_| Error::new(ErrorCode::Unavailable, "the server is shutting down"))??;
+        let bases = rx
+            .await
+            .map_err(|_| Error::new(ErrorCode::Unavailable, "the server is shutting down"))??;
         let results = outcome(&slots, &bases);
 
         metrics::counter!("weir_records_in_total", "topic" => topic.name.clone()).increment(written as u64);
         metrics::counter!("weir_bytes_in_total", "topic" => topic.name.clone()).increment(bytes_in);
         metrics::histogram!("weir_produce_duration_seconds").record(started.elapsed().as_secs_f64());
-        Ok(ProduceOutcome { results, replayed: false })
+        Ok(ProduceOutcome {
+            results,
+            replayed: false,
+        })
     }
 
     async fn idempotency_lock(&self, key: &IdempotencyKey) -> IdempotencyGuard {
@@ -300,15 +346,23 @@ impl Broker {
             locks.entry(key.clone()).or_default().clone()
         };
         let guard = lock.clone().lock_owned().await;
-        IdempotencyGuard { broker: self.clone(), key: key.clone(), _guard: guard }
+        IdempotencyGuard {
+            broker: self.clone(),
+            key: key.clone(),
+            _guard: guard,
+        }
     }
 
     async fn stored_outcome(&self, key: &IdempotencyKey, fingerprint: u64) -> Result<Option<ProduceOutcome>> {
         let store = self.inner.store.clone();
         let k = key.clone();
-        let raw = tokio::task::spawn_blocking(move || store.idempotency_get(&k)).await.map_err(Error::internal)??;
+        let raw = tokio::task::spawn_blocking(move || store.idempotency_get(&k))
+            .await
+            .map_err(Error::internal)??;
         let Some(raw) = raw else { return Ok(None) };
-        let Ok(stored) = serde_json::from_slice::<StoredOutcome>(&raw) else { return Ok(None) };
+        let Ok(stored) = serde_json::from_slice::<StoredOutcome>(&raw) else {
+            return Ok(None);
+        };
         if stored.created_at + self.inner.config.idempotency_window_ms as i64 <= now_ms() {
             return Ok(None);
         }
@@ -322,9 +376,18 @@ impl Broker {
         let results = stored
             .results
             .into_iter()
-            .map(|r| r.map_err(|e| Error { code: e.code, detail: e.detail, field: e.field }))
+            .map(|r| {
+                r.map_err(|e| Error {
+                    code: e.code,
+                    detail: e.detail,
+                    field: e.field,
+                })
+            })
             .collect();
-        Ok(Some(ProduceOutcome { results, replayed: true }))
+        Ok(Some(ProduceOutcome {
+            results,
+            replayed: true,
+        }))
     }
 }
 
@@ -348,9 +411,16 @@ fn outcome(slots: &[Slot], bases: &[u64]) -> Vec<Result<RecordAck>> {
     slots
         .iter()
         .map(|s| match s {
-            Slot::Ok { part, index, partition, timestamp } => {
-                Ok(RecordAck { partition: *partition, offset: bases[*part] + u64::from(*index), timestamp: *timestamp })
-            }
+            Slot::Ok {
+                part,
+                index,
+                partition,
+                timestamp,
+            } => Ok(RecordAck {
+                partition: *partition,
+                offset: bases[*part] + u64::from(*index),
+                timestamp: *timestamp,
+            }),
             Slot::Err(e) => Err(e.clone()),
         })
         .collect()
@@ -382,8 +452,11 @@ fn prepare<'a>(
     };
     let value = match r.value {
         ValueInput::Missing => {
-            return Err(Error::new(ErrorCode::InvalidRecord, "a record needs a value (null for a tombstone)")
-                .with_field(format!("records[{i}].value")));
+            return Err(Error::new(
+                ErrorCode::InvalidRecord,
+                "a record needs a value (null for a tombstone)",
+            )
+            .with_field(format!("records[{i}].value")));
         }
         ValueInput::Null => None,
         ValueInput::Given(v) => Some(resolve(v, req.value_format, &|| format!("records[{i}].value"))?),
@@ -414,11 +487,18 @@ fn prepare<'a>(
     };
     let timestamp = match r.timestamp {
         Some(t) if t < 0 => {
-            return Err(Error::new(ErrorCode::InvalidRecord, "timestamp must be >= 0 (ms since the epoch)")
-                .with_field(format!("records[{i}].timestamp")));
+            return Err(
+                Error::new(ErrorCode::InvalidRecord, "timestamp must be >= 0 (ms since the epoch)")
+                    .with_field(format!("records[{i}].timestamp")),
+            );
         }
         Some(t) => t,
         None => now,
     };
-    Ok(Prepared { partition, timestamp, key, value })
+    Ok(Prepared {
+        partition,
+        timestamp,
+        key,
+        value,
+    })
 }

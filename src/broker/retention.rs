@@ -52,7 +52,11 @@ impl Broker {
                 if cfg.retention_ms < 0 && cfg.retention_bytes < 0 {
                     continue;
                 }
-                let cutoff = if cfg.retention_ms >= 0 { now.saturating_sub(cfg.retention_ms) } else { i64::MIN };
+                let cutoff = if cfg.retention_ms >= 0 {
+                    now.saturating_sub(cfg.retention_ms)
+                } else {
+                    i64::MIN
+                };
                 for part in topic.partitions().iter() {
                     let stats = part.stats();
                     let mut remaining = stats.bytes;
@@ -72,7 +76,12 @@ impl Broker {
                         true
                     })?;
                     if new_earliest > stats.earliest_offset {
-                        out.push(Truncation { topic: topic.clone(), partition: part.index, new_earliest, freed });
+                        out.push(Truncation {
+                            topic: topic.clone(),
+                            partition: part.index,
+                            new_earliest,
+                            freed,
+                        });
                     }
                 }
             }
@@ -97,7 +106,12 @@ impl Broker {
             let (topic_id, partition, to, freed) = (t.topic.id, t.partition, t.new_earliest, t.freed);
             self.inner
                 .writer
-                .send(Op::Truncate { topic: t.topic, partition: t.partition, new_earliest: t.new_earliest, freed_bytes: t.freed })
+                .send(Op::Truncate {
+                    topic: t.topic,
+                    partition: t.partition,
+                    new_earliest: t.new_earliest,
+                    freed_bytes: t.freed,
+                })
                 .await?;
             if freed >= COMPACT_AFTER_BYTES {
                 let store = self.inner.store.clone();

@@ -25,13 +25,21 @@ pub fn validate_topic_name(name: &str) -> Result<()> {
         return bad("topic name must not be empty".into());
     }
     if name.len() > MAX_TOPIC_NAME_LEN {
-        return bad(format!("topic name is {} characters long; the limit is {MAX_TOPIC_NAME_LEN}", name.len()));
+        return bad(format!(
+            "topic name is {} characters long; the limit is {MAX_TOPIC_NAME_LEN}",
+            name.len()
+        ));
     }
     if name == "." || name == ".." {
         return bad(format!("topic name cannot be '{name}'"));
     }
-    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
-        return bad(format!("topic name contains '{c}'; allowed are ASCII letters, digits, '.', '_' and '-'"));
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return bad(format!(
+            "topic name contains '{c}'; allowed are ASCII letters, digits, '.', '_' and '-'"
+        ));
     }
     Ok(())
 }
@@ -100,13 +108,19 @@ impl TopicConfig {
                 "retention.ms" => self.retention_ms = if reset { defaults.retention_ms } else { int(-1)? },
                 "retention.bytes" => self.retention_bytes = if reset { defaults.retention_bytes } else { int(-1)? },
                 "max.message.bytes" => {
-                    self.max_message_bytes = if reset { defaults.max_message_bytes } else { int(1)? as u64 }
+                    self.max_message_bytes = if reset {
+                        defaults.max_message_bytes
+                    } else {
+                        int(1)? as u64
+                    }
                 }
                 "cleanup.policy" => {
                     self.cleanup_policy = match (reset, value.as_str()) {
                         (true, _) | (false, Some("delete")) => "delete".into(),
                         (false, Some(p)) if p.split(',').any(|p| p.trim() == "compact") => {
-                            return Err(invalid("cleanup.policy 'compact' is not supported yet; use 'delete'".into()));
+                            return Err(invalid(
+                                "cleanup.policy 'compact' is not supported yet; use 'delete'".into(),
+                            ));
                         }
                         _ => return Err(invalid("cleanup.policy must be 'delete'".into())),
                     }
@@ -249,7 +263,11 @@ impl Topic {
         parts.get(index as usize).cloned().ok_or_else(|| {
             Error::new(
                 ErrorCode::PartitionNotFound,
-                format!("topic '{}' has {} partitions; partition {index} does not exist", self.name, parts.len()),
+                format!(
+                    "topic '{}' has {} partitions; partition {index} does not exist",
+                    self.name,
+                    parts.len()
+                ),
             )
             .with_field("partition")
         })
@@ -309,7 +327,11 @@ mod tests {
             assert!(validate_topic_name(ok).is_ok(), "{ok}");
         }
         for bad in ["", ".", "..", "a b", "é", "a/b", &"x".repeat(250)] {
-            assert_eq!(validate_topic_name(bad).unwrap_err().code, ErrorCode::InvalidTopicName, "{bad}");
+            assert_eq!(
+                validate_topic_name(bad).unwrap_err().code,
+                ErrorCode::InvalidTopicName,
+                "{bad}"
+            );
         }
     }
 
@@ -322,7 +344,10 @@ mod tests {
         )
         .unwrap();
         c.apply(&changes, &defaults).unwrap();
-        assert_eq!((c.retention_ms, c.retention_bytes, c.durability), (1000, 50, Durability::Fsync));
+        assert_eq!(
+            (c.retention_ms, c.retention_bytes, c.durability),
+            (1000, 50, Durability::Fsync)
+        );
         let reset: BTreeMap<String, Value> = serde_json::from_str(r#"{"retention.ms": null}"#).unwrap();
         c.apply(&reset, &defaults).unwrap();
         assert_eq!(c.retention_ms, DEFAULT_RETENTION_MS);

@@ -3,7 +3,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use utoipa::{ToResponse, ToSchema};
+use utoipa::ToSchema;
 
 use crate::error::{Error, ErrorCode};
 
@@ -31,8 +31,7 @@ pub const fn status_of(code: ErrorCode) -> StatusCode {
 }
 
 /// An `application/problem+json` body.
-#[derive(Debug, Serialize, ToSchema, ToResponse)]
-#[response(description = "The request failed; `code` says why.", content_type = "application/problem+json")]
+#[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({
     "type": "urn:weir:problem:topic_not_found",
     "title": "Not Found",
@@ -95,9 +94,13 @@ pub fn problem_response(e: &Error) -> Response {
     let status = status_of(e.code);
     let body = serde_json::to_vec(&problem).unwrap_or_default();
     let mut resp = (status, body).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
     if e.code == ErrorCode::Unavailable {
-        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
     resp
 }

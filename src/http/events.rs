@@ -46,7 +46,10 @@ pub struct EventParams {
 
 /// Encodes stream positions as an event id.
 pub fn encode_position(pos: &BTreeMap<u32, u64>) -> String {
-    pos.iter().map(|(p, o)| format!("{p}:{o}")).collect::<Vec<_>>().join(",")
+    pos.iter()
+        .map(|(p, o)| format!("{p}:{o}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Decodes an event id made by [`encode_position`].
@@ -77,9 +80,9 @@ no duplicate. Comments are sent every 15 s to keep the connection open.",
     responses(
         (status = 200, description = "An event stream.", content_type = "text/event-stream", body = String,
          example = json!("id: 0:42\nevent: record\ndata: {\"topic\":\"orders\",\"partition\":0,\"offset\":41,\"timestamp\":1732500000000,\"key\":null,\"value\":{\"n\":1},\"headers\":{}}\n\n")),
-        (status = 400, response = Problem, description = "`invalid_parameter`."),
-        (status = 404, response = Problem, description = "`topic_not_found`, `partition_not_found`."),
-        (status = 416, response = Problem, description = "`offset_out_of_range`."),
+        (status = 400, description = "`invalid_parameter`.", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`topic_not_found`, `partition_not_found`.", body = Problem, content_type = "application/problem+json"),
+        (status = 416, description = "`offset_out_of_range`.", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn events(
@@ -99,12 +102,13 @@ pub async fn events(
     if only.is_none() && matches!(start, StartAt::Offset(_)) {
         return Err(Error::invalid_parameter("offset", "a numeric offset needs a partition").into());
     }
-    let resume = match headers.get("last-event-id") {
-        Some(v) => Some(v.to_str().ok().and_then(decode_position).ok_or_else(|| {
-            Error::invalid_parameter("Last-Event-ID", "Last-Event-ID is not an id this server sent")
-        })?),
-        None => None,
-    };
+    let resume =
+        match headers.get("last-event-id") {
+            Some(v) => Some(v.to_str().ok().and_then(decode_position).ok_or_else(|| {
+                Error::invalid_parameter("Last-Event-ID", "Last-Event-ID is not an id this server sent")
+            })?),
+            None => None,
+        };
     let mut positions = BTreeMap::new();
     for part in topic.partitions().iter() {
         if only.is_some_and(|o| o != part.index) {
@@ -118,7 +122,10 @@ pub async fn events(
         positions.insert(part.index, pos);
     }
     let (tx, rx) = mpsc::channel::<Result<Event, Infallible>>(256);
-    let rendering = Rendering { key: p.key_format, value: p.value_format };
+    let rendering = Rendering {
+        key: p.key_format,
+        value: p.value_format,
+    };
     tokio::spawn(pump(s.broker.clone(), topic, only, positions, rendering, tx));
     let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
@@ -158,13 +165,18 @@ async fn pump(
             if pos >= part.next_offset() {
                 continue;
             }
-            let Ok(res) = broker.read(&topic, index, pos, 1000, 1 << 20).await else { return };
+            let Ok(res) = broker.read(&topic, index, pos, 1000, 1 << 20).await else {
+                return;
+            };
             for (offset, r) in res.records() {
                 buf.clear();
                 write_record(&mut buf, &tj, index, offset, &r, rendering);
                 positions.insert(index, offset + 1);
                 let data = String::from_utf8_lossy(&buf).into_owned();
-                let ev = Event::default().event("record").id(encode_position(&positions)).data(data);
+                let ev = Event::default()
+                    .event("record")
+                    .id(encode_position(&positions))
+                    .data(data);
                 if tx.send(Ok(ev)).await.is_err() {
                     return;
                 }

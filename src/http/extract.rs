@@ -2,10 +2,10 @@
 //! the caller context, query strings, and JSON bodies.
 
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequestParts, OptionalFromRequestParts, Query};
+use axum::extract::{FromRequestParts, Query};
+use axum::http::HeaderMap;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
-use axum::http::HeaderMap;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
@@ -17,8 +17,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let mut caller = Caller::anonymous();
-        caller.request_id =
-            parts.headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(|s| s.chars().take(128).collect());
+        caller.request_id = parts
+            .headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(128).collect());
         Ok(caller)
     }
 }
@@ -35,26 +38,21 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Params<T> {
             Ok(Query(v)) => Ok(Self(v)),
             Err(e) => {
                 let text = e.body_text();
-                let detail = text.strip_prefix("Failed to deserialize query string: ").unwrap_or(&text);
+                let detail = text
+                    .strip_prefix("Failed to deserialize query string: ")
+                    .unwrap_or(&text);
                 let field = detail
-                    .split('`')
-                    .nth(1)
-                    .filter(|_| detail.starts_with("unknown field"))
+                    .split_once("unknown field `")
+                    .and_then(|(_, rest)| rest.split('`').next())
                     .unwrap_or("query")
                     .to_owned();
-                Err(Error::new(ErrorCode::InvalidParameter, format!("invalid query string: {detail}"))
-                    .with_field(field)
-                    .into())
+                Err(
+                    Error::new(ErrorCode::InvalidParameter, format!("invalid query string: {detail}"))
+                        .with_field(field)
+                        .into(),
+                )
             }
         }
-    }
-}
-
-impl<S: Send + Sync, T: DeserializeOwned> OptionalFromRequestParts<S> for Params<T> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Option<Self>, Self::Rejection> {
-        <Self as FromRequestParts<S>>::from_request_parts(parts, state).await.map(Some)
     }
 }
 
@@ -69,12 +67,14 @@ pub fn media_type(headers: &HeaderMap) -> Option<String> {
 /// Reads a whole body, refusing more than `limit` bytes with `request_too_large`.
 pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, Error> {
     axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let too_large = std::error::Error::source(&e)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+        let too_large = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
             || e.to_string().contains("length limit");
         if too_large {
-            Error::new(ErrorCode::RequestTooLarge, format!("request body exceeds the limit of {limit} bytes"))
-                .with_field("body")
+            Error::new(
+                ErrorCode::RequestTooLarge,
+                format!("request body exceeds the limit of {limit} bytes"),
+            )
+            .with_field("body")
         } else {
             Error::new(ErrorCode::InvalidJson, format!("could not read the request body: {e}")).with_field("body")
         }
@@ -83,8 +83,8 @@ pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, Error> {
 
 /// Parses JSON, naming the path of the first offending field in the error.
 pub fn parse_json<'de, T: serde::Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, Error> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(de).map_err(|e| {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let mut err = Error::new(ErrorCode::InvalidJson, format!("invalid JSON body: {inner}"));
@@ -93,7 +93,8 @@ pub fn parse_json<'de, T: serde::Deserialize<'de>>(bytes: &'de [u8]) -> Result<T
         }
         err
     })?;
-    de.end().map_err(|e| Error::new(ErrorCode::InvalidJson, format!("invalid JSON body: {e}")))?;
+    de.end()
+        .map_err(|e| Error::new(ErrorCode::InvalidJson, format!("invalid JSON body: {e}")))?;
     Ok(value)
 }
 

@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -75,15 +75,20 @@ pub fn api_router() -> OpenApiRouter<AppState> {
 
 /// The complete application: API, `/openapi.json`, `/docs`, fallbacks and middleware.
 pub fn router(broker: Broker) -> Router {
-    let state = AppState { broker, metrics: metrics_handle() };
+    let state = AppState {
+        broker,
+        metrics: metrics_handle(),
+    };
     let (api, spec) = api_router().split_for_parts();
     api.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(state.clone(), track))
+        .layer(middleware::from_fn(track))
         .with_state(state)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
         .layer(TraceLayer::new_for_http())
-        .layer(CatchPanicLayer::custom(|_| problem_response(&Error::new(ErrorCode::Internal, "internal server error"))))
+        .layer(CatchPanicLayer::custom(|_| {
+            problem_response(&Error::new(ErrorCode::Internal, "internal server error"))
+        }))
 }
 
 async fn not_found() -> Response {
@@ -91,13 +96,19 @@ async fn not_found() -> Response {
 }
 
 async fn method_not_allowed() -> Response {
-    problem_response(&Error::new(ErrorCode::MethodNotAllowed, "this route does not accept that method"))
+    problem_response(&Error::new(
+        ErrorCode::MethodNotAllowed,
+        "this route does not accept that method",
+    ))
 }
 
 /// Counts requests by route, method and status and times them.
-async fn track(State(_s): State<AppState>, req: Request, next: Next) -> Response {
+async fn track(req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = req.method().as_str().to_owned();
     let resp = next.run(req).await;
     let status = resp.status().as_u16().to_string();

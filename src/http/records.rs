@@ -148,8 +148,18 @@ pub enum RecordResult {
 impl From<Result<crate::broker::RecordAck, Error>> for RecordResult {
     fn from(r: Result<crate::broker::RecordAck, Error>) -> Self {
         match r {
-            Ok(a) => Self::Written(RecordWritten { partition: a.partition, offset: a.offset, timestamp: a.timestamp }),
-            Err(e) => Self::Failed { error: RecordError { code: e.code, detail: e.detail, field: e.field } },
+            Ok(a) => Self::Written(RecordWritten {
+                partition: a.partition,
+                offset: a.offset,
+                timestamp: a.timestamp,
+            }),
+            Err(e) => Self::Failed {
+                error: RecordError {
+                    code: e.code,
+                    detail: e.detail,
+                    field: e.field,
+                },
+            },
         }
     }
 }
@@ -185,12 +195,17 @@ fn to_input<'a>(r: &'a ProduceRecord<'a>) -> RecordInput<'a> {
 }
 
 fn parse_num<T: std::str::FromStr>(field: &str, v: Option<&str>) -> Result<Option<T>, Error> {
-    v.map(|s| s.parse::<T>().map_err(|_| Error::invalid_parameter(field, format!("{field} must be a non-negative integer, not '{s}'"))))
-        .transpose()
+    v.map(|s| {
+        s.parse::<T>()
+            .map_err(|_| Error::invalid_parameter(field, format!("{field} must be a non-negative integer, not '{s}'")))
+    })
+    .transpose()
 }
 
 fn idempotency(headers: &HeaderMap, body: &[u8], extra: &str) -> Result<Option<Idempotency>, Error> {
-    let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
+    let Some(v) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
     let key = v
         .to_str()
         .map_err(|_| Error::invalid_parameter("Idempotency-Key", "Idempotency-Key must be visible ASCII"))?
@@ -198,7 +213,10 @@ fn idempotency(headers: &HeaderMap, body: &[u8], extra: &str) -> Result<Option<I
     let mut h = xxhash_rust::xxh3::Xxh3::new();
     h.update(body);
     h.update(extra.as_bytes());
-    Ok(Some(Idempotency { key, fingerprint: h.digest() }))
+    Ok(Some(Idempotency {
+        key,
+        fingerprint: h.digest(),
+    }))
 }
 
 fn produce_response(outcome: ProduceOutcome) -> Response {
@@ -210,10 +228,14 @@ fn produce_response(outcome: ProduceOutcome) -> Response {
         return problem_response(&Error::new(ErrorCode::Internal, "empty produce outcome"));
     }
     let replayed = outcome.replayed;
-    let body = ProduceResponse { results: outcome.results.into_iter().map(Into::into).collect(), failed };
+    let body = ProduceResponse {
+        results: outcome.results.into_iter().map(Into::into).collect(),
+        failed,
+    };
     let mut resp = axum::Json(body).into_response();
     if replayed {
-        resp.headers_mut().insert("idempotency-replayed", HeaderValue::from_static("true"));
+        resp.headers_mut()
+            .insert("idempotency-replayed", HeaderValue::from_static("true"));
     }
     resp
 }
@@ -244,11 +266,11 @@ retry within the server's window returns the original results and appends nothin
             (ProduceResponse = "application/json"),
             (RecordResult = "application/x-ndjson", example = json!({"partition": 0, "offset": 7, "timestamp": 1732500000000i64})),
         ), headers(("Idempotency-Replayed" = String, description = "`true` when this is the stored result of an earlier request"))),
-        (status = 400, response = Problem, description = "`invalid_json`, `invalid_record`, `invalid_base64`, `invalid_parameter`."),
-        (status = 404, response = Problem, description = "`topic_not_found`, `partition_not_found`."),
-        (status = 413, response = Problem, description = "`request_too_large`, `record_too_large`, `too_many_records`."),
-        (status = 415, response = Problem, description = "`unsupported_media_type`."),
-        (status = 422, response = Problem, description = "`idempotency_key_reused`."),
+        (status = 400, description = "`invalid_json`, `invalid_record`, `invalid_base64`, `invalid_parameter`.", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`topic_not_found`, `partition_not_found`.", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`request_too_large`, `record_too_large`, `too_many_records`.", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`idempotency_key_reused`.", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn produce(
@@ -329,8 +351,11 @@ pub async fn produce(
 }
 
 fn reject_raw_params(p: &ProduceParams) -> Result<(), Error> {
-    for (name, set) in [("key", p.key.is_some()), ("partition", p.partition.is_some()), ("timestamp", p.timestamp.is_some())]
-    {
+    for (name, set) in [
+        ("key", p.key.is_some()),
+        ("partition", p.partition.is_some()),
+        ("timestamp", p.timestamp.is_some()),
+    ] {
         if set {
             return Err(Error::invalid_parameter(
                 name,
@@ -360,18 +385,29 @@ fn produce_ndjson(broker: Broker, caller: Caller, topic: String, p: ProduceParam
             if let Some(Ok(c)) = chunk {
                 buf.extend_from_slice(&c);
             }
-            let cut = if eof { buf.len() } else { buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1) };
+            let cut = if eof {
+                buf.len()
+            } else {
+                buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1)
+            };
             if cut == 0 && !eof {
                 if buf.len() > limit {
-                    let e = Error::new(ErrorCode::RequestTooLarge, format!("an NDJSON line exceeds {limit} bytes"));
-                    let _ = tx.send(Ok(ndjson_line(Err::<crate::broker::RecordAck, _>(e).into()))).await;
+                    let e = Error::new(
+                        ErrorCode::RequestTooLarge,
+                        format!("an NDJSON line exceeds {limit} bytes"),
+                    );
+                    let _ = tx
+                        .send(Ok(ndjson_line(Err::<crate::broker::RecordAck, _>(e).into())))
+                        .await;
                     return;
                 }
                 continue;
             }
             let lines: Vec<u8> = buf.drain(..cut).collect();
-            let lines: Vec<&[u8]> =
-                lines.split(|&b| b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace)).collect();
+            let lines: Vec<&[u8]> = lines
+                .split(|&b| b == b'\n')
+                .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+                .collect();
             for group in lines.chunks(max_records) {
                 let parsed: Vec<Result<ProduceRecord<'_>, Error>> = group.iter().map(|l| parse_json(l)).collect();
                 let results = produce_lines(&broker, &caller, &topic, &p, &parsed).await;
@@ -388,7 +424,8 @@ fn produce_ndjson(broker: Broker, caller: Caller, topic: String, p: ProduceParam
     });
     let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
     let mut resp = (StatusCode::OK, body).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
     resp
 }
 
@@ -419,10 +456,15 @@ async fn produce_lines(
         .iter()
         .map(|r| match r {
             Ok(_) => {
-                let mut res = outcome.next().unwrap_or_else(|| Err(Error::new(ErrorCode::Internal, "missing result")));
+                let mut res = outcome
+                    .next()
+                    .unwrap_or_else(|| Err(Error::new(ErrorCode::Internal, "missing result")));
                 if let Err(e) = &mut res {
                     // Fields are named per line in a stream, not per request.
-                    e.field = e.field.take().map(|f| f.split_once('.').map_or(f.clone(), |(_, rest)| rest.to_owned()));
+                    e.field = e
+                        .field
+                        .take()
+                        .map(|f| f.split_once('.').map_or(f.clone(), |(_, rest)| rest.to_owned()));
                 }
                 res.into()
             }
@@ -503,18 +545,22 @@ pub struct FetchResponse {
 /// Parses the start of a read from `offset` / `timestamp` parameters.
 pub fn start_at(offset: Option<&str>, timestamp: Option<&str>, default: StartAt) -> Result<StartAt, Error> {
     match (offset, timestamp) {
-        (Some(_), Some(_)) => {
-            Err(Error::invalid_parameter("timestamp", "give either offset or timestamp, not both"))
-        }
+        (Some(_), Some(_)) => Err(Error::invalid_parameter(
+            "timestamp",
+            "give either offset or timestamp, not both",
+        )),
         (None, Some(t)) => Ok(StartAt::Timestamp(
-            parse_num::<i64>("timestamp", Some(t))?.filter(|t| *t >= 0).ok_or_else(|| {
-                Error::invalid_parameter("timestamp", "timestamp must be ms since the epoch, >= 0")
-            })?,
+            parse_num::<i64>("timestamp", Some(t))?
+                .filter(|t| *t >= 0)
+                .ok_or_else(|| Error::invalid_parameter("timestamp", "timestamp must be ms since the epoch, >= 0"))?,
         )),
         (Some("earliest"), None) => Ok(StartAt::Earliest),
         (Some("latest"), None) => Ok(StartAt::Latest),
         (Some(o), None) => o.parse().map(StartAt::Offset).map_err(|_| {
-            Error::invalid_parameter("offset", format!("offset must be an integer, 'earliest' or 'latest', not '{o}'"))
+            Error::invalid_parameter(
+                "offset",
+                format!("offset must be an integer, 'earliest' or 'latest', not '{o}'"),
+            )
         }),
         (None, None) => Ok(default),
     }
@@ -522,7 +568,12 @@ pub fn start_at(offset: Option<&str>, timestamp: Option<&str>, default: StartAt)
 
 /// Parses a partition path segment.
 pub fn parse_partition(p: &str) -> Result<u32, Error> {
-    p.parse().map_err(|_| Error::invalid_parameter("partition", format!("partition must be a non-negative integer, not '{p}'")))
+    p.parse().map_err(|_| {
+        Error::invalid_parameter(
+            "partition",
+            format!("partition must be a non-negative integer, not '{p}'"),
+        )
+    })
 }
 
 /// Fetch records from a partition.
@@ -538,9 +589,9 @@ pub fn parse_partition(p: &str) -> Result<u32, Error> {
     ),
     responses(
         (status = 200, description = "Records, the next offset to ask for, and the high watermark.", body = FetchResponse),
-        (status = 400, response = Problem, description = "`invalid_parameter`."),
-        (status = 404, response = Problem, description = "`topic_not_found`, `partition_not_found`."),
-        (status = 416, response = Problem, description = "`offset_out_of_range`: below the earliest or past the next offset."),
+        (status = 400, description = "`invalid_parameter`.", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`topic_not_found`, `partition_not_found`.", body = Problem, content_type = "application/problem+json"),
+        (status = 416, description = "`offset_out_of_range`: below the earliest or past the next offset.", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn fetch(
@@ -556,8 +607,15 @@ pub async fn fetch(
         max_bytes: parse_num("max_bytes", p.max_bytes.as_deref())?.unwrap_or(1 << 20),
         wait: Duration::from_millis(parse_num("wait_ms", p.wait_ms.as_deref())?.unwrap_or(0)),
     };
-    let res = s.broker.fetch(&caller, &topic, partition, req).await.map_err(ApiError)?;
-    let rendering = Rendering { key: p.key_format, value: p.value_format };
+    let res = s
+        .broker
+        .fetch(&caller, &topic, partition, req)
+        .await
+        .map_err(ApiError)?;
+    let rendering = Rendering {
+        key: p.key_format,
+        value: p.value_format,
+    };
     let tj = topic_json(&res.topic);
     let mut out = Vec::with_capacity(res.bytes + res.count * 96 + 64);
     out.extend_from_slice(b"{\"records\":[");
@@ -573,6 +631,7 @@ pub async fn fetch(
     out.extend_from_slice(itoa::Buffer::new().format(res.high_watermark).as_bytes());
     out.push(b'}');
     let mut resp = (StatusCode::OK, out).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok(resp)
 }

@@ -112,8 +112,14 @@ mod tests {
     fn renders_each_format_as_valid_json() {
         let r = RecordView {
             timestamp: 5,
-            key: Some(Payload { format: Format::String, bytes: b"k\"1" }),
-            value: Some(Payload { format: Format::Binary, bytes: &[0, 255, 1] }),
+            key: Some(Payload {
+                format: Format::String,
+                bytes: b"k\"1",
+            }),
+            value: Some(Payload {
+                format: Format::Binary,
+                bytes: &[0, 255, 1],
+            }),
             headers: vec![(b"h".as_slice(), b"v".as_slice())],
         };
         let mut out = Vec::new();
@@ -127,11 +133,24 @@ mod tests {
         let j = RecordView {
             timestamp: 0,
             key: None,
-            value: Some(Payload { format: Format::Json, bytes: br#"{"a":[1,2]}"# }),
+            value: Some(Payload {
+                format: Format::Json,
+                bytes: br#"{"a":[1,2]}"#,
+            }),
             headers: vec![],
         };
         out.clear();
-        write_record(&mut out, &topic_json("t"), 0, 0, &j, Rendering { key: None, value: Some(Format::Binary) });
+        write_record(
+            &mut out,
+            &topic_json("t"),
+            0,
+            0,
+            &j,
+            Rendering {
+                key: None,
+                value: Some(Format::Binary),
+            },
+        );
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["value"], "eyJhIjpbMSwyXX0=");
         assert_eq!(v["key"], serde_json::Value::Null);

@@ -29,7 +29,7 @@ pub async fn healthz() -> axum::Json<Status> {
 #[utoipa::path(get, path = "/readyz", tag = "system", summary = "Readiness",
     responses(
         (status = 200, description = "Ready to serve.", body = Status, example = json!({"status": "ready"})),
-        (status = 503, response = Problem, description = "`unavailable`: shutting down."),
+        (status = 503, description = "`unavailable`: shutting down.", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn readyz(State(s): State<AppState>) -> Response {
     if s.broker.shutdown_token().is_cancelled() {
@@ -44,9 +44,14 @@ pub async fn readyz(State(s): State<AppState>) -> Response {
         body = String, example = json!("# TYPE weir_records_in_total counter\nweir_records_in_total{topic=\"orders\"} 42\n"))))]
 pub async fn metrics(State(s): State<AppState>) -> Response {
     let broker = s.broker.clone();
-    let bytes = tokio::task::spawn_blocking(move || broker.storage_bytes()).await.unwrap_or(0);
+    let bytes = tokio::task::spawn_blocking(move || broker.storage_bytes())
+        .await
+        .unwrap_or(0);
     metrics::gauge!("weir_storage_bytes").set(bytes as f64);
     let mut resp = (StatusCode::OK, s.metrics.render()).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
     resp
 }

@@ -119,9 +119,9 @@ pub struct TopicList {
     request_body(content = CreateTopic, content_type = "application/json"),
     responses(
         (status = 201, description = "The topic was created.", body = TopicDescription),
-        (status = 400, response = Problem, description = "`invalid_topic_name`, `invalid_config`, `invalid_parameter` or `invalid_json`."),
-        (status = 409, response = Problem, description = "`topic_already_exists`."),
-        (status = 415, response = Problem, description = "`unsupported_media_type`."),
+        (status = 400, description = "`invalid_topic_name`, `invalid_config`, `invalid_parameter` or `invalid_json`.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`topic_already_exists`.", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`.", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn create_topic(
@@ -131,7 +131,10 @@ pub async fn create_topic(
     body: Body,
 ) -> ApiResult<(StatusCode, Json<TopicDescription>)> {
     let req: CreateTopic = json_body(&headers, body, s.broker.config().max_request_bytes).await?;
-    let info = s.broker.create_topic(&caller, &req.name, req.partitions, &req.config).await?;
+    let info = s
+        .broker
+        .create_topic(&caller, &req.name, req.partitions, &req.config)
+        .await?;
     Ok((StatusCode::CREATED, Json(info.into())))
 }
 
@@ -144,10 +147,13 @@ pub async fn create_topic(
          example = json!({"topics": [{"name": "orders", "partition_count": 1, "created_at": 1732500000000i64,
             "config": {"retention.ms": 604800000, "retention.bytes": -1, "max.message.bytes": 1048588, "cleanup.policy": "delete", "durability": "wal"},
             "partitions": [{"partition": 0, "earliest_offset": 0, "next_offset": 42, "records": 42, "bytes": 5120}]}]})),
+        (status = 500, description = "`internal`: a server fault.", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn list_topics(State(s): State<AppState>, caller: Caller) -> Json<TopicList> {
-    Json(TopicList { topics: s.broker.list_topics(&caller).into_iter().map(Into::into).collect() })
+    Json(TopicList {
+        topics: s.broker.list_topics(&caller).into_iter().map(Into::into).collect(),
+    })
 }
 
 /// Describe a topic.
@@ -157,7 +163,7 @@ pub async fn list_topics(State(s): State<AppState>, caller: Caller) -> Json<Topi
     params(("topic" = String, Path, description = "Topic name")),
     responses(
         (status = 200, description = "The topic with its partitions.", body = TopicDescription),
-        (status = 404, response = Problem, description = "`topic_not_found`."),
+        (status = 404, description = "`topic_not_found`.", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn get_topic(
@@ -176,9 +182,9 @@ pub async fn get_topic(
     request_body(content = AlterTopic, content_type = "application/json"),
     responses(
         (status = 200, description = "The changed topic.", body = TopicDescription),
-        (status = 400, response = Problem, description = "`invalid_config`, `invalid_parameter` (e.g. fewer partitions) or `invalid_json`."),
-        (status = 404, response = Problem, description = "`topic_not_found`."),
-        (status = 415, response = Problem, description = "`unsupported_media_type`."),
+        (status = 400, description = "`invalid_config`, `invalid_parameter` (e.g. fewer partitions) or `invalid_json`.", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`topic_not_found`.", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`.", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn alter_topic(
@@ -189,7 +195,12 @@ pub async fn alter_topic(
     body: Body,
 ) -> ApiResult<Json<TopicDescription>> {
     let req: AlterTopic = json_body(&headers, body, s.broker.config().max_request_bytes).await?;
-    Ok(Json(s.broker.alter_topic(&caller, &topic, req.partitions, &req.config).await?.into()))
+    Ok(Json(
+        s.broker
+            .alter_topic(&caller, &topic, req.partitions, &req.config)
+            .await?
+            .into(),
+    ))
 }
 
 /// Delete a topic and all its records.
@@ -199,10 +210,14 @@ pub async fn alter_topic(
     params(("topic" = String, Path, description = "Topic name")),
     responses(
         (status = 204, description = "The topic and its records are gone."),
-        (status = 404, response = Problem, description = "`topic_not_found`."),
+        (status = 404, description = "`topic_not_found`.", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn delete_topic(State(s): State<AppState>, caller: Caller, Path(topic): Path<String>) -> ApiResult<StatusCode> {
+pub async fn delete_topic(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(topic): Path<String>,
+) -> ApiResult<StatusCode> {
     s.broker.delete_topic(&caller, &topic).await?;
     Ok(StatusCode::NO_CONTENT)
 }

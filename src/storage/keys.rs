@@ -57,7 +57,12 @@ impl RecordKey {
 
     /// The first key of a topic (all its partitions).
     pub fn topic_start(topic_id: u32) -> [u8; RECORD_KEY_LEN] {
-        Self { topic_id, partition: 0, base_offset: 0 }.encode()
+        Self {
+            topic_id,
+            partition: 0,
+            base_offset: 0,
+        }
+        .encode()
     }
 
     /// The exclusive end key of a topic: the start of the next topic id.

@@ -122,7 +122,12 @@ impl BatchBuilder {
     pub fn with_capacity(capacity: usize) -> Self {
         let mut buf = Vec::with_capacity(BATCH_HEADER_LEN + capacity);
         buf.resize(BATCH_HEADER_LEN, 0);
-        Self { buf, count: 0, base_timestamp: 0, max_timestamp: i64::MIN }
+        Self {
+            buf,
+            count: 0,
+            base_timestamp: 0,
+            max_timestamp: i64::MIN,
+        }
     }
 
     /// Number of records pushed so far.
@@ -164,7 +169,10 @@ impl BatchBuilder {
             flags |= FLAG_VALUE | (v.format.to_bits() << 4);
         }
         self.buf.push(flags);
-        put_varint(&mut self.buf, zigzag(record.timestamp.wrapping_sub(self.base_timestamp)));
+        put_varint(
+            &mut self.buf,
+            zigzag(record.timestamp.wrapping_sub(self.base_timestamp)),
+        );
         if let Some(k) = record.key {
             put_bytes(&mut self.buf, k.bytes);
         }
@@ -213,7 +221,11 @@ impl BatchHeader {
         let count = u32::from_be_bytes(bytes[1..5].try_into().expect("4 bytes"));
         let base_timestamp = i64::from_be_bytes(bytes[5..13].try_into().expect("8 bytes"));
         let max_timestamp = i64::from_be_bytes(bytes[13..21].try_into().expect("8 bytes"));
-        Ok(Self { count, base_timestamp, max_timestamp })
+        Ok(Self {
+            count,
+            base_timestamp,
+            max_timestamp,
+        })
     }
 }
 
@@ -231,7 +243,11 @@ impl<'a> BatchIter<'a> {
         let header = BatchHeader::parse(bytes)?;
         Ok((
             header,
-            Self { rest: &bytes[BATCH_HEADER_LEN..], remaining: header.count, base_timestamp: header.base_timestamp },
+            Self {
+                rest: &bytes[BATCH_HEADER_LEN..],
+                remaining: header.count,
+                base_timestamp: header.base_timestamp,
+            },
         ))
     }
 
@@ -239,12 +255,18 @@ impl<'a> BatchIter<'a> {
         let flags = take_u8(&mut self.rest)?;
         let timestamp = self.base_timestamp.wrapping_add(unzigzag(take_varint(&mut self.rest)?));
         let key = if flags & FLAG_KEY != 0 {
-            Some(Payload { format: Format::from_bits(flags >> 2)?, bytes: take_bytes(&mut self.rest)? })
+            Some(Payload {
+                format: Format::from_bits(flags >> 2)?,
+                bytes: take_bytes(&mut self.rest)?,
+            })
         } else {
             None
         };
         let value = if flags & FLAG_VALUE != 0 {
-            Some(Payload { format: Format::from_bits(flags >> 4)?, bytes: take_bytes(&mut self.rest)? })
+            Some(Payload {
+                format: Format::from_bits(flags >> 4)?,
+                bytes: take_bytes(&mut self.rest)?,
+            })
         } else {
             None
         };
@@ -258,7 +280,12 @@ impl<'a> BatchIter<'a> {
             let value = take_bytes(&mut self.rest)?;
             headers.push((name, value));
         }
-        Ok(RecordView { timestamp, key, value, headers })
+        Ok(RecordView {
+            timestamp,
+            key,
+            value,
+            headers,
+        })
     }
 }
 
@@ -306,7 +333,11 @@ impl PartitionStats {
     pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
         let b: &[u8; Self::LEN] = bytes.try_into().map_err(|_| CodecError("partition stats length"))?;
         let u = |i: usize| u64::from_be_bytes(b[i..i + 8].try_into().expect("8 bytes"));
-        Ok(Self { earliest_offset: u(0), next_offset: u(8), bytes: u(16) })
+        Ok(Self {
+            earliest_offset: u(0),
+            next_offset: u(8),
+            bytes: u(16),
+        })
     }
 }
 
@@ -382,18 +413,32 @@ mod tests {
             proptest::option::of((any::<u8>(), proptest::collection::vec(any::<u8>(), 0..40))),
             proptest::option::of((any::<u8>(), proptest::collection::vec(any::<u8>(), 0..200))),
             proptest::collection::vec(
-                (proptest::collection::vec(any::<u8>(), 0..10), proptest::collection::vec(any::<u8>(), 0..10)),
+                (
+                    proptest::collection::vec(any::<u8>(), 0..10),
+                    proptest::collection::vec(any::<u8>(), 0..10),
+                ),
                 0..4,
             ),
         )
-            .prop_map(|(timestamp, key, value, headers)| Owned { timestamp, key, value, headers })
+            .prop_map(|(timestamp, key, value, headers)| Owned {
+                timestamp,
+                key,
+                value,
+                headers,
+            })
     }
 
     fn view(o: &Owned) -> RecordView<'_> {
         RecordView {
             timestamp: o.timestamp,
-            key: o.key.as_ref().map(|(f, b)| Payload { format: fmt(*f), bytes: b }),
-            value: o.value.as_ref().map(|(f, b)| Payload { format: fmt(*f), bytes: b }),
+            key: o.key.as_ref().map(|(f, b)| Payload {
+                format: fmt(*f),
+                bytes: b,
+            }),
+            value: o.value.as_ref().map(|(f, b)| Payload {
+                format: fmt(*f),
+                bytes: b,
+            }),
             headers: o.headers.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect(),
         }
     }

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Direction, IteratorMode,
-    Options, ReadOptions, WriteBatch, WriteOptions, DB,
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType, Direction, IteratorMode,
+    Options, ReadOptions, WriteBatch, WriteOptions,
 };
 
 use super::keys::{IdempotencyKey, NEXT_TOPIC_ID_KEY, PartitionKey, RecordKey, TOPIC_KEY_PREFIX, topic_key};
@@ -27,6 +27,9 @@ pub enum StorageError {
     /// A stored value could not be decoded.
     #[error("{0}")]
     Corrupt(#[from] super::records::CodecError),
+    /// The data directory could not be created.
+    #[error("data directory: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 impl From<StorageError> for crate::error::Error {
@@ -48,7 +51,10 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        Self { write_buffer_bytes: 64 << 20, block_cache_bytes: 128 << 20 }
+        Self {
+            write_buffer_bytes: 64 << 20,
+            block_cache_bytes: 128 << 20,
+        }
     }
 }
 
@@ -109,9 +115,12 @@ impl Store {
             ColumnFamilyDescriptor::new(CF_META, meta),
             ColumnFamilyDescriptor::new(CF_IDEMPOTENCY, idem),
         ];
-        std::fs::create_dir_all(path).map_err(|e| StorageError::Rocks(rocksdb::Error::new(e.to_string())))?;
+        std::fs::create_dir_all(path)?;
         let db = DB::open_cf_descriptors(&db_opts, path, cfs)?;
-        Ok(Self { db: Arc::new(db), path: path.to_path_buf() })
+        Ok(Self {
+            db: Arc::new(db),
+            path: path.to_path_buf(),
+        })
     }
 
     fn cf(&self, name: &str) -> &ColumnFamily {
@@ -120,7 +129,10 @@ impl Store {
 
     /// Starts an atomic write batch.
     pub fn batch(&self) -> StoreBatch<'_> {
-        StoreBatch { store: self, inner: WriteBatch::default() }
+        StoreBatch {
+            store: self,
+            inner: WriteBatch::default(),
+        }
     }
 
     /// Applies a batch atomically. It is in the write-ahead log when this returns (survives a
@@ -135,7 +147,10 @@ impl Store {
     /// All topic descriptors, as stored by [`StoreBatch::put_topic`].
     pub fn topics(&self) -> Result<Vec<Vec<u8>>> {
         let mut out = Vec::new();
-        let iter = self.db.iterator_cf(self.cf(CF_META), IteratorMode::From(TOPIC_KEY_PREFIX, Direction::Forward));
+        let iter = self.db.iterator_cf(
+            self.cf(CF_META),
+            IteratorMode::From(TOPIC_KEY_PREFIX, Direction::Forward),
+        );
         for item in iter {
             let (k, v) = item?;
             if !k.starts_with(TOPIC_KEY_PREFIX) {
@@ -173,14 +188,29 @@ impl Store {
         from_offset: u64,
         mut f: impl FnMut(u64, &[u8]) -> bool,
     ) -> Result<()> {
-        let lower = RecordKey { topic_id, partition, base_offset: 0 }.encode();
-        let upper = RecordKey { topic_id, partition, base_offset: u64::MAX }.encode();
+        let lower = RecordKey {
+            topic_id,
+            partition,
+            base_offset: 0,
+        }
+        .encode();
+        let upper = RecordKey {
+            topic_id,
+            partition,
+            base_offset: u64::MAX,
+        }
+        .encode();
         let mut ro = ReadOptions::default();
         ro.set_iterate_lower_bound(lower.to_vec());
         ro.set_iterate_upper_bound(upper.to_vec());
         ro.fill_cache(true);
         let mut it = self.db.raw_iterator_cf_opt(self.cf(CF_RECORDS), ro);
-        let start = RecordKey { topic_id, partition, base_offset: from_offset }.encode();
+        let start = RecordKey {
+            topic_id,
+            partition,
+            base_offset: from_offset,
+        }
+        .encode();
         it.seek_for_prev(start);
         if it.valid() {
             let holds = match (it.key().and_then(RecordKey::decode), it.value()) {
@@ -194,7 +224,9 @@ impl Store {
             it.seek(start);
         }
         while it.valid() {
-            let (Some(k), Some(v)) = (it.key().and_then(RecordKey::decode), it.value()) else { break };
+            let (Some(k), Some(v)) = (it.key().and_then(RecordKey::decode), it.value()) else {
+                break;
+            };
             if !f(k.base_offset, v) {
                 return Ok(());
             }
@@ -229,8 +261,18 @@ impl Store {
     /// Asks RocksDB to compact the records of a partition below `to_offset`, so that space
     /// freed by retention is reclaimed.
     pub fn compact_records(&self, topic_id: u32, partition: u32, to_offset: u64) {
-        let from = RecordKey { topic_id, partition, base_offset: 0 }.encode();
-        let to = RecordKey { topic_id, partition, base_offset: to_offset }.encode();
+        let from = RecordKey {
+            topic_id,
+            partition,
+            base_offset: 0,
+        }
+        .encode();
+        let to = RecordKey {
+            topic_id,
+            partition,
+            base_offset: to_offset,
+        }
+        .encode();
         self.db.compact_range_cf(self.cf(CF_RECORDS), Some(from), Some(to));
     }
 
@@ -238,9 +280,17 @@ impl Store {
     pub fn size_bytes(&self) -> u64 {
         let mut total = 0;
         for cf in [CF_RECORDS, CF_META, CF_IDEMPOTENCY] {
-            for prop in ["rocksdb.total-sst-files-size", "rocksdb.total-blob-file-size", "rocksdb.cur-size-all-mem-tables"]
-            {
-                total += self.db.property_int_value_cf(self.cf(cf), prop).ok().flatten().unwrap_or(0);
+            for prop in [
+                "rocksdb.total-sst-files-size",
+                "rocksdb.total-blob-file-size",
+                "rocksdb.cur-size-all-mem-tables",
+            ] {
+                total += self
+                    .db
+                    .property_int_value_cf(self.cf(cf), prop)
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0);
             }
         }
         total
@@ -251,12 +301,47 @@ impl Store {
     pub fn raw_append_ceiling(&self, topic_id: u32, batches: &[Vec<u8>]) -> Result<()> {
         for (i, value) in batches.iter().enumerate() {
             let mut b = WriteBatch::default();
-            b.put_cf(self.cf(CF_RECORDS), RecordKey { topic_id, partition: 0, base_offset: i as u64 }.encode(), value);
+            b.put_cf(
+                self.cf(CF_RECORDS),
+                RecordKey {
+                    topic_id,
+                    partition: 0,
+                    base_offset: i as u64,
+                }
+                .encode(),
+                value,
+            );
             self.db.write(b)?;
         }
         let mut b = WriteBatch::default();
-        b.delete_range_cf(self.cf(CF_RECORDS), RecordKey::topic_start(topic_id), RecordKey::topic_end(topic_id));
+        b.delete_range_cf(
+            self.cf(CF_RECORDS),
+            RecordKey::topic_start(topic_id).as_slice(),
+            RecordKey::topic_end(topic_id).as_slice(),
+        );
         self.db.write(b)?;
+        Ok(())
+    }
+
+    /// Writes `batches` consecutively (offsets following each batch's record count) into
+    /// partition 0 of a private topic id, for the benchmark's raw read ceiling.
+    pub fn raw_fill(&self, topic_id: u32, batches: &[Vec<u8>]) -> Result<()> {
+        let mut offset = 0u64;
+        for value in batches {
+            let mut b = WriteBatch::default();
+            b.put_cf(
+                self.cf(CF_RECORDS),
+                RecordKey {
+                    topic_id,
+                    partition: 0,
+                    base_offset: offset,
+                }
+                .encode(),
+                value,
+            );
+            self.db.write(b)?;
+            offset += u64::from(BatchHeader::parse(value)?.count);
+        }
         Ok(())
     }
 }
@@ -295,13 +380,24 @@ impl StoreBatch<'_> {
 
     /// Records the last topic id handed out.
     pub fn put_last_topic_id(&mut self, id: u32) {
-        self.inner.put_cf(self.store.cf(CF_META), NEXT_TOPIC_ID_KEY, id.to_be_bytes());
+        self.inner
+            .put_cf(self.store.cf(CF_META), NEXT_TOPIC_ID_KEY, id.to_be_bytes());
     }
 
     /// Deletes the batches of a partition whose base offset is below `to_offset`.
     pub fn delete_batches_below(&mut self, topic_id: u32, partition: u32, to_offset: u64) {
-        let from = RecordKey { topic_id, partition, base_offset: 0 }.encode();
-        let to = RecordKey { topic_id, partition, base_offset: to_offset }.encode();
+        let from = RecordKey {
+            topic_id,
+            partition,
+            base_offset: 0,
+        }
+        .encode();
+        let to = RecordKey {
+            topic_id,
+            partition,
+            base_offset: to_offset,
+        }
+        .encode();
         self.inner.delete_range_cf(self.store.cf(CF_RECORDS), from, to);
     }
 
@@ -309,8 +405,8 @@ impl StoreBatch<'_> {
     pub fn delete_topic_data(&mut self, topic_id: u32) {
         self.inner.delete_range_cf(
             self.store.cf(CF_RECORDS),
-            RecordKey::topic_start(topic_id),
-            RecordKey::topic_end(topic_id),
+            RecordKey::topic_start(topic_id).as_slice(),
+            RecordKey::topic_end(topic_id).as_slice(),
         );
         let from = topic_id.to_be_bytes().to_vec();
         let to = match topic_id.checked_add(1) {

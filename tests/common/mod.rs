@@ -51,10 +51,10 @@ impl Server {
         let l = logs.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                    if v["fields"]["message"] == "weir listening" {
-                        let _ = tx.send(v["fields"]["addr"].as_str().unwrap_or_default().to_owned());
-                    }
+                if let Ok(v) = serde_json::from_str::<Value>(&line)
+                    && v["fields"]["message"] == "weir listening"
+                {
+                    let _ = tx.send(v["fields"]["addr"].as_str().unwrap_or_default().to_owned());
                 }
                 l.lock().unwrap().push(line);
             }
@@ -66,7 +66,14 @@ impl Server {
                 panic!("weir did not start: {:?}", logs.lock().unwrap());
             }
         };
-        Self { base: format!("http://{addr}"), dir: dir.to_path_buf(), _tmp: None, child: Some(child), logs, args }
+        Self {
+            base: format!("http://{addr}"),
+            dir: dir.to_path_buf(),
+            _tmp: None,
+            child: Some(child),
+            logs,
+            args,
+        }
     }
 
     /// Stops with SIGTERM (graceful) and waits for the process to exit.
@@ -74,7 +81,11 @@ impl Server {
         if let Some(mut c) = self.child.take() {
             let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
             let status = c.wait().expect("wait");
-            assert!(status.success(), "weir exited with {status}: {:?}", self.logs.lock().unwrap());
+            assert!(
+                status.success(),
+                "weir exited with {status}: {:?}",
+                self.logs.lock().unwrap()
+            );
         }
     }
 
@@ -114,7 +125,12 @@ impl Server {
 
     /// Produces a JSON batch and returns the response body (asserting 200).
     pub async fn produce(&self, topic: &str, body: Value) -> Value {
-        let r = client().post(self.url(&format!("/v1/topics/{topic}/records"))).json(&body).send().await.unwrap();
+        let r = client()
+            .post(self.url(&format!("/v1/topics/{topic}/records")))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         let status = r.status();
         let v: Value = r.json().await.unwrap();
         assert_eq!(status, 200, "produce: {v}");
@@ -146,13 +162,20 @@ impl Drop for Server {
 
 /// A shared HTTP client.
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap()
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
 }
 
 /// Asserts a problem+json answer with the given status and code; returns the problem.
 pub async fn expect_problem(r: reqwest::Response, status: u16, code: &str) -> Value {
     assert_eq!(r.status(), status, "status");
-    let ct = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
     let v: Value = r.json().await.unwrap();
     assert_eq!(ct, "application/problem+json", "content type of {v}");
     assert_eq!(v["code"], code, "{v}");
