@@ -192,3 +192,27 @@ async fn retention_by_bytes_keeps_the_newest() {
     let last = f["records"].as_array().unwrap().last().unwrap().clone();
     assert!(last["value"].as_str().unwrap().starts_with("19-"));
 }
+
+#[tokio::test]
+async fn sigterm_ends_waits_and_streams_and_exits_cleanly() {
+    let mut s = Server::start();
+    s.create_topic("g", 1, json!({})).await;
+    s.produce("g", json!({"records": [{"value": "kept"}]})).await;
+    let url = s.url("/v1/topics/g/partitions/0/records?offset=1&wait_ms=30000");
+    let poll = tokio::spawn(async move {
+        let r = client().get(url).send().await.unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    });
+    let sse = client().get(s.url("/v1/topics/g/events")).send().await.unwrap();
+    assert_eq!(sse.status(), 200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Graceful: the long-poll is answered (empty) rather than cut, the stream ends, the
+    // process exits with success (asserted by stop) well inside the 30 s wait.
+    s.stop();
+    let (status, body) = poll.await.unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(body["records"], json!([]));
+    let _ = sse.bytes().await;
+    s.restart();
+    assert_eq!(s.fetch("g", 0, "offset=0").await["records"][0]["value"], "kept");
+}
