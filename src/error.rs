@@ -39,6 +39,22 @@ pub enum ErrorCode {
     InvalidParameter,
     /// An `Idempotency-Key` was reused with a different request body.
     IdempotencyKeyReused,
+    /// A consumer group name breaks Kafka's naming rules.
+    InvalidGroupName,
+    /// The consumer group does not exist.
+    GroupNotFound,
+    /// The member is not (or no longer) in the group: rejoin.
+    UnknownMember,
+    /// The group rebalanced since the member last heard; the answer carries the new assignment.
+    RebalanceInProgress,
+    /// A commit carried a generation that is not the group's current one.
+    IllegalGeneration,
+    /// The member does not own the partition in the current generation.
+    PartitionNotOwned,
+    /// `auto_offset_reset` is `none` and the partition has no committed offset.
+    NoCommittedOffset,
+    /// The operation needs a group without members.
+    GroupNotEmpty,
     /// No such route.
     NotFound,
     /// The route exists but not for this method.
@@ -68,6 +84,14 @@ impl ErrorCode {
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::InvalidParameter => "invalid_parameter",
             Self::IdempotencyKeyReused => "idempotency_key_reused",
+            Self::InvalidGroupName => "invalid_group_name",
+            Self::GroupNotFound => "group_not_found",
+            Self::UnknownMember => "unknown_member",
+            Self::RebalanceInProgress => "rebalance_in_progress",
+            Self::IllegalGeneration => "illegal_generation",
+            Self::PartitionNotOwned => "partition_not_owned",
+            Self::NoCommittedOffset => "no_committed_offset",
+            Self::GroupNotEmpty => "group_not_empty",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Unavailable => "unavailable",
@@ -92,6 +116,8 @@ pub struct Error {
     pub detail: String,
     /// The request field (JSON path, query or path parameter) at fault, if any.
     pub field: Option<String>,
+    /// Extra members for the problem document (e.g. the new assignment of a rebalance).
+    pub extensions: Option<Box<serde_json::Map<String, serde_json::Value>>>,
 }
 
 impl Error {
@@ -101,6 +127,7 @@ impl Error {
             code,
             detail: detail.into(),
             field: None,
+            extensions: None,
         }
     }
 
@@ -108,6 +135,13 @@ impl Error {
     #[must_use]
     pub fn with_field(mut self, field: impl Into<String>) -> Self {
         self.field = Some(field.into());
+        self
+    }
+
+    /// Adds extension members to the problem document.
+    #[must_use]
+    pub fn with_extensions(mut self, extensions: serde_json::Map<String, serde_json::Value>) -> Self {
+        self.extensions = Some(Box::new(extensions));
         self
     }
 

@@ -54,8 +54,22 @@ pub enum Operation {
     Describe,
 }
 
+/// The kind of resource an operation is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    /// A topic.
+    Topic,
+    /// A consumer group.
+    Group,
+}
+
 /// The one place where permissions are decided. With no authentication configured every caller
 /// may do everything; the security work plugs its ACL check in here.
-pub fn authorize(_caller: &Caller, _operation: Operation, _topic: &str) -> crate::error::Result<()> {
+pub fn authorize(
+    _caller: &Caller,
+    _operation: Operation,
+    _resource: Resource,
+    _name: &str,
+) -> crate::error::Result<()> {
     Ok(())
 }

@@ -96,7 +96,7 @@ impl Broker {
     /// Reads records from a partition, waiting up to `req.wait` for a first one.
     pub async fn fetch(&self, caller: &Caller, topic: &str, partition: u32, req: FetchRequest) -> Result<FetchResult> {
         let started = Instant::now();
-        caller::authorize(caller, Operation::Read, topic)?;
+        caller::authorize(caller, Operation::Read, caller::Resource::Topic, topic)?;
         let topic = self.lookup(topic)?;
         let part = topic.partition(partition)?;
         let mut hw_rx = part.subscribe();

@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::topics::{Partition, Topic, TopicConfig, TopicDescriptor};
 use crate::error::{Error, ErrorCode, Result};
-use crate::storage::{IdempotencyKey, PartitionKey, PartitionStats, RecordKey, Store};
+use crate::storage::{GroupOffsetKey, IdempotencyKey, PartitionKey, PartitionStats, RecordKey, Store};
 
 /// Most ops grouped into one write.
 const MAX_GROUP_OPS: usize = 1024;
@@ -72,6 +72,14 @@ pub(crate) enum Op {
     },
     ExpireIdempotency {
         keys: Vec<IdempotencyKey>,
+    },
+    CommitOffsets {
+        entries: Vec<(GroupOffsetKey, u64)>,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    DeleteGroupOffsets {
+        group: String,
+        reply: oneshot::Sender<Result<()>>,
     },
 }
 
@@ -277,6 +285,18 @@ impl Writer {
                 if let Err(e) = self.truncate(&topic, partition, new_earliest, freed_bytes) {
                     tracing::error!(topic = %topic.name, partition, error = %e, "retention delete failed");
                 }
+            }
+            Op::CommitOffsets { entries, reply } => {
+                let mut batch = self.store.batch();
+                for (key, offset) in &entries {
+                    batch.put_committed_offset(key, *offset);
+                }
+                let _ = reply.send(self.store.write(batch, false).map_err(Error::from));
+            }
+            Op::DeleteGroupOffsets { group, reply } => {
+                let mut batch = self.store.batch();
+                batch.delete_group_offsets(&group);
+                let _ = reply.send(self.store.write(batch, true).map_err(Error::from));
             }
             Op::ExpireIdempotency { keys } => {
                 let mut batch = self.store.batch();

@@ -6,6 +6,7 @@
 
 pub mod caller;
 pub mod fetch;
+pub mod groups;
 mod log;
 pub mod partitioner;
 pub mod produce;
@@ -19,7 +20,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-pub use caller::{Caller, Operation, Principal};
+pub use caller::{Caller, Operation, Principal, Resource};
 pub use fetch::{FetchRequest, FetchResult, StartAt};
 pub use produce::{Idempotency, PayloadInput, ProduceOutcome, RecordAck, RecordInput, ValueInput};
 pub use topics::{Durability, Partition, Topic, TopicConfig};
@@ -63,6 +64,7 @@ struct Inner {
     writer: LogWriter,
     round_robin: RoundRobin,
     idempotency_locks: Mutex<HashMap<IdempotencyKey, Arc<tokio::sync::Mutex<()>>>>,
+    groups: groups::Groups,
     shutdown: CancellationToken,
 }
 
@@ -97,6 +99,7 @@ impl Broker {
         tracing::info!(topics = topics.len(), data_dir = %config.data_dir.display(), "store opened");
         let registry: Registry = Arc::new(RwLock::new(topics));
         let writer = LogWriter::start(store.clone(), registry.clone(), store.last_topic_id()?)?;
+        let groups = groups::Groups::load(store.committed_offsets()?);
         let broker = Self {
             inner: Arc::new(Inner {
                 config,
@@ -105,10 +108,12 @@ impl Broker {
                 writer,
                 round_robin: RoundRobin::default(),
                 idempotency_locks: Mutex::new(HashMap::new()),
+                groups,
                 shutdown: CancellationToken::new(),
             }),
         };
         retention::spawn(broker.clone());
+        groups::spawn(broker.clone());
         Ok(broker)
     }
 
@@ -136,7 +141,7 @@ impl Broker {
 
     /// Looks a live topic up by name.
     pub fn topic(&self, caller: &Caller, name: &str) -> Result<Arc<Topic>> {
-        caller::authorize(caller, Operation::Describe, name)?;
+        caller::authorize(caller, Operation::Describe, caller::Resource::Topic, name)?;
         self.lookup(name)
     }
 
@@ -172,7 +177,7 @@ impl Broker {
         config: &BTreeMap<String, Value>,
     ) -> Result<TopicInfo> {
         topics::validate_topic_name(name)?;
-        caller::authorize(caller, Operation::Create, name)?;
+        caller::authorize(caller, Operation::Create, caller::Resource::Topic, name)?;
         let partitions = partitions.unwrap_or(1);
         validate_partition_count(partitions)?;
         let defaults = self.default_topic_config();
@@ -196,7 +201,7 @@ impl Broker {
     pub fn list_topics(&self, caller: &Caller) -> Vec<TopicInfo> {
         self.all_topics()
             .iter()
-            .filter(|t| caller::authorize(caller, Operation::Describe, &t.name).is_ok())
+            .filter(|t| caller::authorize(caller, Operation::Describe, caller::Resource::Topic, &t.name).is_ok())
             .map(|t| describe(t))
             .collect()
     }
@@ -215,7 +220,7 @@ impl Broker {
         partitions: Option<u32>,
         config: &BTreeMap<String, Value>,
     ) -> Result<TopicInfo> {
-        caller::authorize(caller, Operation::Alter, name)?;
+        caller::authorize(caller, Operation::Alter, caller::Resource::Topic, name)?;
         let topic = self.lookup(name)?;
         let partitions = partitions.unwrap_or(topic.partitions().len() as u32);
         validate_partition_count(partitions)?;
@@ -238,7 +243,7 @@ impl Broker {
 
     /// Deletes a topic and all its records.
     pub async fn delete_topic(&self, caller: &Caller, name: &str) -> Result<()> {
-        caller::authorize(caller, Operation::Delete, name)?;
+        caller::authorize(caller, Operation::Delete, caller::Resource::Topic, name)?;
         let topic = self
             .inner
             .writer

@@ -193,7 +193,7 @@ impl Broker {
     /// the outcome; the others are written. An `Err` means nothing was written.
     pub async fn produce(&self, caller: &Caller, topic_name: &str, req: ProduceRequest<'_>) -> Result<ProduceOutcome> {
         let started = Instant::now();
-        caller::authorize(caller, Operation::Write, topic_name)?;
+        caller::authorize(caller, Operation::Write, caller::Resource::Topic, topic_name)?;
         let topic = self.lookup(topic_name)?;
         let max = self.inner.config.max_records_per_request;
         if req.records.len() > max {
@@ -381,6 +381,7 @@ impl Broker {
                     code: e.code,
                     detail: e.detail,
                     field: e.field,
+                    extensions: None,
                 })
             })
             .collect();

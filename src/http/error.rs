@@ -11,8 +11,15 @@ use crate::error::{Error, ErrorCode};
 pub const fn status_of(code: ErrorCode) -> StatusCode {
     match code {
         ErrorCode::TopicNotFound | ErrorCode::PartitionNotFound | ErrorCode::NotFound => StatusCode::NOT_FOUND,
-        ErrorCode::TopicAlreadyExists => StatusCode::CONFLICT,
+        ErrorCode::TopicAlreadyExists
+        | ErrorCode::RebalanceInProgress
+        | ErrorCode::IllegalGeneration
+        | ErrorCode::PartitionNotOwned
+        | ErrorCode::NoCommittedOffset
+        | ErrorCode::GroupNotEmpty => StatusCode::CONFLICT,
+        ErrorCode::GroupNotFound | ErrorCode::UnknownMember => StatusCode::NOT_FOUND,
         ErrorCode::InvalidTopicName
+        | ErrorCode::InvalidGroupName
         | ErrorCode::InvalidConfig
         | ErrorCode::InvalidRecord
         | ErrorCode::InvalidBase64
@@ -55,6 +62,10 @@ pub struct Problem {
     /// The offending request field (JSON path, query or path parameter, header), if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// Code-specific members (e.g. `generation` and `assignment` of `rebalance_in_progress`).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub extensions: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl Problem {
@@ -68,6 +79,7 @@ impl Problem {
             code: e.code,
             detail: e.detail.clone(),
             field: e.field.clone(),
+            extensions: e.extensions.as_deref().cloned(),
         }
     }
 }

@@ -93,7 +93,12 @@ pub async fn events(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let topic = s.broker.topic(&caller, &topic)?;
-    crate::broker::caller::authorize(&caller, crate::broker::Operation::Read, &topic.name)?;
+    crate::broker::caller::authorize(
+        &caller,
+        crate::broker::Operation::Read,
+        crate::broker::caller::Resource::Topic,
+        &topic.name,
+    )?;
     let only = p.partition.as_deref().map(parse_partition).transpose()?;
     if let Some(part) = only {
         topic.partition(part)?;

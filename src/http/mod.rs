@@ -4,6 +4,7 @@
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod groups;
 pub mod openapi;
 pub mod records;
 pub mod render;
@@ -68,6 +69,16 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(records::produce))
         .routes(routes!(records::fetch))
         .routes(routes!(events::events))
+        .routes(routes!(groups::list))
+        .routes(routes!(groups::describe, groups::delete))
+        .routes(routes!(groups::join))
+        .routes(routes!(groups::leave))
+        .routes(routes!(groups::heartbeat))
+        .routes(routes!(groups::poll))
+        .routes(routes!(groups::commit))
+        .routes(routes!(groups::seek))
+        .routes(routes!(groups::reset))
+        .routes(routes!(groups::events))
         .routes(routes!(system::healthz))
         .routes(routes!(system::readyz))
         .routes(routes!(system::metrics))

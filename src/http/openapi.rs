@@ -15,6 +15,7 @@ Errors are `application/problem+json` with a stable `code`.",
     tags(
         (name = "topics", description = "Create, describe, change and delete topics"),
         (name = "records", description = "Produce and fetch records; stream them as Server-Sent Events"),
+        (name = "groups", description = "Consumer groups: membership, polling, commits, administration, streaming"),
         (name = "system", description = "Health, readiness and metrics"),
     ),
     components(schemas(crate::error::ErrorCode))

@@ -15,6 +15,12 @@
 //! +------+------+-----------------+-----------------+
 //!               TopicKey: "t/" + topic name (UTF-8);  "next_topic_id" counter
 //!
+//! offsets CF    GroupOffsetKey (committed consumer-group offsets)
+//! +----------------------+------+-----------------+-----------------+
+//! | group name (UTF-8)   | 0x00 | topic_id  u32BE | partition u32BE |
+//! +----------------------+------+-----------------+-----------------+
+//!               group names never contain 0x00, so one group's keys are contiguous
+//!
 //! idem CF       IdempotencyKey
 //! +-----------------+--------------------------------+
 //! | topic_id  u32BE | idempotency key bytes (1..=255) |
@@ -155,10 +161,62 @@ impl IdempotencyKey {
     }
 }
 
+/// Key of a committed offset: group, topic id, partition.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct GroupOffsetKey {
+    /// Consumer group name (no NUL bytes).
+    pub group: String,
+    /// Internal topic id.
+    pub topic_id: u32,
+    /// Partition.
+    pub partition: u32,
+}
+
+impl GroupOffsetKey {
+    /// Encodes the key.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.group.len() + 9);
+        out.extend_from_slice(self.group.as_bytes());
+        out.push(0);
+        out.extend_from_slice(&self.topic_id.to_be_bytes());
+        out.extend_from_slice(&self.partition.to_be_bytes());
+        out
+    }
+
+    /// Decodes a key; `None` if it is not one.
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() < 9 {
+            return None;
+        }
+        let (head, tail) = bytes.split_at(bytes.len() - 9);
+        if tail[0] != 0 || head.contains(&0) {
+            return None;
+        }
+        Some(Self {
+            group: String::from_utf8(head.to_vec()).ok()?,
+            topic_id: u32::from_be_bytes([tail[1], tail[2], tail[3], tail[4]]),
+            partition: u32::from_be_bytes([tail[5], tail[6], tail[7], tail[8]]),
+        })
+    }
+
+    /// The key range `[start, end)` holding every offset of a group.
+    pub fn group_range(group: &str) -> (Vec<u8>, Vec<u8>) {
+        let mut start = group.as_bytes().to_vec();
+        start.push(0);
+        let mut end = group.as_bytes().to_vec();
+        end.push(1);
+        (start, end)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn group_name() -> impl Strategy<Value = String> {
+        "[a-zA-Z0-9._-]{1,40}"
+    }
 
     proptest! {
         #[test]
@@ -198,10 +256,29 @@ mod tests {
         }
 
         #[test]
+        fn group_offset_key_round_trips_and_orders(
+            a in (group_name(), any::<u32>(), any::<u32>()),
+            b in (group_name(), any::<u32>(), any::<u32>()),
+        ) {
+            let ka = GroupOffsetKey { group: a.0, topic_id: a.1, partition: a.2 };
+            let kb = GroupOffsetKey { group: b.0, topic_id: b.1, partition: b.2 };
+            prop_assert_eq!(GroupOffsetKey::decode(&ka.encode()), Some(ka.clone()));
+            if ka.group == kb.group {
+                prop_assert_eq!(ka.encode().cmp(&kb.encode()), (ka.topic_id, ka.partition).cmp(&(kb.topic_id, kb.partition)));
+            }
+            let (start, end) = GroupOffsetKey::group_range(&ka.group);
+            prop_assert!(ka.encode() >= start && ka.encode() < end);
+            if ka.group != kb.group {
+                prop_assert!(kb.encode() < start || kb.encode() >= end);
+            }
+        }
+
+        #[test]
         fn decoders_never_panic(bytes: Vec<u8>) {
             let _ = RecordKey::decode(&bytes);
             let _ = PartitionKey::decode(&bytes);
             let _ = IdempotencyKey::decode(&bytes);
+            let _ = GroupOffsetKey::decode(&bytes);
         }
     }
 }

@@ -11,12 +11,15 @@ use rocksdb::{
     Options, ReadOptions, WriteBatch, WriteOptions,
 };
 
-use super::keys::{IdempotencyKey, NEXT_TOPIC_ID_KEY, PartitionKey, RecordKey, TOPIC_KEY_PREFIX, topic_key};
+use super::keys::{
+    GroupOffsetKey, IdempotencyKey, NEXT_TOPIC_ID_KEY, PartitionKey, RecordKey, TOPIC_KEY_PREFIX, topic_key,
+};
 use super::records::{BatchHeader, PartitionStats};
 
 const CF_RECORDS: &str = "records";
 const CF_META: &str = "meta";
 const CF_IDEMPOTENCY: &str = "idempotency";
+const CF_OFFSETS: &str = "offsets";
 
 /// A storage failure: I/O, corruption, or RocksDB itself.
 #[derive(Debug, thiserror::Error)]
@@ -109,11 +112,14 @@ impl Store {
         meta.set_block_based_table_factory(&table);
         let mut idem = Options::default();
         idem.set_block_based_table_factory(&table);
+        let mut offsets = Options::default();
+        offsets.set_block_based_table_factory(&table);
 
         let cfs = vec![
             ColumnFamilyDescriptor::new(CF_RECORDS, records),
             ColumnFamilyDescriptor::new(CF_META, meta),
             ColumnFamilyDescriptor::new(CF_IDEMPOTENCY, idem),
+            ColumnFamilyDescriptor::new(CF_OFFSETS, offsets),
         ];
         std::fs::create_dir_all(path)?;
         let db = DB::open_cf_descriptors(&db_opts, path, cfs)?;
@@ -252,6 +258,18 @@ impl Store {
         Ok(())
     }
 
+    /// Every committed consumer-group offset.
+    pub fn committed_offsets(&self) -> Result<Vec<(GroupOffsetKey, u64)>> {
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(CF_OFFSETS), IteratorMode::Start) {
+            let (k, v) = item?;
+            if let (Some(key), Ok(v)) = (GroupOffsetKey::decode(&k), <[u8; 8]>::try_from(v.as_ref())) {
+                out.push((key, u64::from_be_bytes(v)));
+            }
+        }
+        Ok(out)
+    }
+
     /// Flushes and fsyncs the write-ahead log.
     pub fn flush_wal(&self) -> Result<()> {
         self.db.flush_wal(true)?;
@@ -279,7 +297,7 @@ impl Store {
     /// Bytes used on disk and in memtables by the whole store.
     pub fn size_bytes(&self) -> u64 {
         let mut total = 0;
-        for cf in [CF_RECORDS, CF_META, CF_IDEMPOTENCY] {
+        for cf in [CF_RECORDS, CF_META, CF_IDEMPOTENCY, CF_OFFSETS] {
             for prop in [
                 "rocksdb.total-sst-files-size",
                 "rocksdb.total-blob-file-size",
@@ -424,6 +442,18 @@ impl StoreBatch<'_> {
     /// Removes an idempotent-produce result.
     pub fn delete_idempotency(&mut self, key: &IdempotencyKey) {
         self.inner.delete_cf(self.store.cf(CF_IDEMPOTENCY), key.encode());
+    }
+
+    /// Stores a committed consumer-group offset.
+    pub fn put_committed_offset(&mut self, key: &GroupOffsetKey, offset: u64) {
+        self.inner
+            .put_cf(self.store.cf(CF_OFFSETS), key.encode(), offset.to_be_bytes());
+    }
+
+    /// Deletes every committed offset of a group.
+    pub fn delete_group_offsets(&mut self, group: &str) {
+        let (start, end) = GroupOffsetKey::group_range(group);
+        self.inner.delete_range_cf(self.store.cf(CF_OFFSETS), start, end);
     }
 
     /// Whether the batch holds no writes.

@@ -1,0 +1,749 @@
+//! `/v1/groups`: consumer groups over plain HTTP — join, heartbeat, poll, commit, seek, leave,
+//! administration, and a group member that is an SSE stream.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use utoipa::{IntoParams, ToSchema};
+
+use super::AppState;
+use super::error::{ApiResult, Problem};
+use super::extract::{Params, json_body, parse_json, read_body, require_json};
+use super::render::{Rendering, topic_json, write_record};
+use crate::broker::groups::{
+    DEFAULT_SESSION_TIMEOUT_MS, GroupDescription, GroupSummary, JoinOptions, MemberView, OffsetChange, OffsetReset,
+    PartitionOffset, SeekTo, Strategy, Subscription, TopicPartition,
+};
+use crate::broker::{Broker, Caller};
+use crate::error::{Error, ErrorCode};
+
+/// Body of a join.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"topics": ["orders"], "session_timeout_ms": 30000, "auto_offset_reset": "earliest", "assignment_strategy": "sticky"}))]
+pub struct JoinRequest {
+    /// Topics to consume (or give `topic_pattern`).
+    pub topics: Option<Vec<String>>,
+    /// A regular expression; every topic whose whole name matches is consumed, including
+    /// topics created later.
+    pub topic_pattern: Option<String>,
+    /// Lease: the member is removed after this long without a request (default 30000).
+    pub session_timeout_ms: Option<u64>,
+    /// Where to start without a committed offset: `earliest`, `latest` (default) or `none`.
+    pub auto_offset_reset: Option<OffsetReset>,
+    /// `range` (default), `roundrobin` or `sticky`; the group uses its longest-standing member's.
+    pub assignment_strategy: Option<Strategy>,
+    /// Commit what the previous poll returned at every poll (default false).
+    pub auto_commit: Option<bool>,
+}
+
+fn subscription(topics: Option<Vec<String>>, pattern: Option<String>) -> Result<Subscription, Error> {
+    match (topics, pattern) {
+        (Some(_), Some(_)) => Err(Error::invalid_parameter(
+            "topic_pattern",
+            "give topics or topic_pattern, not both",
+        )),
+        (None, Some(p)) => regex::RegexBuilder::new(&format!("^(?:{p})$"))
+            .size_limit(1 << 20)
+            .build()
+            .map(Subscription::Pattern)
+            .map_err(|e| Error::invalid_parameter("topic_pattern", format!("invalid regular expression: {e}"))),
+        (Some(t), None) if !t.is_empty() => Ok(Subscription::Topics(t.into_iter().collect())),
+        _ => Err(Error::invalid_parameter(
+            "topics",
+            "give at least one topic or a topic_pattern",
+        )),
+    }
+}
+
+/// Join a group.
+#[utoipa::path(
+    post, path = "/v1/groups/{group}/members", tag = "groups",
+    summary = "Join a consumer group",
+    description = "Creates the group if needed and adds a member; the group rebalances. The member id is used \
+in every later call; every call renews the member's lease.",
+    params(("group" = String, Path, description = "Group name")),
+    request_body(content = JoinRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The member, its generation and assignment.", body = MemberView,
+         example = json!({"member_id": "billing-5f0c…", "generation": 4, "assignment": [{"topic": "orders", "partition": 0}], "pending": []})),
+        (status = 400, description = "`invalid_group_name`, `invalid_parameter`, `invalid_json`.", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`topic_not_found`.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn join(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(group): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<MemberView>)> {
+    let req: JoinRequest = json_body(&headers, body, s.broker.config().max_request_bytes).await?;
+    let options = JoinOptions {
+        subscription: subscription(req.topics, req.topic_pattern)?,
+        session_timeout: Duration::from_millis(req.session_timeout_ms.unwrap_or(DEFAULT_SESSION_TIMEOUT_MS)),
+        auto_offset_reset: req.auto_offset_reset.unwrap_or_default(),
+        strategy: req.assignment_strategy.unwrap_or_default(),
+        auto_commit: req.auto_commit.unwrap_or(false),
+        streaming: false,
+        resume: HashMap::new(),
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(s.broker.join_group(&caller, &group, options).await?),
+    ))
+}
+
+/// Leave a group.
+#[utoipa::path(
+    delete, path = "/v1/groups/{group}/members/{member}", tag = "groups",
+    summary = "Leave a consumer group",
+    params(("group" = String, Path, description = "Group name"), ("member" = String, Path, description = "Member id")),
+    responses(
+        (status = 204, description = "The member left; its partitions move to the others."),
+        (status = 404, description = "`group_not_found`, `unknown_member`.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn leave(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((group, member)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    s.broker.leave_group(&caller, &group, &member)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Renew a member's lease.
+#[utoipa::path(
+    post, path = "/v1/groups/{group}/members/{member}/heartbeat", tag = "groups",
+    summary = "Renew a member's lease",
+    params(("group" = String, Path, description = "Group name"), ("member" = String, Path, description = "Member id")),
+    responses(
+        (status = 200, description = "The member's generation and assignment.", body = MemberView,
+         example = json!({"member_id": "billing-5f0c…", "generation": 4, "assignment": [{"topic": "orders", "partition": 0}], "pending": []})),
+        (status = 404, description = "`group_not_found`, `unknown_member`.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`rebalance_in_progress`: the problem carries `generation`, `assignment`, `pending`.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn heartbeat(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((group, member)): Path<(String, String)>,
+) -> ApiResult<Json<MemberView>> {
+    Ok(Json(s.broker.heartbeat(&caller, &group, &member)?))
+}
+
+/// Query parameters of a group poll.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PollParams {
+    /// Most records (default 500).
+    #[param(value_type = Option<u32>)]
+    pub max_records: Option<String>,
+    /// Most payload bytes (default 1 MiB).
+    #[param(value_type = Option<u64>)]
+    pub max_bytes: Option<String>,
+    /// Long-poll up to this many ms for a first record (default 0).
+    #[param(value_type = Option<u64>)]
+    pub wait_ms: Option<String>,
+}
+
+fn num<T: std::str::FromStr>(field: &str, v: Option<&str>) -> Result<Option<T>, Error> {
+    v.map(|s| {
+        s.parse()
+            .map_err(|_| Error::invalid_parameter(field, format!("{field} must be a non-negative integer")))
+    })
+    .transpose()
+}
+
+/// A poll's answer (records in the fetch format).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"generation": 4, "assignment": [{"topic": "orders", "partition": 0}], "pending": [],
+    "records": [{"topic": "orders", "partition": 0, "offset": 41, "timestamp": 1732500000000i64, "key": "customer-17", "value": {"total": 25.5}, "headers": {}}]}))]
+pub struct PollResponse {
+    /// Group generation.
+    pub generation: u64,
+    /// Assigned partitions.
+    pub assignment: Vec<TopicPartition>,
+    /// Assigned partitions not yet released by their previous owner.
+    pub pending: Vec<TopicPartition>,
+    /// Records, in offset order per partition.
+    pub records: Vec<super::records::FetchedRecord>,
+}
+
+/// Poll records as a group member.
+#[utoipa::path(
+    get, path = "/v1/groups/{group}/members/{member}/records", tag = "groups",
+    summary = "Poll records as a group member",
+    description = "Returns records from the member's partitions, from the committed offset (or per \
+`auto_offset_reset`), long-polling up to `wait_ms`. After a rebalance the member gets `409 rebalance_in_progress` \
+once, with the new assignment, never an empty success.",
+    params(("group" = String, Path, description = "Group name"), ("member" = String, Path, description = "Member id"), PollParams),
+    responses(
+        (status = 200, description = "Records with the member's generation and assignment.", body = PollResponse),
+        (status = 400, description = "`invalid_parameter`.", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`group_not_found`, `unknown_member`.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`rebalance_in_progress` (with `Retry-After`, `generation`, `assignment`), `no_committed_offset`.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn poll(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((group, member)): Path<(String, String)>,
+    Params(p): Params<PollParams>,
+) -> ApiResult<Response> {
+    let max_records = num("max_records", p.max_records.as_deref())?.unwrap_or(500);
+    let max_bytes = num("max_bytes", p.max_bytes.as_deref())?.unwrap_or(1 << 20);
+    let wait = Duration::from_millis(num("wait_ms", p.wait_ms.as_deref())?.unwrap_or(0));
+    let poll = s
+        .broker
+        .group_poll(&caller, &group, &member, max_records, max_bytes, wait)
+        .await?;
+    let mut out = Vec::with_capacity(4096);
+    out.extend_from_slice(b"{\"generation\":");
+    out.extend_from_slice(itoa::Buffer::new().format(poll.view.generation).as_bytes());
+    out.extend_from_slice(b",\"assignment\":");
+    serde_json::to_writer(&mut out, &poll.view.assignment).map_err(Error::internal)?;
+    out.extend_from_slice(b",\"pending\":");
+    serde_json::to_writer(&mut out, &poll.view.pending).map_err(Error::internal)?;
+    out.extend_from_slice(b",\"records\":[");
+    let mut first = true;
+    for f in &poll.fetched {
+        let tj = topic_json(&f.topic);
+        for (offset, r) in f.records() {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            write_record(&mut out, &tj, f.partition, offset, &r, Rendering::default());
+        }
+    }
+    out.extend_from_slice(b"]}");
+    let mut resp = (StatusCode::OK, out).into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(resp)
+}
+
+/// Body of a commit (an empty body commits everything returned so far).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"generation": 4, "offsets": [{"topic": "orders", "partition": 0, "offset": 42}]}))]
+pub struct CommitRequest {
+    /// The generation the member is in; a stale one is refused (`illegal_generation`).
+    pub generation: Option<u64>,
+    /// Offsets to commit: the next offset to read, as in Kafka.
+    pub offsets: Option<Vec<PartitionOffset>>,
+}
+
+/// What was committed.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"committed": [{"topic": "orders", "partition": 0, "offset": 42}]}))]
+pub struct CommitResponse {
+    /// Committed offsets.
+    pub committed: Vec<PartitionOffset>,
+}
+
+/// Commit offsets.
+#[utoipa::path(
+    post, path = "/v1/groups/{group}/members/{member}/offsets", tag = "groups",
+    summary = "Commit offsets",
+    description = "Commits the given offsets (the next offset to read), or with an empty body the positions of \
+everything the member was returned so far. Commits are durable.",
+    params(("group" = String, Path, description = "Group name"), ("member" = String, Path, description = "Member id")),
+    request_body(content = CommitRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The committed offsets.", body = CommitResponse),
+        (status = 400, description = "`invalid_json`.", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`group_not_found`, `unknown_member`.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`illegal_generation`, `partition_not_owned`, `rebalance_in_progress`.", body = Problem, content_type = "application/problem+json"),
+        (status = 416, description = "`offset_out_of_range`: past the partition's end.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn commit(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((group, member)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<CommitResponse>> {
+    let bytes = read_body(body, s.broker.config().max_request_bytes).await?;
+    let (generation, offsets) = if bytes.iter().all(u8::is_ascii_whitespace) {
+        (None, None)
+    } else {
+        require_json(&headers)?;
+        let req: CommitRequest = parse_json(&bytes)?;
+        (req.generation, req.offsets)
+    };
+    let committed = s
+        .broker
+        .group_commit(&caller, &group, &member, generation, offsets)
+        .await?;
+    Ok(Json(CommitResponse { committed }))
+}
+
+/// Where to seek or reset to.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// The oldest retained record.
+    Earliest,
+    /// The end.
+    Latest,
+    /// The first record at or after `timestamp`.
+    Timestamp,
+    /// `offset` (seek only).
+    Offset,
+    /// The listed `offsets` (reset only).
+    Offsets,
+}
+
+/// Body of a seek.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"to": "timestamp", "timestamp": 1732500000000i64, "partitions": [{"topic": "orders", "partition": 0}]}))]
+pub struct SeekRequest {
+    /// `earliest`, `latest`, `timestamp` or `offset`.
+    pub to: Target,
+    /// With `to: timestamp`.
+    pub timestamp: Option<i64>,
+    /// With `to: offset`.
+    pub offset: Option<u64>,
+    /// Partitions to move (default: all the member owns).
+    pub partitions: Option<Vec<TopicPartition>>,
+}
+
+/// New positions.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"positions": [{"topic": "orders", "partition": 0, "offset": 17}]}))]
+pub struct SeekResponse {
+    /// Where the next poll starts, per partition.
+    pub positions: Vec<PartitionOffset>,
+}
+
+fn seek_target(
+    to: Target,
+    timestamp: Option<i64>,
+    offset: Option<u64>,
+    allow_offset: bool,
+) -> Result<Option<SeekTo>, Error> {
+    Ok(match to {
+        Target::Earliest => Some(SeekTo::Earliest),
+        Target::Latest => Some(SeekTo::Latest),
+        Target::Timestamp => {
+            Some(SeekTo::Timestamp(timestamp.filter(|t| *t >= 0).ok_or_else(|| {
+                Error::invalid_parameter("timestamp", "give a timestamp >= 0")
+            })?))
+        }
+        Target::Offset if allow_offset => Some(SeekTo::Offset(
+            offset.ok_or_else(|| Error::invalid_parameter("offset", "give an offset"))?,
+        )),
+        Target::Offsets if !allow_offset => None,
+        _ => return Err(Error::invalid_parameter("to", "this target is not allowed here")),
+    })
+}
+
+/// Move a member's positions.
+#[utoipa::path(
+    post, path = "/v1/groups/{group}/members/{member}/positions:seek", tag = "groups",
+    summary = "Seek a member's partitions",
+    params(("group" = String, Path, description = "Group name"), ("member" = String, Path, description = "Member id")),
+    request_body(content = SeekRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The new positions.", body = SeekResponse),
+        (status = 400, description = "`invalid_parameter`, `invalid_json`.", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`group_not_found`, `unknown_member`.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`partition_not_owned`, `rebalance_in_progress`.", body = Problem, content_type = "application/problem+json"),
+        (status = 416, description = "`offset_out_of_range`.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn seek(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((group, member)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<SeekResponse>> {
+    let req: SeekRequest = json_body(&headers, body, s.broker.config().max_request_bytes).await?;
+    let to = seek_target(req.to, req.timestamp, req.offset, true)?.expect("seek targets are concrete");
+    let positions = s.broker.seek(&caller, &group, &member, to, req.partitions).await?;
+    Ok(Json(SeekResponse { positions }))
+}
+
+/// The group list.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"groups": [{"group": "billing", "state": "stable", "generation": 4, "members": 2}]}))]
+pub struct GroupList {
+    /// Groups by name.
+    pub groups: Vec<GroupSummary>,
+}
+
+/// List consumer groups.
+#[utoipa::path(
+    get, path = "/v1/groups", tag = "groups",
+    summary = "List consumer groups",
+    responses(
+        (status = 200, description = "Groups with state, generation and member count.", body = GroupList),
+        (status = 500, description = "`internal`.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list(State(s): State<AppState>, caller: Caller) -> Json<GroupList> {
+    Json(GroupList {
+        groups: s.broker.list_groups(&caller),
+    })
+}
+
+/// Describe a consumer group.
+#[utoipa::path(
+    get, path = "/v1/groups/{group}", tag = "groups",
+    summary = "Describe a consumer group",
+    params(("group" = String, Path, description = "Group name")),
+    responses(
+        (status = 200, description = "State, members with assignments, committed offsets and lag.", body = GroupDescription,
+         example = json!({"group": "billing", "state": "stable", "generation": 4,
+            "members": [{"member_id": "billing-5f0c…", "assignment": [{"topic": "orders", "partition": 0}], "pending": [], "last_seen": 1732500000000i64, "session_timeout_ms": 30000, "assignment_strategy": "range"}],
+            "partitions": [{"topic": "orders", "partition": 0, "committed_offset": 40, "end_offset": 42, "lag": 2}]})),
+        (status = 404, description = "`group_not_found`.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn describe(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(group): Path<String>,
+) -> ApiResult<Json<GroupDescription>> {
+    Ok(Json(s.broker.describe_group(&caller, &group)?))
+}
+
+/// Delete an empty consumer group.
+#[utoipa::path(
+    delete, path = "/v1/groups/{group}", tag = "groups",
+    summary = "Delete a consumer group",
+    params(("group" = String, Path, description = "Group name")),
+    responses(
+        (status = 204, description = "The group and its committed offsets are gone."),
+        (status = 404, description = "`group_not_found`.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`group_not_empty`.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn delete(State(s): State<AppState>, caller: Caller, Path(group): Path<String>) -> ApiResult<StatusCode> {
+    s.broker.delete_group(&caller, &group).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Body of `offsets:reset`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"to": "timestamp", "timestamp": 1732500000000i64, "topics": ["orders"], "dry_run": true}))]
+pub struct ResetRequest {
+    /// `earliest`, `latest`, `timestamp` or `offsets`.
+    pub to: Target,
+    /// With `to: timestamp`.
+    pub timestamp: Option<i64>,
+    /// With `to: offsets`.
+    pub offsets: Option<Vec<PartitionOffset>>,
+    /// Only these topics (default: the topics the group has committed offsets for).
+    pub topics: Option<Vec<String>>,
+    /// Report what would change, change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// Result of `offsets:reset`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"dry_run": true, "offsets": [{"topic": "orders", "partition": 0, "offset": 0, "previous_offset": 40}]}))]
+pub struct ResetResponse {
+    /// Whether nothing was changed.
+    pub dry_run: bool,
+    /// New (or would-be) offsets.
+    pub offsets: Vec<OffsetChange>,
+}
+
+/// Reset a group's committed offsets.
+#[utoipa::path(
+    post, path = "/v1/groups/{group}/offsets:reset", tag = "groups",
+    summary = "Reset a group's committed offsets",
+    description = "Only while the group has no members. With `dry_run` nothing changes.",
+    params(("group" = String, Path, description = "Group name")),
+    request_body(content = ResetRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The new offsets with the previous ones.", body = ResetResponse),
+        (status = 400, description = "`invalid_parameter`, `invalid_json`, `invalid_group_name`.", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`group_not_found`, `topic_not_found`, `partition_not_found`.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`group_not_empty`.", body = Problem, content_type = "application/problem+json"),
+        (status = 416, description = "`offset_out_of_range`.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn reset(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(group): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<ResetResponse>> {
+    let req: ResetRequest = json_body(&headers, body, s.broker.config().max_request_bytes).await?;
+    let to = seek_target(req.to, req.timestamp, None, false)?;
+    let explicit = match (req.to, req.offsets) {
+        (Target::Offsets, Some(o)) => Some(o),
+        (Target::Offsets, None) => {
+            return Err(Error::invalid_parameter("offsets", "give offsets with to: offsets").into());
+        }
+        (_, Some(_)) => return Err(Error::invalid_parameter("offsets", "offsets go with to: offsets").into()),
+        (_, None) => None,
+    };
+    let offsets = s
+        .broker
+        .reset_offsets(&caller, &group, to, explicit, req.topics, req.dry_run)
+        .await?;
+    Ok(Json(ResetResponse {
+        dry_run: req.dry_run,
+        offsets,
+    }))
+}
+
+/// Query parameters of the group event stream.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct GroupEventParams {
+    /// Comma-separated topics (or give `topic_pattern`).
+    pub topics: Option<String>,
+    /// Regular expression over whole topic names.
+    pub topic_pattern: Option<String>,
+    /// `earliest`, `latest` (default) or `none`.
+    pub auto_offset_reset: Option<OffsetReset>,
+    /// `range` (default), `roundrobin` or `sticky`.
+    pub assignment_strategy: Option<Strategy>,
+    /// Commit what was sent before each next read (default false: commit with the member id).
+    pub auto_commit: Option<bool>,
+}
+
+/// Encodes stream positions (`topic:partition:next_offset`, comma-separated) as an event id.
+pub fn encode_positions(pos: &BTreeMap<TopicPartition, u64>) -> String {
+    pos.iter()
+        .map(|(tp, o)| format!("{}:{}:{o}", tp.topic, tp.partition))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Decodes an id made by [`encode_positions`].
+pub fn decode_positions(id: &str) -> Option<BTreeMap<TopicPartition, u64>> {
+    if id.trim().is_empty() {
+        return Some(BTreeMap::new());
+    }
+    id.split(',')
+        .map(|item| {
+            let mut it = item.trim().rsplitn(3, ':');
+            let offset = it.next()?.parse().ok()?;
+            let partition = it.next()?.parse().ok()?;
+            let topic = it.next()?.to_owned();
+            Some((TopicPartition { topic, partition }, offset))
+        })
+        .collect()
+}
+
+/// Consume as a group member over Server-Sent Events.
+#[utoipa::path(
+    get, path = "/v1/groups/{group}/events", tag = "groups",
+    summary = "Consume as a group member over Server-Sent Events",
+    description = "Joins the group as a member whose lease is the open connection. Events: `member` (first, \
+with `member_id`), `rebalance` (on every assignment change), `record` (data in the fetch format; id = stream \
+position). Reconnecting with `Last-Event-ID` resumes with no gap. Commit with the member id, or `auto_commit=true`.",
+    params(("group" = String, Path, description = "Group name"), ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event"), GroupEventParams),
+    responses(
+        (status = 200, description = "An event stream.", content_type = "text/event-stream", body = String,
+         example = json!("event: member\ndata: {\"member_id\":\"billing-5f0c\",\"generation\":1,\"assignment\":[{\"topic\":\"orders\",\"partition\":0}],\"pending\":[]}\n\nid: orders:0:42\nevent: record\ndata: {\"topic\":\"orders\",\"partition\":0,\"offset\":41,\"timestamp\":1732500000000,\"key\":null,\"value\":1,\"headers\":{}}\n\n")),
+        (status = 400, description = "`invalid_parameter`, `invalid_group_name`.", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`topic_not_found`.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn events(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(group): Path<String>,
+    Params(p): Params<GroupEventParams>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let topics = p.topics.map(|t| {
+        t.split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(String::from)
+            .collect::<Vec<_>>()
+    });
+    let resume =
+        match headers.get("last-event-id") {
+            Some(v) => v.to_str().ok().and_then(decode_positions).ok_or_else(|| {
+                Error::invalid_parameter("Last-Event-ID", "Last-Event-ID is not an id this server sent")
+            })?,
+            None => BTreeMap::new(),
+        };
+    let options = JoinOptions {
+        subscription: subscription(topics, p.topic_pattern)?,
+        session_timeout: Duration::from_millis(DEFAULT_SESSION_TIMEOUT_MS),
+        auto_offset_reset: p.auto_offset_reset.unwrap_or_default(),
+        strategy: p.assignment_strategy.unwrap_or_default(),
+        auto_commit: p.auto_commit.unwrap_or(false),
+        streaming: true,
+        resume: resume.iter().map(|(tp, o)| (tp.clone(), *o)).collect(),
+    };
+    let view = s.broker.join_group(&caller, &group, options).await?;
+    let (tx, rx) = mpsc::channel::<Result<Event, Infallible>>(256);
+    tokio::spawn(pump(s.broker.clone(), caller, group, view, resume, tx));
+    Ok(Sse::new(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+/// Leaves the group when the stream ends, however it ends.
+struct Membership {
+    broker: Broker,
+    caller: Caller,
+    group: String,
+    member: String,
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        let _ = self.broker.leave_group(&self.caller, &self.group, &self.member);
+    }
+}
+
+async fn pump(
+    broker: Broker,
+    caller: Caller,
+    group: String,
+    view: MemberView,
+    mut positions: BTreeMap<TopicPartition, u64>,
+    tx: mpsc::Sender<Result<Event, Infallible>>,
+) {
+    let member = view.member_id.clone();
+    let _membership = Membership {
+        broker: broker.clone(),
+        caller: caller.clone(),
+        group: group.clone(),
+        member: member.clone(),
+    };
+    let view_event = |name: &str, v: &serde_json::Value| Event::default().event(name).data(v.to_string());
+    if tx
+        .send(Ok(view_event(
+            "member",
+            &serde_json::to_value(&view).unwrap_or_default(),
+        )))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let mut generation = view.generation;
+    let mut assignment: BTreeSet<TopicPartition> = view.assignment.into_iter().collect();
+    let shutdown = broker.shutdown_token();
+    let mut buf = Vec::new();
+    loop {
+        let polled = tokio::select! {
+            r = broker.group_poll(&caller, &group, &member, 1000, 1 << 20, Duration::from_secs(10)) => r,
+            _ = tx.closed() => return,
+            _ = shutdown.cancelled() => return,
+        };
+        match polled {
+            Ok(poll) => {
+                let now: BTreeSet<TopicPartition> = poll.view.assignment.iter().cloned().collect();
+                if poll.view.generation != generation || now != assignment {
+                    generation = poll.view.generation;
+                    assignment = now;
+                    let v = serde_json::to_value(&poll.view).unwrap_or_default();
+                    if tx.send(Ok(view_event("rebalance", &v))).await.is_err() {
+                        return;
+                    }
+                }
+                for f in &poll.fetched {
+                    let tj = topic_json(&f.topic);
+                    for (offset, r) in f.records() {
+                        buf.clear();
+                        write_record(&mut buf, &tj, f.partition, offset, &r, Rendering::default());
+                        positions.insert(
+                            TopicPartition {
+                                topic: f.topic.clone(),
+                                partition: f.partition,
+                            },
+                            offset + 1,
+                        );
+                        let ev = Event::default()
+                            .event("record")
+                            .id(encode_positions(&positions))
+                            .data(String::from_utf8_lossy(&buf));
+                        if tx.send(Ok(ev)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+            Err(e) if e.code == ErrorCode::RebalanceInProgress => {
+                let mut v = serde_json::Map::new();
+                v.insert("member_id".into(), member.clone().into());
+                if let Some(ext) = &e.extensions {
+                    v.extend(ext.iter().map(|(k, val)| (k.clone(), val.clone())));
+                }
+                generation = v
+                    .get("generation")
+                    .and_then(serde_json::Value::as_u64)
+                    .unwrap_or(generation);
+                assignment = v
+                    .get("assignment")
+                    .and_then(|a| serde_json::from_value::<Vec<TopicPartition>>(a.clone()).ok())
+                    .map(|a| a.into_iter().collect())
+                    .unwrap_or_default();
+                if tx
+                    .send(Ok(view_event("rebalance", &serde_json::Value::Object(v))))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            Err(e) => {
+                let data = serde_json::to_string(&super::error::Problem::from_error(&e)).unwrap_or_default();
+                let _ = tx.send(Ok(Event::default().event("error").data(data))).await;
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_round_trip() {
+        let pos: BTreeMap<TopicPartition, u64> = [
+            (
+                TopicPartition {
+                    topic: "orders.eu".into(),
+                    partition: 0,
+                },
+                5,
+            ),
+            (
+                TopicPartition {
+                    topic: "a_b-c".into(),
+                    partition: 12,
+                },
+                17,
+            ),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(decode_positions(&encode_positions(&pos)), Some(pos));
+        assert_eq!(decode_positions("orders:x:1"), None);
+    }
+}
