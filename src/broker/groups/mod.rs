@@ -429,7 +429,9 @@ impl Broker {
     }
 
     /// Renews a member's lease and checks that it knows the current generation: if not, it
-    /// learns it now (its revoked partitions are released) and gets `rebalance_in_progress`.
+    /// learns it now and gets `rebalance_in_progress` with its new assignment. Partitions it
+    /// lost stay its own until its next poll, heartbeat or seek ([`Self::release`]), so that it
+    /// can still commit what it processed from them.
     fn touch(g: &mut Group, group: &str, member: &str) -> Result<()> {
         let generation = g.generation;
         let m = g.members.get_mut(member).ok_or_else(|| unknown_member(group, member))?;
@@ -437,12 +439,17 @@ impl Broker {
         m.last_seen_ms = now_ms();
         if m.known_generation < generation {
             m.known_generation = generation;
-            let assignment = m.assignment.clone();
-            m.positions.retain(|tp, _| assignment.contains(tp));
-            g.owners.retain(|tp, owner| owner != member || assignment.contains(tp));
             return Err(rebalance_error(&g.view(member)));
         }
         Ok(())
+    }
+
+    /// Releases the partitions a member lost in the current generation (after it was told).
+    fn release(g: &mut Group, member: &str) {
+        let Some(m) = g.members.get_mut(member) else { return };
+        let assignment = &m.assignment;
+        m.positions.retain(|tp, _| assignment.contains(tp));
+        g.owners.retain(|tp, owner| owner != member || assignment.contains(tp));
     }
 
     /// Claims the member's released partitions and returns those it owns, with positions
@@ -555,6 +562,7 @@ impl Broker {
         caller::authorize(caller, Operation::Read, Resource::Group, group)?;
         self.with_group(group, |g| {
             Self::touch(g, group, member)?;
+            Self::release(g, member);
             Ok(g.view(member))
         })
     }
@@ -607,6 +615,7 @@ impl Broker {
             changed.borrow_and_update();
             let owned = self.with_group(group, |g| {
                 Self::touch(g, group, member)?;
+                Self::release(g, member);
                 self.claim(g, member)
             })?;
             let mut fetched = Vec::new();
@@ -639,7 +648,7 @@ impl Broker {
                             partition: f.partition,
                         };
                         // Positions of partitions revoked and already released are dropped.
-                        if m.assignment.contains(&tp) || m.known_generation < generation {
+                        if g.owners.get(&tp).is_some_and(|o| o == member) || m.known_generation < generation {
                             m.positions.insert(tp, f.next_offset);
                         }
                     }
@@ -708,7 +717,8 @@ impl Broker {
         let entries = self.with_group(group, |g| {
             Self::touch(g, group, member)?;
             let m = &g.members[member];
-            let owns = |tp: &TopicPartition| m.assignment.contains(tp) && g.owners.get(tp).is_some_and(|o| o == member);
+            // Owned: assigned and claimed, or lost in this rebalance but not yet released.
+            let owns = |tp: &TopicPartition| g.owners.get(tp).is_some_and(|o| o == member);
             let list: Vec<PartitionOffset> = match &offsets {
                 None => m
                     .positions
@@ -801,6 +811,7 @@ impl Broker {
         caller::authorize(caller, Operation::Read, Resource::Group, group)?;
         let targets = self.with_group(group, |g| {
             Self::touch(g, group, member)?;
+            Self::release(g, member);
             let owned = self.claim(g, member)?;
             let owned: Vec<TopicPartition> = owned
                 .iter()
