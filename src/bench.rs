@@ -43,9 +43,9 @@ struct Row {
     name: String,
     records_per_s: f64,
     mb_per_s: f64,
-    p50_us: u64,
-    p99_us: u64,
-    p999_us: u64,
+    p50_us: Option<u64>,
+    p99_us: Option<u64>,
+    p999_us: Option<u64>,
 }
 
 impl Row {
@@ -55,9 +55,9 @@ impl Row {
             name: name.to_owned(),
             records_per_s: records as f64 / s,
             mb_per_s: bytes as f64 / s / 1e6,
-            p50_us: lat.value_at_quantile(0.5),
-            p99_us: lat.value_at_quantile(0.99),
-            p999_us: lat.value_at_quantile(0.999),
+            p50_us: (!lat.is_empty()).then(|| lat.value_at_quantile(0.5)),
+            p99_us: (!lat.is_empty()).then(|| lat.value_at_quantile(0.99)),
+            p999_us: (!lat.is_empty()).then(|| lat.value_at_quantile(0.999)),
         }
     }
 }
@@ -66,8 +66,8 @@ fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds")
 }
 
-fn ms(us: u64) -> String {
-    format!("{:.2}", us as f64 / 1000.0)
+fn ms(us: Option<u64>) -> String {
+    us.map_or_else(|| "—".to_owned(), |us| format!("{:.2}", us as f64 / 1000.0))
 }
 
 /// Starts Weir on its own runtime thread; returns its address and a shutdown sender.
@@ -366,6 +366,38 @@ pub async fn main(args: BenchArgs) -> anyhow::Result<()> {
         &lat,
     );
 
+    // 5. fsync durability: concurrent producers share fsyncs (group commit).
+    create_topic(&base, "bench-fsync", 4).await?;
+    let (body, _) = records_body(1, 100);
+    let url = format!("{base}/v1/topics/bench-fsync/records?durability=fsync");
+    let mut fsync_rows = Vec::new();
+    for conns in [1usize, 8, 64] {
+        let (n, el, h) = post_loop(&url, body.clone(), "application/json", conns, secs).await;
+        fsync_rows.push(Row::new(&format!("fsync single-record produce, {conns} connections"), n, n * 100, el, &h));
+    }
+
+    // 6. Group consume with 1 and 4 members vs plain partition fetch of the same data.
+    let group_backlog = (args.backlog / 2).max(40_000);
+    create_topic(&base, "bench-group", 4).await?;
+    let (body, _) = records_body(1000, 100);
+    let url = format!("{base}/v1/topics/bench-group/records");
+    for i in 0..group_backlog / 1000 {
+        // Keyless records of one request go to one partition; four requests cover the four.
+        let r = client.post(&url).header("content-type", "application/json").body(body.clone()).send().await?;
+        anyhow::ensure!(r.status() == 200, "fill group backlog {i}: {}", r.status());
+    }
+    let filled = (group_backlog / 1000) * 1000;
+    let plain = plain_fetch_all(&base, "bench-group", 4).await?;
+    let plain_row = Row::new("  baseline: plain partition fetch of the same 4 partitions", filled, filled * 100, plain.0, &plain.1);
+    let mut group_rows = Vec::new();
+    for members in [1usize, 4] {
+        let (el, h) = group_consume(&base, &format!("bench-g{members}"), "bench-group", members, filled).await?;
+        group_rows.push(Row::new(&format!("group consume, {members} member(s), 10000 per poll"), filled, filled * 100, el, &h));
+    }
+
+    // 7. Failover: time from a member leaving to its partitions being served by the other.
+    let failover = failover_time(&base).await?;
+
     let _ = stop.send(());
     tokio::task::spawn_blocking(move || server.join()).await?.ok();
 
@@ -388,7 +420,6 @@ pub async fn main(args: BenchArgs) -> anyhow::Result<()> {
         )
     };
     for (weir, c1, c2) in &rows {
-        let best = c2.as_ref().map_or(c1.records_per_s, |c| c.records_per_s);
         let pct = format!(
             "{:.0} % of {}",
             100.0 * weir.records_per_s / c1.records_per_s,
@@ -401,7 +432,6 @@ pub async fn main(args: BenchArgs) -> anyhow::Result<()> {
             ),
             None => pct,
         };
-        let _ = best;
         report.push_str(&line(weir, &pct));
         report.push_str(&line(c1, ""));
         if let Some(c) = c2 {
@@ -409,6 +439,20 @@ pub async fn main(args: BenchArgs) -> anyhow::Result<()> {
         }
     }
     report.push_str(&line(&e2e, ""));
+    let one = fsync_rows[0].records_per_s;
+    for r in &fsync_rows {
+        report.push_str(&line(r, &format!("{:.1}× one connection", r.records_per_s / one)));
+    }
+    for r in &group_rows {
+        report.push_str(&line(r, &format!("{:.0} % of plain fetch", 100.0 * r.records_per_s / plain_row.records_per_s)));
+    }
+    report.push_str(&line(&plain_row, ""));
+    let _ = writeln!(
+        report,
+        "\nFailover: a member leaves; its partitions are served to the other member after **{:.1} ms** \
+(from the DELETE to the first record of a moved partition, median of {} runs; default settings).",
+        failover.0, failover.1
+    );
     println!("{report}");
     if let Some(path) = args.out {
         let doc = format!(
@@ -496,6 +540,132 @@ async fn end_to_end(base: &str, rate: f64, seconds: f64) -> anyhow::Result<(Hist
         let _ = t.await;
     }
     Ok((h, delivered))
+}
+
+/// Reads every partition to its end with plain fetches; returns the time and per-request latencies.
+async fn plain_fetch_all(base: &str, topic: &str, partitions: u32) -> anyhow::Result<(Duration, Histogram<u64>)> {
+    let client = reqwest::Client::new();
+    let mut h = histogram();
+    let started = Instant::now();
+    for p in 0..partitions {
+        let mut offset = 0u64;
+        loop {
+            let t = Instant::now();
+            let body = client
+                .get(format!("{base}/v1/topics/{topic}/partitions/{p}/records?offset={offset}&max_records=10000&max_bytes=16000000"))
+                .send()
+                .await?
+                .bytes()
+                .await?;
+            h.saturating_record(t.elapsed().as_micros() as u64);
+            let v: FetchSummary = serde_json::from_slice(&body)?;
+            if v.records.is_empty() {
+                break;
+            }
+            offset = v.next_offset;
+        }
+    }
+    Ok((started.elapsed(), h))
+}
+
+/// `members` members of a fresh group read `total` records from `earliest`; returns the time.
+async fn group_consume(base: &str, group: &str, topic: &str, members: usize, total: u64) -> anyhow::Result<(Duration, Histogram<u64>)> {
+    let client = reqwest::Client::new();
+    let mut ids = Vec::new();
+    for _ in 0..members {
+        let v: Value = client
+            .post(format!("{base}/v1/groups/{group}/members"))
+            .json(&json!({"topics": [topic], "auto_offset_reset": "earliest", "assignment_strategy": "range"}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        ids.push(v["member_id"].as_str().unwrap_or_default().to_owned());
+    }
+    let consumed = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for id in ids {
+        let (client, consumed, base, group) = (client.clone(), consumed.clone(), base.to_owned(), group.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let mut h = histogram();
+            while consumed.load(Ordering::Relaxed) < total {
+                let t = Instant::now();
+                let r = client
+                    .get(format!("{base}/v1/groups/{group}/members/{id}/records?max_records=10000&max_bytes=16000000&wait_ms=100"))
+                    .send()
+                    .await
+                    .expect("poll");
+                let status = r.status();
+                let body = r.bytes().await.expect("body");
+                if status == 409 {
+                    continue;
+                }
+                h.saturating_record(t.elapsed().as_micros() as u64);
+                let v: FetchSummaryNoNext = serde_json::from_slice(&body).expect("poll body");
+                consumed.fetch_add(v.records.len() as u64, Ordering::Relaxed);
+            }
+            h
+        }));
+    }
+    let mut h = histogram();
+    for t in tasks {
+        h.add(t.await?).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    }
+    Ok((started.elapsed(), h))
+}
+
+#[derive(serde::Deserialize)]
+struct FetchSummaryNoNext {
+    records: Vec<serde::de::IgnoredAny>,
+}
+
+/// Median time from a member's DELETE to the other member receiving a record of a moved partition.
+async fn failover_time(base: &str) -> anyhow::Result<(f64, usize)> {
+    let client = reqwest::Client::new();
+    create_topic(base, "bench-failover", 4).await?;
+    let records: Vec<Value> = (0..4).map(|p| json!({"value": 1, "partition": p})).collect();
+    let mut times = Vec::new();
+    for run in 0..5 {
+        let group = format!("bench-failover-{run}");
+        let join = |c: reqwest::Client| {
+            let url = format!("{base}/v1/groups/{group}/members");
+            async move {
+                let v: Value = c.post(url).json(&json!({"topics": ["bench-failover"], "auto_offset_reset": "earliest"})).send().await?.json().await?;
+                anyhow::Ok(v)
+            }
+        };
+        let a = join(client.clone()).await?;
+        let b = join(client.clone()).await?;
+        let (a_id, b_id) = (a["member_id"].as_str().unwrap_or_default().to_owned(), b["member_id"].as_str().unwrap_or_default().to_owned());
+        // Both learn generation 2 and claim their partitions.
+        for id in [&a_id, &b_id] {
+            for _ in 0..3 {
+                client.get(format!("{base}/v1/groups/{group}/members/{id}/records")).send().await?;
+            }
+        }
+        let hb: Value = client.post(format!("{base}/v1/groups/{group}/members/{a_id}/heartbeat")).send().await?.json().await?;
+        let moved: Vec<u64> = hb["assignment"].as_array().into_iter().flatten().filter_map(|tp| tp["partition"].as_u64()).collect();
+        // Every partition has a record waiting; nothing is committed, so the moved partitions
+        // are served from the start as soon as they reach the remaining member.
+        client.post(format!("{base}/v1/topics/bench-failover/records")).json(&json!({"records": records})).send().await?;
+        let started = Instant::now();
+        client.delete(format!("{base}/v1/groups/{group}/members/{a_id}")).send().await?;
+        loop {
+            let r = client.get(format!("{base}/v1/groups/{group}/members/{b_id}/records?wait_ms=1000")).send().await?;
+            if r.status() == 409 {
+                continue;
+            }
+            let v: Value = r.json().await?;
+            if v["records"].as_array().into_iter().flatten().any(|rec| rec["partition"].as_u64().is_some_and(|p| moved.contains(&p))) {
+                break;
+            }
+            anyhow::ensure!(started.elapsed() < Duration::from_secs(30), "failover did not happen");
+        }
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok((times[times.len() / 2], times.len()))
 }
 
 fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
