@@ -373,7 +373,13 @@ pub async fn main(args: BenchArgs) -> anyhow::Result<()> {
     let mut fsync_rows = Vec::new();
     for conns in [1usize, 8, 64] {
         let (n, el, h) = post_loop(&url, body.clone(), "application/json", conns, secs).await;
-        fsync_rows.push(Row::new(&format!("fsync single-record produce, {conns} connections"), n, n * 100, el, &h));
+        fsync_rows.push(Row::new(
+            &format!("fsync single-record produce, {conns} connections"),
+            n,
+            n * 100,
+            el,
+            &h,
+        ));
     }
 
     // 6. Group consume with 1 and 4 members vs plain partition fetch of the same data.
@@ -383,16 +389,33 @@ pub async fn main(args: BenchArgs) -> anyhow::Result<()> {
     let url = format!("{base}/v1/topics/bench-group/records");
     for i in 0..group_backlog / 1000 {
         // Keyless records of one request go to one partition; four requests cover the four.
-        let r = client.post(&url).header("content-type", "application/json").body(body.clone()).send().await?;
+        let r = client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await?;
         anyhow::ensure!(r.status() == 200, "fill group backlog {i}: {}", r.status());
     }
     let filled = (group_backlog / 1000) * 1000;
     let plain = plain_fetch_all(&base, "bench-group", 4).await?;
-    let plain_row = Row::new("  baseline: plain partition fetch of the same 4 partitions", filled, filled * 100, plain.0, &plain.1);
+    let plain_row = Row::new(
+        "  baseline: plain partition fetch of the same 4 partitions",
+        filled,
+        filled * 100,
+        plain.0,
+        &plain.1,
+    );
     let mut group_rows = Vec::new();
     for members in [1usize, 4] {
         let (el, h) = group_consume(&base, &format!("bench-g{members}"), "bench-group", members, filled).await?;
-        group_rows.push(Row::new(&format!("group consume, {members} member(s), 10000 per poll"), filled, filled * 100, el, &h));
+        group_rows.push(Row::new(
+            &format!("group consume, {members} member(s), 10000 per poll"),
+            filled,
+            filled * 100,
+            el,
+            &h,
+        ));
     }
 
     // 7. Failover: time from a member leaving to its partitions being served by the other.
@@ -444,7 +467,13 @@ pub async fn main(args: BenchArgs) -> anyhow::Result<()> {
         report.push_str(&line(r, &format!("{:.1}× one connection", r.records_per_s / one)));
     }
     for r in &group_rows {
-        report.push_str(&line(r, &format!("{:.0} % of plain fetch", 100.0 * r.records_per_s / plain_row.records_per_s)));
+        report.push_str(&line(
+            r,
+            &format!(
+                "{:.0} % of plain fetch",
+                100.0 * r.records_per_s / plain_row.records_per_s
+            ),
+        ));
     }
     report.push_str(&line(&plain_row, ""));
     let _ = writeln!(
@@ -569,7 +598,13 @@ async fn plain_fetch_all(base: &str, topic: &str, partitions: u32) -> anyhow::Re
 }
 
 /// `members` members of a fresh group read `total` records from `earliest`; returns the time.
-async fn group_consume(base: &str, group: &str, topic: &str, members: usize, total: u64) -> anyhow::Result<(Duration, Histogram<u64>)> {
+async fn group_consume(
+    base: &str,
+    group: &str,
+    topic: &str,
+    members: usize,
+    total: u64,
+) -> anyhow::Result<(Duration, Histogram<u64>)> {
     let client = reqwest::Client::new();
     let mut ids = Vec::new();
     for _ in 0..members {
@@ -592,7 +627,9 @@ async fn group_consume(base: &str, group: &str, topic: &str, members: usize, tot
             while consumed.load(Ordering::Relaxed) < total {
                 let t = Instant::now();
                 let r = client
-                    .get(format!("{base}/v1/groups/{group}/members/{id}/records?max_records=10000&max_bytes=16000000&wait_ms=100"))
+                    .get(format!(
+                        "{base}/v1/groups/{group}/members/{id}/records?max_records=10000&max_bytes=16000000&wait_ms=100"
+                    ))
                     .send()
                     .await
                     .expect("poll");
@@ -631,33 +668,70 @@ async fn failover_time(base: &str) -> anyhow::Result<(f64, usize)> {
         let join = |c: reqwest::Client| {
             let url = format!("{base}/v1/groups/{group}/members");
             async move {
-                let v: Value = c.post(url).json(&json!({"topics": ["bench-failover"], "auto_offset_reset": "earliest"})).send().await?.json().await?;
+                let v: Value = c
+                    .post(url)
+                    .json(&json!({"topics": ["bench-failover"], "auto_offset_reset": "earliest"}))
+                    .send()
+                    .await?
+                    .json()
+                    .await?;
                 anyhow::Ok(v)
             }
         };
         let a = join(client.clone()).await?;
         let b = join(client.clone()).await?;
-        let (a_id, b_id) = (a["member_id"].as_str().unwrap_or_default().to_owned(), b["member_id"].as_str().unwrap_or_default().to_owned());
+        let (a_id, b_id) = (
+            a["member_id"].as_str().unwrap_or_default().to_owned(),
+            b["member_id"].as_str().unwrap_or_default().to_owned(),
+        );
         // Both learn generation 2 and claim their partitions.
         for id in [&a_id, &b_id] {
             for _ in 0..3 {
-                client.get(format!("{base}/v1/groups/{group}/members/{id}/records")).send().await?;
+                client
+                    .get(format!("{base}/v1/groups/{group}/members/{id}/records"))
+                    .send()
+                    .await?;
             }
         }
-        let hb: Value = client.post(format!("{base}/v1/groups/{group}/members/{a_id}/heartbeat")).send().await?.json().await?;
-        let moved: Vec<u64> = hb["assignment"].as_array().into_iter().flatten().filter_map(|tp| tp["partition"].as_u64()).collect();
+        let hb: Value = client
+            .post(format!("{base}/v1/groups/{group}/members/{a_id}/heartbeat"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let moved: Vec<u64> = hb["assignment"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|tp| tp["partition"].as_u64())
+            .collect();
         // Every partition has a record waiting; nothing is committed, so the moved partitions
         // are served from the start as soon as they reach the remaining member.
-        client.post(format!("{base}/v1/topics/bench-failover/records")).json(&json!({"records": records})).send().await?;
+        client
+            .post(format!("{base}/v1/topics/bench-failover/records"))
+            .json(&json!({"records": records}))
+            .send()
+            .await?;
         let started = Instant::now();
-        client.delete(format!("{base}/v1/groups/{group}/members/{a_id}")).send().await?;
+        client
+            .delete(format!("{base}/v1/groups/{group}/members/{a_id}"))
+            .send()
+            .await?;
         loop {
-            let r = client.get(format!("{base}/v1/groups/{group}/members/{b_id}/records?wait_ms=1000")).send().await?;
+            let r = client
+                .get(format!("{base}/v1/groups/{group}/members/{b_id}/records?wait_ms=1000"))
+                .send()
+                .await?;
             if r.status() == 409 {
                 continue;
             }
             let v: Value = r.json().await?;
-            if v["records"].as_array().into_iter().flatten().any(|rec| rec["partition"].as_u64().is_some_and(|p| moved.contains(&p))) {
+            if v["records"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|rec| rec["partition"].as_u64().is_some_and(|p| moved.contains(&p)))
+            {
                 break;
             }
             anyhow::ensure!(started.elapsed() < Duration::from_secs(30), "failover did not happen");

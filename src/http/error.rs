@@ -110,9 +110,17 @@ pub fn problem_response(e: &Error) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/problem+json"),
     );
-    if e.code == ErrorCode::Unavailable {
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    match e.code {
+        ErrorCode::Unavailable => {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        // The problem carries the new assignment: the member may go on at once.
+        ErrorCode::RebalanceInProgress => {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("0"));
+        }
+        _ => {}
     }
     resp
 }

@@ -452,6 +452,14 @@ impl Broker {
         g.owners.retain(|tp, owner| owner != member || assignment.contains(tp));
     }
 
+    /// Takes ownership of the member's assigned partitions that nobody holds any more.
+    fn take_ownership(g: &mut Group, member: &str) {
+        let Some(m) = g.members.get(member) else { return };
+        for tp in &m.assignment {
+            g.owners.entry(tp.clone()).or_insert_with(|| member.to_owned());
+        }
+    }
+
     /// Claims the member's released partitions and returns those it owns, with positions
     /// (initialised from the committed offset or the reset policy).
     fn claim(&self, g: &mut Group, member: &str) -> Result<Vec<(Arc<Topic>, u32, u64)>> {
@@ -552,6 +560,7 @@ impl Broker {
         g.rebalance(&topics);
         let generation = g.generation;
         g.members.get_mut(&id).expect("member").known_generation = generation;
+        Self::take_ownership(g, &id);
         tracing::info!(group, member = %id, generation, "member joined");
         metrics::counter!("weir_group_rebalances_total").increment(1);
         Ok(g.view(&id))
@@ -563,6 +572,7 @@ impl Broker {
         self.with_group(group, |g| {
             Self::touch(g, group, member)?;
             Self::release(g, member);
+            Self::take_ownership(g, member);
             Ok(g.view(member))
         })
     }
@@ -716,6 +726,7 @@ impl Broker {
     ) -> Result<Vec<PartitionOffset>> {
         let entries = self.with_group(group, |g| {
             Self::touch(g, group, member)?;
+            Self::take_ownership(g, member);
             let m = &g.members[member];
             // Owned: assigned and claimed, or lost in this rebalance but not yet released.
             let owns = |tp: &TopicPartition| g.owners.get(tp).is_some_and(|o| o == member);
