@@ -48,6 +48,23 @@ pub const fn default_shutdown_grace_ms() -> u64 {
     10_000
 }
 
+/// Default cap on requests served at once before load is shed (503).
+pub const fn default_max_concurrent_requests() -> usize {
+    1024
+}
+/// Default cap on open event streams before new ones are shed (503).
+pub const fn default_max_streams() -> usize {
+    1024
+}
+/// Default `Access-Control-Max-Age` of CORS preflights.
+pub const fn default_cors_max_age_secs() -> u64 {
+    600
+}
+
+fn default_permissions_claim() -> String {
+    "weir_permissions".into()
+}
+
 fn default_data_dir() -> PathBuf {
     PathBuf::from("./weir-data")
 }
@@ -79,6 +96,68 @@ pub struct Config {
     pub retention_check_interval_ms: u64,
     /// Time in-flight requests get to finish on shutdown.
     pub shutdown_grace_ms: u64,
+    /// Bootstrap admin token (prefer `WEIR_ADMIN_TOKEN` or `admin_token_file`). Setting it turns
+    /// authentication on.
+    pub admin_token: Option<String>,
+    /// File holding the admin token.
+    pub admin_token_file: Option<PathBuf>,
+    /// Serve without authentication on a non-loopback address. Dangerous: anyone who can reach
+    /// the port can read, write and delete everything.
+    pub insecure_allow_unauthenticated: bool,
+    /// HS256 secret for JWT bearer tokens.
+    pub jwt_hs256_secret: Option<String>,
+    /// JWKS file with RS256/ES256 public keys for JWT bearer tokens.
+    pub jwt_jwks_file: Option<PathBuf>,
+    /// JWKS URL (fetched at start-up) with RS256/ES256 public keys.
+    pub jwt_jwks_url: Option<String>,
+    /// Required `iss` of JWTs.
+    pub jwt_issuer: Option<String>,
+    /// Required `aud` of JWTs.
+    pub jwt_audience: Option<String>,
+    /// JWT claim holding permissions (a list or space-separated string of
+    /// `resource:name[*]:op|op`, e.g. `topic:orders:read|write`, `topic:logs.*:read`).
+    pub jwt_permissions_claim: String,
+    /// PEM certificate chain: serve HTTPS (HTTP/1.1 and HTTP/2). Reloaded on SIGHUP.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA bundle: require client certificates signed by it (mutual TLS); the certificate's
+    /// subject becomes the principal. Turns authentication on.
+    pub tls_client_ca: Option<PathBuf>,
+    /// Grants for JWT subjects (`jwt:<sub>`) and certificate subjects (`cert:<subject>`).
+    pub grants: Vec<Grant>,
+    /// Origins allowed by CORS (`*` for any); empty: CORS off.
+    pub cors_allowed_origins: Vec<String>,
+    /// Methods allowed by CORS (default: GET, POST, PATCH, DELETE).
+    pub cors_allowed_methods: Vec<String>,
+    /// Request headers allowed by CORS (default: content-type, authorization, idempotency-key, last-event-id).
+    pub cors_allowed_headers: Vec<String>,
+    /// Allow credentials (cookies) in CORS requests.
+    pub cors_allow_credentials: bool,
+    /// `Access-Control-Max-Age` of preflights, in seconds.
+    pub cors_max_age_secs: u64,
+    /// Produce bytes per second per principal (0: unlimited).
+    pub quota_produce_bytes_per_sec: u64,
+    /// Fetch bytes per second per principal (0: unlimited).
+    pub quota_fetch_bytes_per_sec: u64,
+    /// Requests per second per principal (0: unlimited).
+    pub quota_requests_per_sec: u64,
+    /// Requests served at once; more are shed with 503.
+    pub max_concurrent_requests: usize,
+    /// Event streams open at once; more are shed with 503.
+    pub max_streams: usize,
+    /// Also append audit lines to this topic (created if missing).
+    pub audit_topic: Option<String>,
+}
+
+/// Permissions given to a JWT or certificate principal in the config file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grant {
+    /// `jwt:<sub>` or `cert:<subject>`.
+    pub principal: String,
+    /// What it may do.
+    pub permissions: Vec<crate::broker::caller::Permission>,
 }
 
 impl Default for Config {
@@ -95,6 +174,30 @@ impl Default for Config {
             idempotency_window_ms: default_idempotency_window_ms(),
             retention_check_interval_ms: default_retention_check_interval_ms(),
             shutdown_grace_ms: default_shutdown_grace_ms(),
+            admin_token: None,
+            admin_token_file: None,
+            insecure_allow_unauthenticated: false,
+            jwt_hs256_secret: None,
+            jwt_jwks_file: None,
+            jwt_jwks_url: None,
+            jwt_issuer: None,
+            jwt_audience: None,
+            jwt_permissions_claim: default_permissions_claim(),
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+            grants: Vec::new(),
+            cors_allowed_origins: Vec::new(),
+            cors_allowed_methods: Vec::new(),
+            cors_allowed_headers: Vec::new(),
+            cors_allow_credentials: false,
+            cors_max_age_secs: default_cors_max_age_secs(),
+            quota_produce_bytes_per_sec: 0,
+            quota_fetch_bytes_per_sec: 0,
+            quota_requests_per_sec: 0,
+            max_concurrent_requests: default_max_concurrent_requests(),
+            max_streams: default_max_streams(),
+            audit_topic: None,
         }
     }
 }
@@ -138,6 +241,66 @@ pub struct ConfigArgs {
     /// Time in-flight requests get on shutdown, in ms [default: 10000].
     #[arg(long, env = "WEIR_SHUTDOWN_GRACE_MS")]
     pub shutdown_grace_ms: Option<u64>,
+    /// Bootstrap admin token (turns authentication on). Only from the environment.
+    #[arg(skip)]
+    pub admin_token: Option<String>,
+    /// File holding the bootstrap admin token (turns authentication on).
+    #[arg(long, env = "WEIR_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+    /// Serve without authentication on a non-loopback address (dangerous).
+    #[arg(long, env = "WEIR_INSECURE_ALLOW_UNAUTHENTICATED")]
+    pub insecure_allow_unauthenticated: bool,
+    /// HS256 secret for JWT bearer tokens. Only from the environment.
+    #[arg(skip)]
+    pub jwt_hs256_secret: Option<String>,
+    /// JWKS file with RS256/ES256 keys for JWT bearer tokens.
+    #[arg(long, env = "WEIR_JWT_JWKS_FILE")]
+    pub jwt_jwks_file: Option<PathBuf>,
+    /// JWKS URL with RS256/ES256 keys (fetched at start-up).
+    #[arg(long, env = "WEIR_JWT_JWKS_URL")]
+    pub jwt_jwks_url: Option<String>,
+    /// Required JWT issuer.
+    #[arg(long, env = "WEIR_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// Required JWT audience.
+    #[arg(long, env = "WEIR_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+    /// JWT claim holding permissions [default: weir_permissions].
+    #[arg(long, env = "WEIR_JWT_PERMISSIONS_CLAIM")]
+    pub jwt_permissions_claim: Option<String>,
+    /// PEM certificate chain: serve HTTPS.
+    #[arg(long, env = "WEIR_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of the certificate.
+    #[arg(long, env = "WEIR_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA bundle: require client certificates (mutual TLS).
+    #[arg(long, env = "WEIR_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Origins allowed by CORS, comma-separated (`*` for any).
+    #[arg(long, env = "WEIR_CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub cors_allowed_origins: Option<Vec<String>>,
+    /// Allow credentials in CORS requests.
+    #[arg(long, env = "WEIR_CORS_ALLOW_CREDENTIALS")]
+    pub cors_allow_credentials: bool,
+    /// Produce bytes/s per principal (0: unlimited).
+    #[arg(long, env = "WEIR_QUOTA_PRODUCE_BYTES_PER_SEC")]
+    pub quota_produce_bytes_per_sec: Option<u64>,
+    /// Fetch bytes/s per principal (0: unlimited).
+    #[arg(long, env = "WEIR_QUOTA_FETCH_BYTES_PER_SEC")]
+    pub quota_fetch_bytes_per_sec: Option<u64>,
+    /// Requests/s per principal (0: unlimited).
+    #[arg(long, env = "WEIR_QUOTA_REQUESTS_PER_SEC")]
+    pub quota_requests_per_sec: Option<u64>,
+    /// Requests served at once before shedding load [default: 1024].
+    #[arg(long, env = "WEIR_MAX_CONCURRENT_REQUESTS")]
+    pub max_concurrent_requests: Option<usize>,
+    /// Event streams open at once before shedding [default: 1024].
+    #[arg(long, env = "WEIR_MAX_STREAMS")]
+    pub max_streams: Option<usize>,
+    /// Also append audit lines to this topic.
+    #[arg(long, env = "WEIR_AUDIT_TOPIC")]
+    pub audit_topic: Option<String>,
 }
 
 /// A configuration problem found at start-up.
@@ -197,10 +360,62 @@ impl Config {
             max_wait_ms,
             idempotency_window_ms,
             retention_check_interval_ms,
-            shutdown_grace_ms
+            shutdown_grace_ms,
+            jwt_permissions_claim,
+            cors_allowed_origins,
+            quota_produce_bytes_per_sec,
+            quota_fetch_bytes_per_sec,
+            quota_requests_per_sec,
+            max_concurrent_requests,
+            max_streams
         );
+        macro_rules! overlay_opt {
+            ($($f:ident),*) => { $( if args.$f.is_some() { c.$f = args.$f.clone(); } )* };
+        }
+        overlay_opt!(
+            admin_token_file,
+            jwt_jwks_file,
+            jwt_jwks_url,
+            jwt_issuer,
+            jwt_audience,
+            tls_cert,
+            tls_key,
+            tls_client_ca,
+            audit_topic
+        );
+        // Secrets come from the environment only (never from flags, which `ps` shows).
+        if let Ok(t) = std::env::var("WEIR_ADMIN_TOKEN") {
+            c.admin_token = Some(t);
+        }
+        if let Ok(s) = std::env::var("WEIR_JWT_HS256_SECRET") {
+            c.jwt_hs256_secret = Some(s);
+        }
+        if args.admin_token.is_some() {
+            c.admin_token = args.admin_token.clone();
+        }
+        if args.jwt_hs256_secret.is_some() {
+            c.jwt_hs256_secret = args.jwt_hs256_secret.clone();
+        }
+        c.insecure_allow_unauthenticated |= args.insecure_allow_unauthenticated;
+        c.cors_allow_credentials |= args.cors_allow_credentials;
+        if let Some(path) = &c.admin_token_file {
+            let t = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            c.admin_token = Some(t.trim().to_owned());
+        }
         c.validate()?;
         Ok(c)
+    }
+
+    /// Whether an identity source is configured, which turns authentication on.
+    pub fn auth_enabled(&self) -> bool {
+        self.admin_token.is_some()
+            || self.jwt_hs256_secret.is_some()
+            || self.jwt_jwks_file.is_some()
+            || self.jwt_jwks_url.is_some()
+            || self.tls_client_ca.is_some()
     }
 
     /// Checks ranges that would make the server misbehave.
@@ -217,6 +432,24 @@ impl Config {
             if v == 0 {
                 return Err(ConfigError::Invalid(format!("{name}: must be greater than 0")));
             }
+        }
+        if self.admin_token.as_ref().is_some_and(|t| t.len() < 16) {
+            return Err(ConfigError::Invalid(
+                "admin token: must be at least 16 characters".into(),
+            ));
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(ConfigError::Invalid("tls_cert and tls_key go together".into()));
+        }
+        if self.tls_client_ca.is_some() && self.tls_cert.is_none() {
+            return Err(ConfigError::Invalid("tls_client_ca needs tls_cert and tls_key".into()));
+        }
+        if !self.auth_enabled() && !self.listen.ip().is_loopback() && !self.insecure_allow_unauthenticated {
+            return Err(ConfigError::Invalid(format!(
+                "listen: {} is not a loopback address and no identity source (admin token, JWT, client \
+                 certificates) is configured; configure one, or pass --insecure-allow-unauthenticated",
+                self.listen
+            )));
         }
         Ok(())
     }

@@ -55,6 +55,14 @@ pub enum ErrorCode {
     NoCommittedOffset,
     /// The operation needs a group without members.
     GroupNotEmpty,
+    /// Missing, malformed, expired or revoked credentials.
+    Unauthenticated,
+    /// Valid credentials without the needed permission.
+    Forbidden,
+    /// A per-principal quota was exceeded; retry after `Retry-After` seconds.
+    QuotaExceeded,
+    /// The server sheds load: too many concurrent requests or streams.
+    Overloaded,
     /// No such route.
     NotFound,
     /// The route exists but not for this method.
@@ -92,6 +100,10 @@ impl ErrorCode {
             Self::PartitionNotOwned => "partition_not_owned",
             Self::NoCommittedOffset => "no_committed_offset",
             Self::GroupNotEmpty => "group_not_empty",
+            Self::Unauthenticated => "unauthenticated",
+            Self::Forbidden => "forbidden",
+            Self::QuotaExceeded => "quota_exceeded",
+            Self::Overloaded => "overloaded",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Unavailable => "unavailable",

@@ -35,7 +35,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let grace = Duration::from_millis(config.shutdown_grace_ms);
-    let broker = Broker::open(config)?;
+    let broker = Broker::open(config).await?;
     let app = http::router(broker.clone());
     let token = broker.shutdown_token();
     tracing::info!(addr = %listener.local_addr()?, "weir listening");

@@ -22,7 +22,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server.
-    Serve(ConfigArgs),
+    Serve(Box<ConfigArgs>),
     /// Print the OpenAPI document.
     Openapi,
     /// Run the benchmark suite against an in-process server and print a report.

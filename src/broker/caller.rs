@@ -1,46 +1,37 @@
-//! The caller context every service call takes: who is asking, so that authentication and
-//! authorization are decided here, in one place, for every door (HTTP, connectors, streams).
+//! The caller context every service call takes, and the one place where permissions are
+//! decided ([`authorize`]), so that every door (HTTP, connectors, streams) obeys the same rules.
+//!
+//! Permissions are grants in the style of Kafka ACLs: a resource type, a name taken literally
+//! or as a prefix, and operations. With authentication off, every caller may do everything.
 
-/// Who makes a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Principal {
-    /// No identity was established (authentication is not configured).
-    Anonymous,
-    /// The server itself (background tasks, internal producers).
-    Internal,
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{Error, ErrorCode, Result};
+
+/// A kind of resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Resource {
+    /// A topic.
+    Topic,
+    /// A consumer group.
+    Group,
+    /// A connector.
+    Connector,
+    /// A stream query.
+    Query,
+    /// The server itself: tokens, metrics.
+    Cluster,
 }
 
-/// The context of one service call.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    /// Who is asking.
-    pub principal: Principal,
-    /// The request id, for logs.
-    pub request_id: Option<String>,
-}
-
-impl Caller {
-    /// A caller with no identity.
-    pub fn anonymous() -> Self {
-        Self {
-            principal: Principal::Anonymous,
-            request_id: None,
-        }
-    }
-
-    /// The server acting on its own behalf.
-    pub fn internal() -> Self {
-        Self {
-            principal: Principal::Internal,
-            request_id: None,
-        }
-    }
-}
-
-/// What a caller wants to do to a resource; checked by [`authorize`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a caller wants to do to a resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum Operation {
-    /// Read records.
+    /// Read records (consume; join a group).
     Read,
     /// Write records.
     Write,
@@ -48,28 +39,193 @@ pub enum Operation {
     Create,
     /// Delete the resource.
     Delete,
-    /// Change the resource's settings.
+    /// Change its settings.
     Alter,
-    /// See that the resource exists and its description.
+    /// See it and its description (implied by every other operation, as in Kafka).
     Describe,
 }
 
-/// The kind of resource an operation is on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Resource {
-    /// A topic.
-    Topic,
-    /// A consumer group.
-    Group,
+/// How a grant's name matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PatternType {
+    /// The name exactly (`*` matches every name).
+    #[default]
+    Literal,
+    /// Every name starting with it.
+    Prefix,
 }
 
-/// The one place where permissions are decided. With no authentication configured every caller
-/// may do everything; the security work plugs its ACL check in here.
-pub fn authorize(
-    _caller: &Caller,
-    _operation: Operation,
-    _resource: Resource,
-    _name: &str,
-) -> crate::error::Result<()> {
-    Ok(())
+/// One grant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"resource": "topic", "name": "orders", "pattern": "literal", "operations": ["read", "write"]}))]
+pub struct Permission {
+    /// Resource type.
+    pub resource: Resource,
+    /// Resource name (or prefix).
+    pub name: String,
+    /// `literal` (default) or `prefix`.
+    #[serde(default)]
+    pub pattern: PatternType,
+    /// Allowed operations.
+    pub operations: Vec<Operation>,
+}
+
+impl Permission {
+    /// Whether this grant allows `operation` on `resource` `name`.
+    pub fn allows(&self, operation: Operation, resource: Resource, name: &str) -> bool {
+        self.resource == resource
+            && match self.pattern {
+                PatternType::Literal => self.name == name || self.name == "*",
+                PatternType::Prefix => name.starts_with(&self.name),
+            }
+            && (self.operations.contains(&operation)
+                || (operation == Operation::Describe && !self.operations.is_empty()))
+    }
+}
+
+/// Who makes a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// Authentication is off: local development.
+    Anonymous,
+    /// The server itself (background tasks, internal producers).
+    Internal,
+    /// The bootstrap admin token: may do everything.
+    Admin,
+    /// An API token.
+    Token {
+        /// Token id.
+        id: String,
+        /// Token name.
+        name: String,
+    },
+    /// A JWT from an identity provider.
+    Jwt {
+        /// The `sub` claim.
+        subject: String,
+    },
+    /// A TLS client certificate.
+    Certificate {
+        /// The certificate's subject.
+        subject: String,
+    },
+}
+
+impl Principal {
+    /// A short name for logs and audit lines (never a secret).
+    pub fn name(&self) -> String {
+        match self {
+            Self::Anonymous => "anonymous".into(),
+            Self::Internal => "internal".into(),
+            Self::Admin => "admin".into(),
+            Self::Token { id, name } => format!("token:{id}:{name}"),
+            Self::Jwt { subject } => format!("jwt:{subject}"),
+            Self::Certificate { subject } => format!("cert:{subject}"),
+        }
+    }
+}
+
+/// The context of one service call.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Who is asking.
+    pub principal: Principal,
+    /// What they were granted (ignored for `Anonymous`, `Internal` and `Admin`).
+    pub permissions: Arc<Vec<Permission>>,
+    /// The request id, for logs.
+    pub request_id: Option<String>,
+    /// Cancelled when the caller's credential is revoked or expires: long streams end on it.
+    pub revoked: Option<CancellationToken>,
+}
+
+impl Caller {
+    /// A caller with no identity (authentication off).
+    pub fn anonymous() -> Self {
+        Self {
+            principal: Principal::Anonymous,
+            permissions: Arc::default(),
+            request_id: None,
+            revoked: None,
+        }
+    }
+
+    /// The server acting on its own behalf.
+    pub fn internal() -> Self {
+        Self {
+            principal: Principal::Internal,
+            ..Self::anonymous()
+        }
+    }
+
+    /// A caller with a principal and its grants.
+    pub fn with(principal: Principal, permissions: Vec<Permission>) -> Self {
+        Self {
+            principal,
+            permissions: Arc::new(permissions),
+            ..Self::anonymous()
+        }
+    }
+}
+
+/// The one place where permissions are decided. The answer for a missing grant is the same
+/// whether or not the resource exists, so it leaks nothing about forbidden resources.
+pub fn authorize(caller: &Caller, operation: Operation, resource: Resource, name: &str) -> Result<()> {
+    match caller.principal {
+        Principal::Anonymous | Principal::Internal | Principal::Admin => Ok(()),
+        _ if caller.permissions.iter().any(|p| p.allows(operation, resource, name)) => Ok(()),
+        _ => Err(Error::new(
+            ErrorCode::Forbidden,
+            format!("not allowed to {operation:?} {resource:?} '{name}'").to_lowercase(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller(perms: serde_json::Value) -> Caller {
+        Caller::with(
+            Principal::Token {
+                id: "t".into(),
+                name: "n".into(),
+            },
+            serde_json::from_value(perms).unwrap(),
+        )
+    }
+
+    #[test]
+    fn grants_match_literally_or_by_prefix_and_imply_describe() {
+        let c = caller(serde_json::json!([
+            {"resource": "topic", "name": "orders", "operations": ["read"]},
+            {"resource": "topic", "name": "logs.", "pattern": "prefix", "operations": ["write"]},
+            {"resource": "group", "name": "*", "operations": ["read"]}
+        ]));
+        assert!(authorize(&c, Operation::Read, Resource::Topic, "orders").is_ok());
+        assert!(authorize(&c, Operation::Describe, Resource::Topic, "orders").is_ok());
+        assert!(authorize(&c, Operation::Write, Resource::Topic, "orders").is_err());
+        assert!(authorize(&c, Operation::Read, Resource::Topic, "orders2").is_err());
+        assert!(authorize(&c, Operation::Write, Resource::Topic, "logs.web").is_ok());
+        assert!(authorize(&c, Operation::Write, Resource::Topic, "log").is_err());
+        assert!(authorize(&c, Operation::Read, Resource::Group, "anything").is_ok());
+        assert!(authorize(&c, Operation::Delete, Resource::Group, "anything").is_err());
+        assert_eq!(
+            authorize(&c, Operation::Alter, Resource::Cluster, "weir")
+                .unwrap_err()
+                .code,
+            ErrorCode::Forbidden
+        );
+        assert!(authorize(&Caller::anonymous(), Operation::Delete, Resource::Cluster, "weir").is_ok());
+        assert!(
+            authorize(
+                &Caller::with(Principal::Admin, vec![]),
+                Operation::Delete,
+                Resource::Topic,
+                "x"
+            )
+            .is_ok()
+        );
+    }
 }

@@ -81,6 +81,15 @@ pub(crate) enum Op {
         group: String,
         reply: oneshot::Sender<Result<()>>,
     },
+    PutToken {
+        id: String,
+        record: Vec<u8>,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    DeleteToken {
+        id: String,
+        reply: oneshot::Sender<Result<()>>,
+    },
 }
 
 /// Handle to the writer thread. Dropping every handle (and [`LogWriter::shutdown`]) ends it.
@@ -292,6 +301,16 @@ impl Writer {
                     batch.put_committed_offset(key, *offset);
                 }
                 let _ = reply.send(self.store.write(batch, false).map_err(Error::from));
+            }
+            Op::PutToken { id, record, reply } => {
+                let mut batch = self.store.batch();
+                batch.put_token(&id, &record);
+                let _ = reply.send(self.store.write(batch, true).map_err(Error::from));
+            }
+            Op::DeleteToken { id, reply } => {
+                let mut batch = self.store.batch();
+                batch.delete_token(&id);
+                let _ = reply.send(self.store.write(batch, true).map_err(Error::from));
             }
             Op::DeleteGroupOffsets { group, reply } => {
                 let mut batch = self.store.batch();

@@ -7,10 +7,12 @@
 pub mod caller;
 pub mod fetch;
 pub mod groups;
+mod jwt;
 mod log;
 pub mod partitioner;
 pub mod produce;
 mod retention;
+pub mod tokens;
 pub mod topics;
 
 use std::collections::{BTreeMap, HashMap};
@@ -65,6 +67,8 @@ struct Inner {
     round_robin: RoundRobin,
     idempotency_locks: Mutex<HashMap<IdempotencyKey, Arc<tokio::sync::Mutex<()>>>>,
     groups: groups::Groups,
+    tokens: tokens::Tokens,
+    jwt: Option<jwt::JwtVerifier>,
     shutdown: CancellationToken,
 }
 
@@ -79,7 +83,8 @@ impl std::fmt::Debug for Broker {
 impl Broker {
     /// Opens the store in `config.data_dir`, loads the topics and starts the log writer and the
     /// retention task. Must be called within a tokio runtime.
-    pub fn open(config: Config) -> anyhow::Result<Self> {
+    pub async fn open(config: Config) -> anyhow::Result<Self> {
+        let jwt = jwt::JwtVerifier::from_config(&config).await?;
         let store = Store::open(&config.data_dir, &StoreOptions::default())?;
         let mut topics = HashMap::new();
         for raw in store.topics()? {
@@ -100,6 +105,7 @@ impl Broker {
         let registry: Registry = Arc::new(RwLock::new(topics));
         let writer = LogWriter::start(store.clone(), registry.clone(), store.last_topic_id()?)?;
         let groups = groups::Groups::load(store.committed_offsets()?);
+        let tokens = tokens::Tokens::load(store.tokens()?, config.admin_token.as_deref());
         let broker = Self {
             inner: Arc::new(Inner {
                 config,
@@ -109,6 +115,8 @@ impl Broker {
                 round_robin: RoundRobin::default(),
                 idempotency_locks: Mutex::new(HashMap::new()),
                 groups,
+                tokens,
+                jwt,
                 shutdown: CancellationToken::new(),
             }),
         };
@@ -132,6 +140,41 @@ impl Broker {
     pub fn close(&self) {
         self.inner.shutdown.cancel();
         self.inner.writer.shutdown();
+    }
+
+    /// Whether callers must authenticate (an identity source is configured).
+    pub fn auth_enabled(&self) -> bool {
+        self.inner.config.auth_enabled()
+    }
+
+    /// Writes an audit line: who changed what. Also appended to `audit_topic` when configured.
+    pub fn audit(&self, caller: &Caller, action: &str, resource: Resource, name: &str) {
+        let principal = caller.principal.name();
+        tracing::info!(target: "audit", principal = %principal, action, resource = ?resource, name, request_id = ?caller.request_id, "audit");
+        if let Some(topic) = self.inner.config.audit_topic.clone() {
+            let broker = self.clone();
+            let line = serde_json::json!({"time": now_ms(), "principal": principal, "action": action,
+                "resource": resource, "name": name})
+            .to_string();
+            tokio::spawn(async move {
+                let req = produce::ProduceRequest {
+                    records: vec![RecordInput {
+                        key: None,
+                        value: ValueInput::Given(PayloadInput::Json(&line)),
+                        headers: Vec::new(),
+                        partition: None,
+                        timestamp: None,
+                    }],
+                    key_format: crate::storage::Format::Json,
+                    value_format: crate::storage::Format::Json,
+                    durability: None,
+                    idempotency: None,
+                };
+                if let Err(e) = broker.produce(&Caller::internal(), &topic, req).await {
+                    tracing::warn!(error = %e, topic, "could not append to the audit topic");
+                }
+            });
+        }
     }
 
     /// Bytes used by the store.
@@ -194,6 +237,7 @@ impl Broker {
             })
             .await?;
         tracing::info!(topic = name, partitions, "topic created");
+        self.audit(caller, "topic.create", Resource::Topic, name);
         Ok(describe(&topic))
     }
 
@@ -238,6 +282,7 @@ impl Broker {
             })
             .await?;
         tracing::info!(topic = name, partitions, "topic altered");
+        self.audit(caller, "topic.alter", Resource::Topic, name);
         Ok(describe(&topic))
     }
 
@@ -253,6 +298,7 @@ impl Broker {
             })
             .await?;
         tracing::info!(topic = name, "topic deleted");
+        self.audit(caller, "topic.delete", Resource::Topic, name);
         let store = self.inner.store.clone();
         let parts = topic.partitions().len() as u32;
         tokio::task::spawn_blocking(move || {

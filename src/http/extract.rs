@@ -15,14 +15,13 @@ use crate::error::{Error, ErrorCode};
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
 
+    /// The caller the authentication middleware established.
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let mut caller = Caller::anonymous();
-        caller.request_id = parts
-            .headers
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.chars().take(128).collect());
-        Ok(caller)
+        parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .ok_or_else(|| Error::new(ErrorCode::Unauthenticated, "credentials required").into())
     }
 }
 

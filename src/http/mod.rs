@@ -1,6 +1,7 @@
 //! The HTTP door: axum routers, extractors, problem+json errors, metrics middleware and the
 //! OpenAPI document. Handlers are thin: extract, call one broker method, shape the answer.
 
+pub mod auth;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -9,6 +10,7 @@ pub mod openapi;
 pub mod records;
 pub mod render;
 pub mod system;
+pub mod tokens;
 pub mod topics;
 
 use std::sync::OnceLock;
@@ -79,6 +81,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(groups::seek))
         .routes(routes!(groups::reset))
         .routes(routes!(groups::events))
+        .routes(routes!(tokens::create, tokens::list))
+        .routes(routes!(tokens::revoke))
         .routes(routes!(system::healthz))
         .routes(routes!(system::readyz))
         .routes(routes!(system::metrics))
@@ -93,10 +97,16 @@ pub fn router(broker: Broker) -> Router {
     let (api, spec) = api_router().split_for_parts();
     api.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), auth::authenticate))
         .layer(middleware::from_fn(track))
         .with_state(state)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
-        .layer(TraceLayer::new_for_http())
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+                // The path only: query strings may carry access tokens.
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+            }),
+        )
         .layer(CatchPanicLayer::custom(|_| {
             problem_response(&Error::new(ErrorCode::Internal, "internal server error"))
         }))

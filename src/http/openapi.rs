@@ -16,6 +16,7 @@ Errors are `application/problem+json` with a stable `code`.",
         (name = "topics", description = "Create, describe, change and delete topics"),
         (name = "records", description = "Produce and fetch records; stream them as Server-Sent Events"),
         (name = "groups", description = "Consumer groups: membership, polling, commits, administration, streaming"),
+        (name = "security", description = "API tokens"),
         (name = "system", description = "Health, readiness and metrics"),
     ),
     components(schemas(crate::error::ErrorCode))

@@ -40,9 +40,20 @@ pub async fn readyz(State(s): State<AppState>) -> Response {
 
 /// Prometheus metrics in the text exposition format.
 #[utoipa::path(get, path = "/metrics", tag = "system", summary = "Prometheus metrics",
-    responses((status = 200, description = "Metrics in the Prometheus text format.", content_type = "text/plain",
-        body = String, example = json!("# TYPE weir_records_in_total counter\nweir_records_in_total{topic=\"orders\"} 42\n"))))]
-pub async fn metrics(State(s): State<AppState>) -> Response {
+    responses((status = 200, description = "Metrics in the Prometheus text format (needs `describe` on `cluster`).", content_type = "text/plain",
+        body = String, example = json!("# TYPE weir_records_in_total counter\nweir_records_in_total{topic=\"orders\"} 42\n")),
+        (status = 401, description = "`unauthenticated`.", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`.", body = Problem, content_type = "application/problem+json")))]
+pub async fn metrics(State(s): State<AppState>, caller: crate::broker::Caller) -> Response {
+    use crate::broker::caller::{Operation, Resource, authorize};
+    if let Err(e) = authorize(
+        &caller,
+        Operation::Describe,
+        Resource::Cluster,
+        crate::broker::tokens::CLUSTER,
+    ) {
+        return problem_response(&e);
+    }
     let broker = s.broker.clone();
     let bytes = tokio::task::spawn_blocking(move || broker.storage_bytes())
         .await

@@ -14,6 +14,7 @@
 //! | 'p'  | '/'  | topic_id  u32BE | partition u32BE |
 //! +------+------+-----------------+-----------------+
 //!               TopicKey: "t/" + topic name (UTF-8);  "next_topic_id" counter
+//!               TokenKey: "k/" + token id (its record holds only a hash of the secret)
 //!
 //! offsets CF    GroupOffsetKey (committed consumer-group offsets)
 //! +----------------------+------+-----------------+-----------------+
@@ -125,6 +126,17 @@ pub fn topic_key(name: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(2 + name.len());
     k.extend_from_slice(TOPIC_KEY_PREFIX);
     k.extend_from_slice(name.as_bytes());
+    k
+}
+
+/// Prefix of API token records in the meta column family (`k/` + token id).
+pub const TOKEN_KEY_PREFIX: &[u8; 2] = b"k/";
+
+/// Key of an API token record: `k/` followed by the token id.
+pub fn token_key(id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(2 + id.len());
+    k.extend_from_slice(TOKEN_KEY_PREFIX);
+    k.extend_from_slice(id.as_bytes());
     k
 }
 

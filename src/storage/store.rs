@@ -12,7 +12,8 @@ use rocksdb::{
 };
 
 use super::keys::{
-    GroupOffsetKey, IdempotencyKey, NEXT_TOPIC_ID_KEY, PartitionKey, RecordKey, TOPIC_KEY_PREFIX, topic_key,
+    GroupOffsetKey, IdempotencyKey, NEXT_TOPIC_ID_KEY, PartitionKey, RecordKey, TOKEN_KEY_PREFIX, TOPIC_KEY_PREFIX,
+    token_key, topic_key,
 };
 use super::records::{BatchHeader, PartitionStats};
 
@@ -152,14 +153,22 @@ impl Store {
 
     /// All topic descriptors, as stored by [`StoreBatch::put_topic`].
     pub fn topics(&self) -> Result<Vec<Vec<u8>>> {
+        self.meta_prefix(TOPIC_KEY_PREFIX)
+    }
+
+    /// All API token records, as stored by [`StoreBatch::put_token`].
+    pub fn tokens(&self) -> Result<Vec<Vec<u8>>> {
+        self.meta_prefix(TOKEN_KEY_PREFIX)
+    }
+
+    fn meta_prefix(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>> {
         let mut out = Vec::new();
-        let iter = self.db.iterator_cf(
-            self.cf(CF_META),
-            IteratorMode::From(TOPIC_KEY_PREFIX, Direction::Forward),
-        );
+        let iter = self
+            .db
+            .iterator_cf(self.cf(CF_META), IteratorMode::From(prefix, Direction::Forward));
         for item in iter {
             let (k, v) = item?;
-            if !k.starts_with(TOPIC_KEY_PREFIX) {
+            if !k.starts_with(prefix) {
                 break;
             }
             out.push(v.to_vec());
@@ -394,6 +403,16 @@ impl StoreBatch<'_> {
     /// Removes a topic descriptor.
     pub fn delete_topic(&mut self, name: &str) {
         self.inner.delete_cf(self.store.cf(CF_META), topic_key(name));
+    }
+
+    /// Stores an API token record.
+    pub fn put_token(&mut self, id: &str, record: &[u8]) {
+        self.inner.put_cf(self.store.cf(CF_META), token_key(id), record);
+    }
+
+    /// Removes an API token record.
+    pub fn delete_token(&mut self, id: &str) {
+        self.inner.delete_cf(self.store.cf(CF_META), token_key(id));
     }
 
     /// Records the last topic id handed out.

@@ -980,6 +980,7 @@ impl Broker {
             groups.remove(group);
         }
         tracing::info!(group, "group deleted");
+        self.audit(caller, "group.delete", Resource::Group, group);
         Ok(())
     }
 
@@ -1093,12 +1094,14 @@ impl Broker {
             })?;
             self.store_offsets(group, entries).await?;
             tracing::info!(group, partitions = changes.len(), "offsets reset");
+            self.audit(caller, "group.offsets_reset", Resource::Group, group);
         }
         Ok(changes)
     }
 
     /// One lease and subscription check over all groups (run every tick).
     fn groups_tick(&self) {
+        self.inner.tokens.sweep();
         let topics = self.topic_shapes();
         let now = Instant::now();
         let mut groups = self.inner.groups.groups.lock().expect("groups lock");
