@@ -25,6 +25,26 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 pub use broker::Broker;
+
+/// Reloads the TLS certificate and key when the process gets SIGHUP.
+fn reload_tls_on_sighup(config: Config, shared: http::tls::SharedTls) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            match http::tls::load(&config) {
+                Ok(Some(tls)) => {
+                    *shared.write().expect("tls lock") = tls;
+                    tracing::info!("TLS certificate reloaded");
+                }
+                Ok(None) => {}
+                Err(e) => tracing::error!(error = %e, "TLS reload failed; keeping the previous certificate"),
+            }
+        }
+    });
+}
 pub use config::Config;
 
 /// Serves Weir on `listener` until `shutdown` completes, then lets in-flight requests finish
@@ -35,21 +55,36 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let grace = Duration::from_millis(config.shutdown_grace_ms);
-    let broker = Broker::open(config).await?;
+    let tls = http::tls::load(&config)?;
+    if !config.auth_enabled() {
+        tracing::warn!(addr = %config.listen, "authentication is off: anyone who can reach this address may do anything");
+    }
+    let broker = Broker::open(config.clone()).await?;
     let app = http::router(broker.clone());
     let token = broker.shutdown_token();
-    tracing::info!(addr = %listener.local_addr()?, "weir listening");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(addr = %listener.local_addr()?, scheme, "weir listening");
     let signal_token = token.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let signal = async move {
         shutdown.await;
         tracing::info!("shutting down: draining in-flight requests");
         signal_token.cancel();
-    });
-    let mut server = std::pin::pin!(server.into_future());
-    tokio::select! {
-        r = &mut server => r?,
-        _ = async { token.cancelled().await; tokio::time::sleep(grace).await } => {
-            tracing::warn!("shutdown grace period over; closing remaining connections");
+    };
+    match tls {
+        Some(tls) => {
+            let shared: http::tls::SharedTls = std::sync::Arc::new(std::sync::RwLock::new(tls));
+            reload_tls_on_sighup(config, shared.clone());
+            http::tls::serve(listener, app, shared, signal, grace).await;
+        }
+        None => {
+            let server = axum::serve(listener, app).with_graceful_shutdown(signal);
+            let mut server = std::pin::pin!(server.into_future());
+            tokio::select! {
+                r = &mut server => r?,
+                _ = async { token.cancelled().await; tokio::time::sleep(grace).await } => {
+                    tracing::warn!("shutdown grace period over; closing remaining connections");
+                }
+            }
         }
     }
     let b = broker.clone();

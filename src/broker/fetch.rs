@@ -99,6 +99,9 @@ impl Broker {
         caller::authorize(caller, Operation::Read, caller::Resource::Topic, topic)?;
         let topic = self.lookup(topic)?;
         let part = topic.partition(partition)?;
+        self.inner
+            .quotas
+            .take(caller, super::quotas::Kind::FetchBytes, 0, false)?;
         let mut hw_rx = part.subscribe();
         let offset = self.resolve_start(&topic, &part, req.start).await?;
         let wait = req.wait.min(Duration::from_millis(self.inner.config.max_wait_ms));
@@ -113,6 +116,10 @@ impl Broker {
                 let res = self
                     .read(&topic, partition, offset, req.max_records, req.max_bytes)
                     .await?;
+                let _ = self
+                    .inner
+                    .quotas
+                    .take(caller, super::quotas::Kind::FetchBytes, res.bytes as u64, true);
                 metrics::histogram!("weir_fetch_duration_seconds").record(started.elapsed().as_secs_f64());
                 return Ok(res);
             }

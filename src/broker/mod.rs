@@ -11,6 +11,7 @@ mod jwt;
 mod log;
 pub mod partitioner;
 pub mod produce;
+mod quotas;
 mod retention;
 pub mod tokens;
 pub mod topics;
@@ -69,6 +70,7 @@ struct Inner {
     groups: groups::Groups,
     tokens: tokens::Tokens,
     jwt: Option<jwt::JwtVerifier>,
+    quotas: quotas::Quotas,
     shutdown: CancellationToken,
 }
 
@@ -85,6 +87,11 @@ impl Broker {
     /// retention task. Must be called within a tokio runtime.
     pub async fn open(config: Config) -> anyhow::Result<Self> {
         let jwt = jwt::JwtVerifier::from_config(&config).await?;
+        let quotas = quotas::Quotas::new(
+            config.quota_requests_per_sec,
+            config.quota_produce_bytes_per_sec,
+            config.quota_fetch_bytes_per_sec,
+        );
         let store = Store::open(&config.data_dir, &StoreOptions::default())?;
         let mut topics = HashMap::new();
         for raw in store.topics()? {
@@ -117,9 +124,17 @@ impl Broker {
                 groups,
                 tokens,
                 jwt,
+                quotas,
                 shutdown: CancellationToken::new(),
             }),
         };
+        if let Some(topic) = broker.inner.config.audit_topic.clone()
+            && broker.lookup(&topic).is_err()
+        {
+            broker
+                .create_topic(&Caller::internal(), &topic, Some(1), &BTreeMap::new())
+                .await?;
+        }
         retention::spawn(broker.clone());
         groups::spawn(broker.clone());
         Ok(broker)
@@ -175,6 +190,11 @@ impl Broker {
                 }
             });
         }
+    }
+
+    /// Counts one request against the caller's requests-per-second quota.
+    pub fn charge_request(&self, caller: &Caller) -> Result<()> {
+        self.inner.quotas.take(caller, quotas::Kind::Requests, 1, false)
     }
 
     /// Bytes used by the store.

@@ -269,6 +269,11 @@ impl Broker {
         }
 
         let written = slots.len() - slots.iter().filter(|s| matches!(s, Slot::Err(_))).count();
+        if written > 0 {
+            self.inner
+                .quotas
+                .take(caller, super::quotas::Kind::ProduceBytes, bytes_in, false)?;
+        }
         if written == 0 {
             let results = slots.into_iter().map(|s| match s {
                 Slot::Err(e) => Err(e),

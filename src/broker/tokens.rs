@@ -181,7 +181,7 @@ impl Broker {
             ));
         }
         for (i, p) in permissions.iter().enumerate() {
-            if p.operations.is_empty() || p.name.is_empty() {
+            if p.operations.is_empty() || (p.name.is_empty() && p.pattern != super::caller::PatternType::Prefix) {
                 return Err(Error::invalid_parameter(
                     &format!("permissions[{i}]"),
                     "a permission needs a name and at least one operation",

@@ -42,6 +42,20 @@ pub struct EventParams {
     pub key_format: Option<Format>,
     /// Render values as `json` (as produced), `string` or `binary`.
     pub value_format: Option<Format>,
+    /// The bearer token, for browsers' `EventSource`, which cannot send headers (a `weir_token`
+    /// cookie works too). Never logged.
+    pub access_token: Option<String>,
+}
+
+/// Completes when the caller's credential is revoked or expires (never without one).
+pub fn revoked(caller: &Caller) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let token = caller.revoked.clone();
+    async move {
+        match token {
+            Some(t) => t.cancelled_owned().await,
+            None => std::future::pending().await,
+        }
+    }
 }
 
 /// Encodes stream positions as an event id.
@@ -126,12 +140,20 @@ pub async fn events(
         };
         positions.insert(part.index, pos);
     }
+    let permit = s.limits.open_stream()?;
     let (tx, rx) = mpsc::channel::<Result<Event, Infallible>>(256);
     let rendering = Rendering {
         key: p.key_format,
         value: p.value_format,
     };
-    tokio::spawn(pump(s.broker.clone(), topic, only, positions, rendering, tx));
+    let revoked = revoked(&caller);
+    tokio::spawn(async move {
+        let _permit = permit;
+        tokio::select! {
+            _ = pump(s.broker.clone(), topic, only, positions, rendering, tx) => {}
+            _ = revoked => tracing::info!("event stream closed: credential revoked or expired"),
+        }
+    });
     let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
 }

@@ -525,6 +525,8 @@ pub struct GroupEventParams {
     pub assignment_strategy: Option<Strategy>,
     /// Commit what was sent before each next read (default false: commit with the member id).
     pub auto_commit: Option<bool>,
+    /// The bearer token, for browsers' `EventSource` (a `weir_token` cookie works too). Never logged.
+    pub access_token: Option<String>,
 }
 
 /// Encodes stream positions (`topic:partition:next_offset`, comma-separated) as an event id.
@@ -596,9 +598,17 @@ pub async fn events(
         streaming: true,
         resume: resume.iter().map(|(tp, o)| (tp.clone(), *o)).collect(),
     };
+    let permit = s.limits.open_stream()?;
     let view = s.broker.join_group(&caller, &group, options).await?;
     let (tx, rx) = mpsc::channel::<Result<Event, Infallible>>(256);
-    tokio::spawn(pump(s.broker.clone(), caller, group, view, resume, tx));
+    let revoked = super::events::revoked(&caller);
+    tokio::spawn(async move {
+        let _permit = permit;
+        tokio::select! {
+            _ = pump(s.broker.clone(), caller, group, view, resume, tx) => {}
+            _ = revoked => tracing::info!("group event stream closed: credential revoked or expired"),
+        }
+    });
     Ok(Sse::new(tokio_stream::wrappers::ReceiverStream::new(rx))
         .keep_alive(KeepAlive::default())
         .into_response())

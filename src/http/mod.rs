@@ -6,10 +6,12 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod groups;
+pub mod limits;
 pub mod openapi;
 pub mod records;
 pub mod render;
 pub mod system;
+pub mod tls;
 pub mod tokens;
 pub mod topics;
 
@@ -39,6 +41,8 @@ pub struct AppState {
     pub broker: Broker,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
+    /// Load-shedding counters.
+    pub limits: std::sync::Arc<limits::Limits>,
 }
 
 /// The process-wide Prometheus recorder (installed once; several servers in one test process
@@ -90,13 +94,17 @@ pub fn api_router() -> OpenApiRouter<AppState> {
 
 /// The complete application: API, `/openapi.json`, `/docs`, fallbacks and middleware.
 pub fn router(broker: Broker) -> Router {
+    let cors = limits::cors(broker.config());
     let state = AppState {
+        limits: std::sync::Arc::new(limits::Limits::new(broker.config())),
         broker,
         metrics: metrics_handle(),
     };
     let (api, spec) = api_router().split_for_parts();
-    api.fallback(not_found)
+    let app = api
+        .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), limits::shed))
         .layer(middleware::from_fn_with_state(state.clone(), auth::authenticate))
         .layer(middleware::from_fn(track))
         .with_state(state)
@@ -109,7 +117,12 @@ pub fn router(broker: Broker) -> Router {
         )
         .layer(CatchPanicLayer::custom(|_| {
             problem_response(&Error::new(ErrorCode::Internal, "internal server error"))
-        }))
+        }));
+    // CORS outermost: preflights carry no credentials and are answered before authentication.
+    match cors {
+        Some(cors) => app.layer(cors),
+        None => app,
+    }
 }
 
 async fn not_found() -> Response {

@@ -18,6 +18,7 @@ pub struct Server {
     child: Option<Child>,
     pub logs: Arc<Mutex<Vec<String>>>,
     args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl Server {
@@ -28,18 +29,25 @@ impl Server {
 
     /// A server in a fresh data directory, with extra `weir serve` flags.
     pub fn start_with(args: &[&str]) -> Self {
+        Self::start_env(args, &[])
+    }
+
+    /// A server in a fresh data directory, with extra flags and environment variables.
+    pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Self {
         let tmp = Arc::new(tempfile::tempdir().expect("tempdir"));
         let dir = tmp.path().join("data");
-        let mut s = Self::spawn(&dir, args.iter().map(|s| s.to_string()).collect());
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut s = Self::spawn(&dir, args.iter().map(|s| s.to_string()).collect(), env);
         s._tmp = Some(tmp);
         s
     }
 
-    fn spawn(dir: &Path, args: Vec<String>) -> Self {
+    fn spawn(dir: &Path, args: Vec<String>, env: Vec<(String, String)>) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
             .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir)
             .args(&args)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -73,6 +81,7 @@ impl Server {
             child: Some(child),
             logs,
             args,
+            env,
         }
     }
 
@@ -100,7 +109,7 @@ impl Server {
     /// Starts a new process on the same data directory (after `stop` or `kill9`).
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "stop the server first");
-        let next = Self::spawn(&self.dir.clone(), self.args.clone());
+        let next = Self::spawn(&self.dir.clone(), self.args.clone(), self.env.clone());
         self.base = next.base.clone();
         self.logs = next.logs.clone();
         let mut next = next;

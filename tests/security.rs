@@ -1,0 +1,690 @@
+//! Security through the real server: credentials on every operation of the OpenAPI spec,
+//! grants, token lifecycle (expiry, instant revocation, live streams), JWTs, TLS and mutual TLS,
+//! quotas, load shedding, CORS, safe defaults, and secrets kept out of logs and responses.
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Server, client, expect_problem};
+use serde_json::{Value, json};
+
+const ADMIN: &str = "admin-secret-0123456789abcdef";
+
+fn auth(r: reqwest::RequestBuilder, token: &str) -> reqwest::RequestBuilder {
+    r.header("authorization", format!("Bearer {token}"))
+}
+
+async fn admin_server(args: &[&str]) -> Server {
+    Server::start_env(args, &[("WEIR_ADMIN_TOKEN", ADMIN)])
+}
+
+async fn create_token(s: &Server, as_token: &str, body: Value) -> (String, String) {
+    let r = auth(client().post(s.url("/v1/tokens")), as_token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let v: Value = r.json().await.unwrap();
+    (
+        v["id"].as_str().unwrap().to_owned(),
+        v["token"].as_str().unwrap().to_owned(),
+    )
+}
+
+fn all_ops() -> Value {
+    json!(["read", "write", "create", "delete", "alter", "describe"])
+}
+
+/// Fills the path parameters of an operation.
+fn fill(path: &str, member: &str) -> String {
+    path.replace("{topic}", "t")
+        .replace("{partition}", "0")
+        .replace("{group}", "g")
+        .replace("{member}", member)
+        .replace("{id}", "tok_missing")
+}
+
+fn body_for(method: &str, path: &str) -> Option<Value> {
+    match (method, path) {
+        ("post", "/v1/topics") => Some(json!({"name": "t2"})),
+        ("patch", "/v1/topics/{topic}") => Some(json!({"config": {"retention.ms": 1000000}})),
+        ("post", "/v1/topics/{topic}/records") => Some(json!({"records": [{"value": 1}]})),
+        ("post", "/v1/groups/{group}/members") => Some(json!({"topics": ["t"]})),
+        ("post", "/v1/groups/{group}/members/{member}/positions:seek") => Some(json!({"to": "earliest"})),
+        ("post", "/v1/groups/{group}/offsets:reset") => Some(json!({"to": "earliest", "dry_run": true})),
+        ("post", "/v1/tokens") => Some(json!({"name": "x"})),
+        _ => None,
+    }
+}
+
+async fn call(s: &Server, method: &str, path: &str, member: &str, token: Option<&str>) -> reqwest::Response {
+    let mut url = s.url(&fill(path, member));
+    if path == "/v1/groups/{group}/events" {
+        url.push_str("?topics=t");
+    }
+    let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+    let mut r = client().request(m, url).timeout(Duration::from_secs(5));
+    if let Some(t) = token {
+        r = auth(r, t);
+    }
+    if let Some(b) = body_for(method, path) {
+        r = r.json(&b);
+    }
+    r.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn every_operation_needs_credentials_and_the_right_permission() {
+    let s = admin_server(&[]).await;
+    let r = auth(client().post(s.url("/v1/topics")), ADMIN)
+        .json(&json!({"name": "t", "partitions": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let (_, full) = create_token(
+        &s,
+        ADMIN,
+        json!({"name": "full", "permissions": [
+            {"resource": "topic", "name": "", "pattern": "prefix", "operations": all_ops()},
+            {"resource": "group", "name": "", "pattern": "prefix", "operations": all_ops()},
+            {"resource": "cluster", "name": "weir", "operations": all_ops()}]}),
+    )
+    .await;
+    let (_, unrelated) = create_token(
+        &s,
+        ADMIN,
+        json!({"name": "unrelated", "permissions": [{"resource": "topic", "name": "other", "operations": ["read"]}]}),
+    )
+    .await;
+    let joined: Value = auth(client().post(s.url("/v1/groups/g/members")), &full)
+        .json(&json!({"topics": ["t"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let member = joined["member_id"].as_str().unwrap().to_owned();
+
+    let spec: Value = client()
+        .get(s.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut ops: Vec<(String, String)> = Vec::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            ops.push((method.clone(), path.clone()));
+        }
+    }
+    // Deletions last, so that they do not remove what other operations use.
+    ops.sort_by_key(|(m, _)| m == "delete");
+    let public = ["/healthz", "/readyz"];
+    let listings = ["/v1/topics", "/v1/groups"];
+    let mut checked = 0;
+    for (method, path) in &ops {
+        if public.contains(&path.as_str()) {
+            let r = call(&s, method, path, &member, None).await;
+            assert_eq!(r.status(), 200, "{method} {path} is public");
+            continue;
+        }
+        let r = call(&s, method, path, &member, None).await;
+        assert_eq!(
+            r.headers().get("www-authenticate").map(|v| v.to_str().unwrap()),
+            Some("Bearer realm=\"weir\""),
+            "{method} {path}"
+        );
+        expect_problem(r, 401, "unauthenticated").await;
+        let r = call(&s, method, path, &member, Some("weir_not-a-real-token")).await;
+        expect_problem(r, 401, "unauthenticated").await;
+
+        let r = call(&s, method, path, &member, Some(&unrelated)).await;
+        if method == "get" && listings.contains(&path.as_str()) {
+            // Listings show only what the caller may describe.
+            assert_eq!(r.status(), 200, "{method} {path}");
+            let v: Value = r.json().await.unwrap();
+            let items = v
+                .as_object()
+                .unwrap()
+                .values()
+                .next()
+                .unwrap()
+                .as_array()
+                .unwrap()
+                .clone();
+            assert!(items.is_empty(), "{method} {path} leaked {v}");
+        } else {
+            assert_eq!(r.status(), 403, "{method} {path} without the grant");
+            expect_problem(r, 403, "forbidden").await;
+        }
+        let r = call(&s, method, path, &member, Some(&full)).await;
+        assert!(
+            ![401, 403].contains(&r.status().as_u16()),
+            "{method} {path} with the grant: {}",
+            r.status()
+        );
+        checked += 1;
+    }
+    assert!(checked >= 20, "only {checked} operations checked");
+    // The forbidden answer does not tell whether a resource exists.
+    let a = auth(client().get(s.url("/v1/topics/t")), &unrelated)
+        .send()
+        .await
+        .unwrap();
+    let b = auth(client().get(s.url("/v1/topics/nope")), &unrelated)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (a.status(), b.status()),
+        (403.try_into().unwrap(), 403.try_into().unwrap())
+    );
+}
+
+#[tokio::test]
+async fn tokens_grant_expire_and_revoke_instantly_including_live_streams() {
+    let s = admin_server(&[]).await;
+    auth(client().post(s.url("/v1/topics")), ADMIN)
+        .json(&json!({"name": "orders"}))
+        .send()
+        .await
+        .unwrap();
+    let (id, reader) = create_token(
+        &s,
+        ADMIN,
+        json!({"name": "reader", "permissions": [{"resource": "topic", "name": "orders", "operations": ["read"]}]}),
+    )
+    .await;
+    assert!(reader.starts_with("weir_") && reader.len() > 40);
+    let fetch = |t: &str| auth(client().get(s.url("/v1/topics/orders/partitions/0/records")), t).send();
+    assert_eq!(fetch(&reader).await.unwrap().status(), 200);
+    let r = auth(client().post(s.url("/v1/topics/orders/records")), &reader)
+        .json(&json!({"records": [{"value": 1}]}))
+        .send()
+        .await
+        .unwrap();
+    expect_problem(r, 403, "forbidden").await;
+    // A token may not mint tokens without alter on cluster.
+    let r = auth(client().post(s.url("/v1/tokens")), &reader)
+        .json(&json!({"name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    expect_problem(r, 403, "forbidden").await;
+
+    // The list shows no secrets, and no hash either.
+    let list = auth(client().get(s.url("/v1/tokens")), ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        list.contains(&id) && !list.contains(&reader) && !list.contains("hash"),
+        "{list}"
+    );
+
+    // A live SSE stream, authenticated by query parameter as a browser EventSource would, ends on revocation.
+    let stream = client()
+        .get(s.url(&format!(
+            "/v1/topics/orders/events?offset=earliest&access_token={reader}"
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let r = auth(client().delete(s.url(&format!("/v1/tokens/{id}"))), ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let ended = tokio::time::timeout(Duration::from_secs(10), stream.bytes()).await;
+    assert!(ended.is_ok(), "the stream of a revoked token stayed open");
+    expect_problem(fetch(&reader).await.unwrap(), 401, "unauthenticated").await;
+    // The same via cookie is refused too.
+    let r = client()
+        .get(s.url("/v1/topics/orders"))
+        .header("cookie", format!("weir_token={reader}"))
+        .send()
+        .await
+        .unwrap();
+    expect_problem(r, 401, "unauthenticated").await;
+
+    // Expiry.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let (_, short) = create_token(
+        &s,
+        ADMIN,
+        json!({"name": "short", "expires_at": now + 1500, "permissions": [{"resource": "topic", "name": "orders", "operations": ["read"]}]}),
+    )
+    .await;
+    assert_eq!(fetch(&short).await.unwrap().status(), 200);
+    tokio::time::sleep(Duration::from_millis(1700)).await;
+    let p = expect_problem(fetch(&short).await.unwrap(), 401, "unauthenticated").await;
+    assert!(p["detail"].as_str().unwrap().contains("expired"));
+    let r = auth(client().post(s.url("/v1/tokens")), ADMIN)
+        .json(&json!({"name": "past", "expires_at": now - 1}))
+        .send()
+        .await
+        .unwrap();
+    expect_problem(r, 400, "invalid_parameter").await;
+
+    // Secrets never reach the logs.
+    let logs = s.logs.lock().unwrap().join("\n");
+    assert!(
+        !logs.contains(&reader) && !logs.contains(&short) && !logs.contains(ADMIN),
+        "a secret was logged"
+    );
+    assert!(
+        logs.contains("\"target\":\"audit\"") && logs.contains("token.revoke"),
+        "no audit line for the revocation"
+    );
+}
+
+#[tokio::test]
+async fn tokens_survive_restart_and_revocations_too() {
+    let mut s = admin_server(&[]).await;
+    let (_, keep) = create_token(
+        &s,
+        ADMIN,
+        json!({"name": "keep", "permissions": [{"resource": "cluster", "name": "weir", "operations": ["describe"]}]}),
+    )
+    .await;
+    let (gone_id, gone) = create_token(&s, ADMIN, json!({"name": "gone"})).await;
+    auth(client().delete(s.url(&format!("/v1/tokens/{gone_id}"))), ADMIN)
+        .send()
+        .await
+        .unwrap();
+    s.stop();
+    s.restart();
+    assert_eq!(
+        auth(client().get(s.url("/v1/tokens")), &keep)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    expect_problem(
+        auth(client().get(s.url("/v1/tokens")), &gone).send().await.unwrap(),
+        401,
+        "unauthenticated",
+    )
+    .await;
+}
+
+fn jwt(claims: Value, secret: &str) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn epoch() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[tokio::test]
+async fn jwts_are_verified_and_mapped_to_permissions() {
+    let secret = "jwt-secret-for-tests-0123456789";
+    let dir = tempfile::tempdir().unwrap();
+    // An ES256 key of our own, published in a JWKS file.
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let raw = key.public_key_raw();
+    use base64::Engine as _;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let jwks = json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "k1", "alg": "ES256", "use": "sig",
+        "x": b64(&raw[1..33]), "y": b64(&raw[33..65])}]});
+    let jwks_path = dir.path().join("jwks.json");
+    std::fs::write(&jwks_path, jwks.to_string()).unwrap();
+    let s = Server::start_env(
+        &[
+            "--jwt-issuer",
+            "https://idp.test",
+            "--jwt-audience",
+            "weir",
+            "--jwt-jwks-file",
+            jwks_path.to_str().unwrap(),
+        ],
+        &[("WEIR_JWT_HS256_SECRET", secret), ("WEIR_ADMIN_TOKEN", ADMIN)],
+    );
+    auth(client().post(s.url("/v1/topics")), ADMIN)
+        .json(&json!({"name": "orders"}))
+        .send()
+        .await
+        .unwrap();
+    let good = json!({"sub": "alice", "iss": "https://idp.test", "aud": "weir", "exp": epoch() + 300,
+        "weir_permissions": "topic:orders:read|write group:billing:read"});
+    let get = |t: String| auth(client().get(s.url("/v1/topics/orders/partitions/0/records")), &t).send();
+    assert_eq!(get(jwt(good.clone(), secret)).await.unwrap().status(), 200);
+    let r = auth(client().post(s.url("/v1/topics")), &jwt(good.clone(), secret))
+        .json(&json!({"name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    expect_problem(r, 403, "forbidden").await;
+    for (what, claims, key) in [
+        ("bad signature", good.clone(), "another-secret-0123456789abcdef"),
+        (
+            "wrong issuer",
+            json!({"sub": "a", "iss": "https://evil", "aud": "weir", "exp": epoch() + 300}),
+            secret,
+        ),
+        (
+            "wrong audience",
+            json!({"sub": "a", "iss": "https://idp.test", "aud": "other", "exp": epoch() + 300}),
+            secret,
+        ),
+        (
+            "expired",
+            json!({"sub": "a", "iss": "https://idp.test", "aud": "weir", "exp": epoch() - 600}),
+            secret,
+        ),
+    ] {
+        let p = expect_problem(get(jwt(claims, key)).await.unwrap(), 401, "unauthenticated").await;
+        assert!(p["detail"].as_str().unwrap().starts_with("JWT rejected"), "{what}: {p}");
+    }
+    // ES256 from the JWKS.
+    let header = jsonwebtoken::Header {
+        alg: jsonwebtoken::Algorithm::ES256,
+        kid: Some("k1".into()),
+        ..Default::default()
+    };
+    let ec = jsonwebtoken::EncodingKey::from_ec_pem(key.serialize_pem().as_bytes()).unwrap();
+    let claims = json!({"sub": "bob", "iss": "https://idp.test", "aud": "weir", "exp": epoch() + 300, "weir_permissions": ["topic:orders:read"]});
+    let es = jsonwebtoken::encode(&header, &claims, &ec).unwrap();
+    assert_eq!(get(es).await.unwrap().status(), 200);
+    let other = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let forged = jsonwebtoken::encode(
+        &header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_ec_pem(other.serialize_pem().as_bytes()).unwrap(),
+    )
+    .unwrap();
+    expect_problem(get(forged).await.unwrap(), 401, "unauthenticated").await;
+}
+
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    /// A CA, a server certificate for 127.0.0.1 and a client certificate `CN=billing-app`.
+    fn new() -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+        let dir = tempfile::tempdir().unwrap();
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name.push(DnType::CommonName, "weir test ca");
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca, ca_key);
+        let server_key = KeyPair::generate().unwrap();
+        let server = CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])
+            .unwrap()
+            .signed_by(&server_key, &issuer)
+            .unwrap();
+        let client_key = KeyPair::generate().unwrap();
+        let mut cp = CertificateParams::new(Vec::<String>::new()).unwrap();
+        cp.distinguished_name.push(DnType::CommonName, "billing-app");
+        let client = cp.signed_by(&client_key, &issuer).unwrap();
+        let w = |name: &str, pem: String| std::fs::write(dir.path().join(name), pem).unwrap();
+        w("ca.pem", ca_cert.pem());
+        w("server.pem", server.pem());
+        w("server.key", server_key.serialize_pem());
+        w("client.pem", client.pem());
+        w("client.key", client_key.serialize_pem());
+        Self { dir }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).to_str().unwrap().to_owned()
+    }
+}
+
+/// curl over TLS: (HTTP version, status) or None when the connection failed.
+fn curl(pki: &Pki, url: &str, client_cert: bool, extra: &[&str]) -> Option<(String, u16)> {
+    let mut c = Command::new("curl");
+    c.args([
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_version} %{http_code}",
+        "--http2",
+        "--cacert",
+        &pki.path("ca.pem"),
+    ]);
+    if client_cert {
+        c.args(["--cert", &pki.path("client.pem"), "--key", &pki.path("client.key")]);
+    }
+    let out = c.args(extra).arg(url).output().expect("curl is installed");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (v, code) = text.split_once(' ')?;
+    let code: u16 = code.trim().parse().ok()?;
+    (out.status.success() && code != 0).then(|| (v.to_owned(), code))
+}
+
+#[tokio::test]
+async fn https_with_http2_and_mutual_tls_principals() {
+    let pki = Pki::new();
+    let config = pki.dir.path().join("weir.toml");
+    std::fs::write(
+        &config,
+        r#"[[grants]]
+principal = "cert:CN=billing-app"
+permissions = [{ resource = "topic", name = "orders", operations = ["read"] }]
+"#,
+    )
+    .unwrap();
+    let s = Server::start_env(
+        &[
+            "--tls-cert",
+            &pki.path("server.pem"),
+            "--tls-key",
+            &pki.path("server.key"),
+            "--tls-client-ca",
+            &pki.path("ca.pem"),
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        &[("WEIR_ADMIN_TOKEN", ADMIN)],
+    );
+    let base = s.base.replace("http://", "https://");
+    let url = |p: &str| format!("{base}{p}");
+    let admin = format!("Authorization: Bearer {ADMIN}");
+    // With a client certificate: HTTP/2 over TLS, the certificate's subject is the principal.
+    let (version, code) = curl(
+        &pki,
+        &url("/v1/topics"),
+        true,
+        &[
+            "-X",
+            "POST",
+            "-H",
+            &admin,
+            "-H",
+            "content-type: application/json",
+            "-d",
+            r#"{"name":"orders"}"#,
+        ],
+    )
+    .unwrap();
+    assert_eq!((version.as_str(), code), ("2", 201));
+    assert_eq!(
+        curl(&pki, &url("/v1/topics/orders/partitions/0/records"), true, &[])
+            .unwrap()
+            .1,
+        200
+    );
+    assert_eq!(
+        curl(
+            &pki,
+            &url("/v1/topics/orders/records"),
+            true,
+            &[
+                "-X",
+                "POST",
+                "-H",
+                "content-type: application/json",
+                "-d",
+                r#"{"records":[{"value":1}]}"#
+            ]
+        )
+        .unwrap()
+        .1,
+        403
+    );
+    // HTTP/1.1 works too.
+    let (version, code) = curl(&pki, &url("/healthz"), true, &["--http1.1"]).unwrap();
+    assert_eq!((version.as_str(), code), ("1.1", 200));
+    // Without a client certificate the handshake is refused.
+    assert_eq!(curl(&pki, &url("/healthz"), false, &[]), None);
+    // Plain HTTP to the TLS port gets nowhere.
+    assert!(client().get(s.url("/healthz")).send().await.is_err());
+}
+
+#[tokio::test]
+async fn quotas_answer_429_with_retry_after() {
+    let s = Server::start_with(&["--quota-requests-per-sec", "5", "--quota-produce-bytes-per-sec", "2000"]);
+    let mut limited = None;
+    for _ in 0..30 {
+        let r = client().get(s.url("/v1/topics")).send().await.unwrap();
+        if r.status() == 429 {
+            limited = Some(r);
+            break;
+        }
+    }
+    let r = limited.expect("30 requests at once never hit a 5/s quota");
+    assert!(r.headers().contains_key("retry-after"));
+    expect_problem(r, 429, "quota_exceeded").await;
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let s2 = Server::start_with(&["--quota-produce-bytes-per-sec", "2000"]);
+    s2.create_topic("q", 1, json!({})).await;
+    let big = json!({"records": [{"value": "x".repeat(1500)}]});
+    let first = client()
+        .post(s2.url("/v1/topics/q/records"))
+        .json(&big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 200);
+    let second = client()
+        .post(s2.url("/v1/topics/q/records"))
+        .json(&big)
+        .send()
+        .await
+        .unwrap();
+    expect_problem(second, 429, "quota_exceeded").await;
+    // Nothing of the refused request was written.
+    assert_eq!(
+        s2.fetch("q", 0, "offset=0").await["records"].as_array().unwrap().len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn load_is_shed_with_503_instead_of_queueing() {
+    let s = Server::start_with(&["--max-concurrent-requests", "2", "--max-streams", "1"]);
+    s.create_topic("busy", 1, json!({})).await;
+    let url = s.url("/v1/topics/busy/partitions/0/records?offset=0&wait_ms=3000");
+    let polls: Vec<_> = (0..2).map(|_| tokio::spawn(client().get(url.clone()).send())).collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let r = client().get(s.url("/v1/topics")).send().await.unwrap();
+    assert!(r.headers().contains_key("retry-after"));
+    expect_problem(r, 503, "overloaded").await;
+    for p in polls {
+        assert_eq!(p.await.unwrap().unwrap().status(), 200);
+    }
+    let first = client().get(s.url("/v1/topics/busy/events")).send().await.unwrap();
+    assert_eq!(first.status(), 200);
+    expect_problem(
+        client().get(s.url("/v1/topics/busy/events")).send().await.unwrap(),
+        503,
+        "overloaded",
+    )
+    .await;
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        client()
+            .get(s.url("/v1/topics/busy/events"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn cors_preflight_allows_only_configured_origins() {
+    let s = Server::start_with(&["--cors-allowed-origins", "https://shop.example"]);
+    let preflight = |origin: &'static str| {
+        client()
+            .request(reqwest::Method::OPTIONS, s.url("/v1/topics/orders/records"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+    };
+    let ok = preflight("https://shop.example").await.unwrap();
+    assert_eq!(ok.headers()["access-control-allow-origin"], "https://shop.example");
+    assert!(
+        ok.headers()["access-control-allow-methods"]
+            .to_str()
+            .unwrap()
+            .contains("POST")
+    );
+    let bad = preflight("https://evil.example").await.unwrap();
+    assert!(bad.headers().get("access-control-allow-origin").is_none());
+    // Off by default.
+    let plain = Server::start();
+    let r = client()
+        .request(reqwest::Method::OPTIONS, plain.url("/v1/topics"))
+        .header("origin", "https://shop.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+}
+
+#[test]
+fn public_addresses_need_an_identity_source_or_an_explicit_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["serve", "--listen", "0.0.0.0:0", "--data-dir"])
+        .arg(dir.path())
+        .env_remove("WEIR_ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("insecure-allow-unauthenticated"), "{err}");
+    // With an identity source (or the loudly named flag) it starts; a bad token length does not.
+    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["serve", "--listen", "0.0.0.0:0", "--data-dir"])
+        .arg(dir.path())
+        .env("WEIR_ADMIN_TOKEN", "short")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 16"));
+}
