@@ -127,6 +127,18 @@ async fn post_loop(
         .pool_max_idle_per_host(concurrency)
         .build()
         .expect("client");
+    post_loop_with(&client, url, body, content_type, concurrency, seconds).await
+}
+
+/// [`post_loop`] with a given client.
+async fn post_loop_with(
+    client: &reqwest::Client,
+    url: &str,
+    body: Bytes,
+    content_type: &'static str,
+    concurrency: usize,
+    seconds: f64,
+) -> (u64, Duration, Histogram<u64>) {
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -421,6 +433,9 @@ pub async fn main(args: BenchArgs) -> anyhow::Result<()> {
     // 7. Failover: time from a member leaving to its partitions being served by the other.
     let failover = failover_time(&base).await?;
 
+    // 8. The cost of authentication and TLS: the same produce and fetch, off and on.
+    let security_rows = security_cost(&tmp, secs).await?;
+
     let _ = stop.send(());
     tokio::task::spawn_blocking(move || server.join()).await?.ok();
 
@@ -476,6 +491,20 @@ pub async fn main(args: BenchArgs) -> anyhow::Result<()> {
         ));
     }
     report.push_str(&line(&plain_row, ""));
+    let (base_produce, base_fetch) = (security_rows[0].0.records_per_s, security_rows[0].1.records_per_s);
+    for (produce, fetch) in &security_rows {
+        report.push_str(&line(
+            produce,
+            &format!(
+                "{:.0} % of no auth, no TLS",
+                100.0 * produce.records_per_s / base_produce
+            ),
+        ));
+        report.push_str(&line(
+            fetch,
+            &format!("{:.0} % of no auth, no TLS", 100.0 * fetch.records_per_s / base_fetch),
+        ));
+    }
     let _ = writeln!(
         report,
         "\nFailover: a member leaves; its partitions are served to the other member after **{:.1} ms** \
@@ -740,6 +769,99 @@ async fn failover_time(base: &str) -> anyhow::Result<(f64, usize)> {
     }
     times.sort_by(f64::total_cmp);
     Ok((times[times.len() / 2], times.len()))
+}
+
+/// Batch produce (1000 × 100 B, 4 connections) and catch-up fetch with no auth, with an API
+/// token, and with a token over TLS (HTTP/1.1), each against its own server.
+async fn security_cost(tmp: &std::path::Path, secs: f64) -> anyhow::Result<Vec<(Row, Row)>> {
+    const ADMIN: &str = "bench-admin-token-0123456789";
+    let key = rcgen::KeyPair::generate()?;
+    let cert =
+        rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])?.self_signed(&key)?;
+    std::fs::write(tmp.join("cert.pem"), cert.pem())?;
+    std::fs::write(tmp.join("key.pem"), key.serialize_pem())?;
+    let mut out = Vec::new();
+    for (label, token, tls) in [
+        ("no auth, no TLS", false, false),
+        ("API token", true, false),
+        ("API token + TLS", true, true),
+    ] {
+        let mut config = Config {
+            data_dir: tmp.join(format!("sec-{}", out.len())),
+            listen: "127.0.0.1:0".parse()?,
+            ..Config::default()
+        };
+        if token {
+            config.admin_token = Some(ADMIN.into());
+        }
+        if tls {
+            config.tls_cert = Some(tmp.join("cert.pem"));
+            config.tls_key = Some(tmp.join("key.pem"));
+        }
+        let (addr, stop, server) = start_server(config)?;
+        let scheme = if tls { "https" } else { "http" };
+        let base = format!("{scheme}://{addr}");
+        let mut headers = reqwest::header::HeaderMap::new();
+        if token {
+            headers.insert("authorization", format!("Bearer {ADMIN}").parse()?);
+        }
+        let client = reqwest::Client::builder()
+            .default_headers(headers)
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(cert.pem().as_bytes())?)
+            .http1_only()
+            .build()?;
+        let r = client
+            .post(format!("{base}/v1/topics"))
+            .json(&json!({"name": "sec", "partitions": 4}))
+            .send()
+            .await?;
+        anyhow::ensure!(r.status() == 201, "create topic: {}", r.status());
+        let (body, _) = records_body(1000, 100);
+        let url = format!("{base}/v1/topics/sec/records");
+        let (n, el, h) = post_loop_with(&client, &url, body, "application/json", 4, secs).await;
+        let produce = Row::new(
+            &format!("batch produce 1000 × 100 B, {label}"),
+            n * 1000,
+            n * 100_000,
+            el,
+            &h,
+        );
+        let mut h = histogram();
+        let started = Instant::now();
+        let (mut records, mut bytes) = (0u64, 0u64);
+        for p in 0..4 {
+            let mut offset = 0;
+            loop {
+                let t = Instant::now();
+                let body = client
+                    .get(format!("{base}/v1/topics/sec/partitions/{p}/records?offset={offset}&max_records=10000&max_bytes=16000000"))
+                    .send()
+                    .await?
+                    .bytes()
+                    .await?;
+                h.saturating_record(t.elapsed().as_micros() as u64);
+                let v: FetchSummary = serde_json::from_slice(&body)?;
+                if v.records.is_empty() {
+                    break;
+                }
+                records += v.records.len() as u64;
+                bytes += body.len() as u64;
+                offset = v.next_offset;
+            }
+        }
+        let fetch = Row::new(
+            &format!("catch-up fetch, {label}"),
+            records,
+            bytes,
+            started.elapsed(),
+            &h,
+        );
+        let _ = stop.send(());
+        tokio::task::spawn_blocking(move || server.join()).await?.ok();
+        out.push((produce, fetch));
+    }
+    Ok(out)
 }
 
 fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
