@@ -688,3 +688,82 @@ fn public_addresses_need_an_identity_source_or_an_explicit_flag() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least 16"));
 }
+
+#[tokio::test]
+async fn audit_lines_go_to_the_log_and_the_audit_topic() {
+    let s = Server::start_env(&["--audit-topic", "weir.audit"], &[("WEIR_ADMIN_TOKEN", ADMIN)]);
+    let r = auth(client().post(s.url("/v1/topics")), ADMIN)
+        .json(&json!({"name": "orders"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(
+        auth(client().delete(s.url("/v1/topics/orders")), ADMIN)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    let mut actions = Vec::new();
+    for _ in 0..50 {
+        let v: Value = auth(
+            client().get(s.url("/v1/topics/weir.audit/partitions/0/records?offset=earliest")),
+            ADMIN,
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+        // The audit topic's own creation (by the server) is audited too; look at "orders".
+        actions = v["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["value"]["name"] == "orders")
+            .map(|r| r["value"]["action"].as_str().unwrap().to_owned())
+            .collect();
+        if actions.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(actions, ["topic.create", "topic.delete"]);
+    let logs = s.logs.lock().unwrap().join("\n");
+    assert!(
+        logs.contains("topic.create") && logs.contains("\"principal\":\"admin\""),
+        "no audit log line"
+    );
+}
+
+#[tokio::test]
+async fn tls_certificate_is_reloaded_on_sighup() {
+    let first = Pki::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("server.pem"), dir.path().join("server.key"));
+    std::fs::copy(first.path("server.pem"), &cert).unwrap();
+    std::fs::copy(first.path("server.key"), &key).unwrap();
+    let s = Server::start_with(&["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()]);
+    let url = format!("{}/healthz", s.base.replace("http://", "https://"));
+    assert_eq!(curl(&first, &url, false, &[]).map(|r| r.1), Some(200));
+    // A new certificate from another CA: trusted only after the reload.
+    let second = Pki::new();
+    std::fs::copy(second.path("server.pem"), &cert).unwrap();
+    std::fs::copy(second.path("server.key"), &key).unwrap();
+    assert_eq!(curl(&second, &url, false, &[]), None);
+    let pid = s.pid();
+    Command::new("kill").args(["-HUP", &pid.to_string()]).status().unwrap();
+    let mut ok = None;
+    for _ in 0..50 {
+        ok = curl(&second, &url, false, &[]);
+        if ok.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(ok.map(|r| r.1), Some(200));
+    assert_eq!(curl(&first, &url, false, &[]), None);
+}
