@@ -316,29 +316,12 @@ pub async fn main(args: BenchArgs) -> anyhow::Result<()> {
         anyhow::ensure!(r.status() == 200, "fill backlog: {}", r.status());
         filled += 1000;
     }
-    let mut h = histogram();
-    let started = Instant::now();
-    let (mut offset, mut records, mut bytes) = (0u64, 0u64, 0u64);
-    while offset < filled {
-        let t = Instant::now();
-        let r = client
-            .get(format!(
-                "{base}/v1/topics/bench-fetch/partitions/0/records?offset={offset}&max_records=10000&max_bytes=16000000"
-            ))
-            .send()
-            .await?;
-        let body = r.bytes().await?;
-        h.saturating_record(t.elapsed().as_micros() as u64);
-        bytes += body.len() as u64;
-        let v: FetchSummary = serde_json::from_slice(&body)?;
-        records += v.records.len() as u64;
-        offset = v.next_offset;
-    }
+    let (elapsed, h, records, bytes) = fetch_all(&client, &base, "bench-fetch", 1).await?;
     let fetch = Row::new(
         "catch-up fetch, 100 B records, 10000 per request",
         records,
         bytes,
-        started.elapsed(),
+        elapsed,
         &h,
     );
     // Ceiling: the same batches read straight from RocksDB and decoded, no HTTP or JSON.
@@ -410,7 +393,7 @@ pub async fn main(args: BenchArgs) -> anyhow::Result<()> {
         anyhow::ensure!(r.status() == 200, "fill group backlog {i}: {}", r.status());
     }
     let filled = (group_backlog / 1000) * 1000;
-    let plain = plain_fetch_all(&base, "bench-group", 4).await?;
+    let plain = fetch_all(&client, &base, "bench-group", 4).await?;
     let plain_row = Row::new(
         "  baseline: plain partition fetch of the same 4 partitions",
         filled,
@@ -600,11 +583,17 @@ async fn end_to_end(base: &str, rate: f64, seconds: f64) -> anyhow::Result<(Hist
     Ok((h, delivered))
 }
 
-/// Reads every partition to its end with plain fetches; returns the time and per-request latencies.
-async fn plain_fetch_all(base: &str, topic: &str, partitions: u32) -> anyhow::Result<(Duration, Histogram<u64>)> {
-    let client = reqwest::Client::new();
+/// Reads every partition from offset 0 to its end with plain fetches of up to 10000 records;
+/// returns the time, per-request latencies, records and response bytes.
+async fn fetch_all(
+    client: &reqwest::Client,
+    base: &str,
+    topic: &str,
+    partitions: u32,
+) -> anyhow::Result<(Duration, Histogram<u64>, u64, u64)> {
     let mut h = histogram();
     let started = Instant::now();
+    let (mut records, mut bytes) = (0u64, 0u64);
     for p in 0..partitions {
         let mut offset = 0u64;
         loop {
@@ -620,10 +609,12 @@ async fn plain_fetch_all(base: &str, topic: &str, partitions: u32) -> anyhow::Re
             if v.records.is_empty() {
                 break;
             }
+            records += v.records.len() as u64;
+            bytes += body.len() as u64;
             offset = v.next_offset;
         }
     }
-    Ok((started.elapsed(), h))
+    Ok((started.elapsed(), h, records, bytes))
 }
 
 /// `members` members of a fresh group read `total` records from `earliest`; returns the time.
@@ -827,36 +818,8 @@ async fn security_cost(tmp: &std::path::Path, secs: f64) -> anyhow::Result<Vec<(
             el,
             &h,
         );
-        let mut h = histogram();
-        let started = Instant::now();
-        let (mut records, mut bytes) = (0u64, 0u64);
-        for p in 0..4 {
-            let mut offset = 0;
-            loop {
-                let t = Instant::now();
-                let body = client
-                    .get(format!("{base}/v1/topics/sec/partitions/{p}/records?offset={offset}&max_records=10000&max_bytes=16000000"))
-                    .send()
-                    .await?
-                    .bytes()
-                    .await?;
-                h.saturating_record(t.elapsed().as_micros() as u64);
-                let v: FetchSummary = serde_json::from_slice(&body)?;
-                if v.records.is_empty() {
-                    break;
-                }
-                records += v.records.len() as u64;
-                bytes += body.len() as u64;
-                offset = v.next_offset;
-            }
-        }
-        let fetch = Row::new(
-            &format!("catch-up fetch, {label}"),
-            records,
-            bytes,
-            started.elapsed(),
-            &h,
-        );
+        let (elapsed, h, records, bytes) = fetch_all(&client, &base, "sec", 4).await?;
+        let fetch = Row::new(&format!("catch-up fetch, {label}"), records, bytes, elapsed, &h);
         let _ = stop.send(());
         tokio::task::spawn_blocking(move || server.join()).await?.ok();
         out.push((produce, fetch));

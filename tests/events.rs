@@ -3,52 +3,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Server, client, expect_problem};
-use futures::StreamExt;
+use common::{Events, Server, client, expect_problem};
 use serde_json::{Value, json};
-
-/// Reads SSE events (id, event, data) from a response until `n` events have arrived.
-struct Events {
-    stream: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
-    buf: String,
-}
-
-impl Events {
-    fn new(r: reqwest::Response) -> Self {
-        Self {
-            stream: r.bytes_stream().boxed(),
-            buf: String::new(),
-        }
-    }
-
-    async fn next(&mut self) -> (String, String, Value) {
-        loop {
-            if let Some(end) = self.buf.find("\n\n") {
-                let block: String = self.buf.drain(..end + 2).collect();
-                let (mut id, mut event, mut data) = (String::new(), String::new(), String::new());
-                for line in block.lines() {
-                    if let Some(v) = line.strip_prefix("id: ").or_else(|| line.strip_prefix("id:")) {
-                        id = v.to_owned();
-                    } else if let Some(v) = line.strip_prefix("event: ").or_else(|| line.strip_prefix("event:")) {
-                        event = v.to_owned();
-                    } else if let Some(v) = line.strip_prefix("data: ").or_else(|| line.strip_prefix("data:")) {
-                        data.push_str(v);
-                    }
-                }
-                if event.is_empty() && data.is_empty() {
-                    continue; // keep-alive comment
-                }
-                return (id, event, serde_json::from_str(&data).unwrap());
-            }
-            let chunk = tokio::time::timeout(Duration::from_secs(10), self.stream.next())
-                .await
-                .expect("no event within 10 s")
-                .expect("stream ended")
-                .unwrap();
-            self.buf.push_str(std::str::from_utf8(&chunk).unwrap());
-        }
-    }
-}
 
 #[tokio::test]
 async fn sse_streams_live_records_and_resumes_by_last_event_id() {

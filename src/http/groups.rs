@@ -18,6 +18,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::AppState;
 use super::error::{ApiResult, Problem};
 use super::extract::{Params, json_body, parse_json, read_body, require_json};
+use super::records::parse_num;
 use super::render::{Rendering, topic_json, write_record};
 use crate::broker::groups::{
     DEFAULT_SESSION_TIMEOUT_MS, GroupDescription, GroupSummary, JoinOptions, MemberView, OffsetChange, OffsetReset,
@@ -158,14 +159,6 @@ pub struct PollParams {
     pub wait_ms: Option<String>,
 }
 
-fn num<T: std::str::FromStr>(field: &str, v: Option<&str>) -> Result<Option<T>, Error> {
-    v.map(|s| {
-        s.parse()
-            .map_err(|_| Error::invalid_parameter(field, format!("{field} must be a non-negative integer")))
-    })
-    .transpose()
-}
-
 /// A poll's answer (records in the fetch format).
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({"generation": 4, "assignment": [{"topic": "orders", "partition": 0}], "pending": [],
@@ -202,9 +195,9 @@ pub async fn poll(
     Path((group, member)): Path<(String, String)>,
     Params(p): Params<PollParams>,
 ) -> ApiResult<Response> {
-    let max_records = num("max_records", p.max_records.as_deref())?.unwrap_or(500);
-    let max_bytes = num("max_bytes", p.max_bytes.as_deref())?.unwrap_or(1 << 20);
-    let wait = Duration::from_millis(num("wait_ms", p.wait_ms.as_deref())?.unwrap_or(0));
+    let max_records = parse_num("max_records", p.max_records.as_deref())?.unwrap_or(500);
+    let max_bytes = parse_num("max_bytes", p.max_bytes.as_deref())?.unwrap_or(1 << 20);
+    let wait = Duration::from_millis(parse_num("wait_ms", p.wait_ms.as_deref())?.unwrap_or(0));
     let poll = s
         .broker
         .group_poll(&caller, &group, &member, max_records, max_bytes, wait)

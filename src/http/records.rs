@@ -194,7 +194,8 @@ fn to_input<'a>(r: &'a ProduceRecord<'a>) -> RecordInput<'a> {
     }
 }
 
-fn parse_num<T: std::str::FromStr>(field: &str, v: Option<&str>) -> Result<Option<T>, Error> {
+/// Parses an optional numeric query parameter, naming it in the error.
+pub fn parse_num<T: std::str::FromStr>(field: &str, v: Option<&str>) -> Result<Option<T>, Error> {
     v.map(|s| {
         s.parse::<T>()
             .map_err(|_| Error::invalid_parameter(field, format!("{field} must be a non-negative integer, not '{s}'")))

@@ -62,6 +62,24 @@ impl RecordKey {
         })
     }
 
+    /// The key range `[start, end)` of a partition's batches whose base offset is below `to_offset`.
+    pub fn range_below(topic_id: u32, partition: u32, to_offset: u64) -> ([u8; RECORD_KEY_LEN], [u8; RECORD_KEY_LEN]) {
+        (
+            Self {
+                topic_id,
+                partition,
+                base_offset: 0,
+            }
+            .encode(),
+            Self {
+                topic_id,
+                partition,
+                base_offset: to_offset,
+            }
+            .encode(),
+        )
+    }
+
     /// The first key of a topic (all its partitions).
     pub fn topic_start(topic_id: u32) -> [u8; RECORD_KEY_LEN] {
         Self {

@@ -288,18 +288,7 @@ impl Store {
     /// Asks RocksDB to compact the records of a partition below `to_offset`, so that space
     /// freed by retention is reclaimed.
     pub fn compact_records(&self, topic_id: u32, partition: u32, to_offset: u64) {
-        let from = RecordKey {
-            topic_id,
-            partition,
-            base_offset: 0,
-        }
-        .encode();
-        let to = RecordKey {
-            topic_id,
-            partition,
-            base_offset: to_offset,
-        }
-        .encode();
+        let (from, to) = RecordKey::range_below(topic_id, partition, to_offset);
         self.db.compact_range_cf(self.cf(CF_RECORDS), Some(from), Some(to));
     }
 
@@ -423,18 +412,7 @@ impl StoreBatch<'_> {
 
     /// Deletes the batches of a partition whose base offset is below `to_offset`.
     pub fn delete_batches_below(&mut self, topic_id: u32, partition: u32, to_offset: u64) {
-        let from = RecordKey {
-            topic_id,
-            partition,
-            base_offset: 0,
-        }
-        .encode();
-        let to = RecordKey {
-            topic_id,
-            partition,
-            base_offset: to_offset,
-        }
-        .encode();
+        let (from, to) = RecordKey::range_below(topic_id, partition, to_offset);
         self.inner.delete_range_cf(self.store.cf(CF_RECORDS), from, to);
     }
 

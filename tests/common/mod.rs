@@ -204,3 +204,49 @@ pub fn unique(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
     format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
 }
+
+/// Reads Server-Sent Events (id, event, JSON data) from a streaming response, skipping
+/// keep-alive comments; waits at most 10 s for each event.
+pub struct Events {
+    stream: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    buf: String,
+}
+
+impl Events {
+    pub fn new(r: reqwest::Response) -> Self {
+        use futures::StreamExt as _;
+        Self {
+            stream: r.bytes_stream().boxed(),
+            buf: String::new(),
+        }
+    }
+
+    pub async fn next(&mut self) -> (String, String, Value) {
+        use futures::StreamExt as _;
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                let (mut id, mut event, mut data) = (String::new(), String::new(), String::new());
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id: ").or_else(|| line.strip_prefix("id:")) {
+                        id = v.to_owned();
+                    } else if let Some(v) = line.strip_prefix("event: ").or_else(|| line.strip_prefix("event:")) {
+                        event = v.to_owned();
+                    } else if let Some(v) = line.strip_prefix("data: ").or_else(|| line.strip_prefix("data:")) {
+                        data.push_str(v);
+                    }
+                }
+                if event.is_empty() && data.is_empty() {
+                    continue; // keep-alive comment
+                }
+                return (id, event, serde_json::from_str(&data).unwrap());
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(10), self.stream.next())
+                .await
+                .expect("no event within 10 s")
+                .expect("stream ended")
+                .unwrap();
+            self.buf.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
+}
