@@ -494,6 +494,78 @@ pub async fn main(args: BenchArgs) -> anyhow::Result<()> {
 (from the DELETE to the first record of a moved partition, median of {} runs; default settings).",
         failover.0, failover.1
     );
+    // The targets of the issues, measured in this run.
+    let pct = |a: f64, b: f64| 100.0 * a / b;
+    let batch_vs_raw: Vec<f64> = rows
+        .iter()
+        .filter_map(|(w, _, st)| st.as_ref().map(|st| pct(w.records_per_s, st.records_per_s)))
+        .collect();
+    let single = &rows[2];
+    let fetch = &rows[3].0;
+    let auth_cost = security_rows
+        .get(1)
+        .map(|(p, f)| (100.0 - pct(p.records_per_s, base_produce)).max(100.0 - pct(f.records_per_s, base_fetch)))
+        .unwrap_or(0.0);
+    let group_pct: Vec<f64> = group_rows
+        .iter()
+        .map(|r| pct(r.records_per_s, plain_row.records_per_s))
+        .collect();
+    let mut targets = String::from("| Target | Measured | Met |\n|---|---|---|\n");
+    let mut target = |what: &str, measured: String, met: bool| {
+        let _ = writeln!(
+            targets,
+            "| {what} | {measured} | {} |",
+            if met { "yes" } else { "**no**" }
+        );
+    };
+    target(
+        "batch produce ≥ 70 % of raw RocksDB appends",
+        batch_vs_raw
+            .iter()
+            .map(|p| format!("{p:.0} %"))
+            .collect::<Vec<_>>()
+            .join(" (100 B), ")
+            + " (1 KB)",
+        batch_vs_raw.iter().all(|p| *p >= 70.0),
+    );
+    let single_pct = pct(single.0.records_per_s, single.1.records_per_s);
+    target(
+        "single-record produce ≥ 60 % of the no-op handler",
+        format!("{single_pct:.0} %"),
+        single_pct >= 60.0,
+    );
+    target(
+        "catch-up fetch ≥ 1 000 000 records/s (100 B)",
+        format!("{:.0} records/s", fetch.records_per_s),
+        fetch.records_per_s >= 1e6,
+    );
+    let p99 = e2e.p99_us.unwrap_or(u64::MAX) as f64 / 1000.0;
+    target(
+        "produce-to-consume p99 < 10 ms at half of peak",
+        format!("{p99:.2} ms"),
+        p99 < 10.0,
+    );
+    target(
+        "group consume ≥ 80 % of plain fetch (1 and 4 members)",
+        group_pct
+            .iter()
+            .map(|p| format!("{p:.0} %"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        group_pct.iter().all(|p| *p >= 80.0),
+    );
+    target(
+        "member leaves → partitions served by others < 1 s",
+        format!("{:.1} ms", failover.0),
+        failover.0 < 1000.0,
+    );
+    target(
+        "cost of API-token authentication < 10 %",
+        format!("{auth_cost:.0} %"),
+        auth_cost < 10.0,
+    );
+    report.push_str("\n## Targets\n\n");
+    report.push_str(&targets);
     println!("{report}");
     if let Some(path) = args.out {
         let doc = format!(
