@@ -116,8 +116,14 @@ pub fn problem_response(e: &Error) -> Response {
     );
     match e.code {
         ErrorCode::Unavailable | ErrorCode::Overloaded | ErrorCode::QuotaExceeded => {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            // Whole seconds, rounded up, from the wait the service computed (else 1 s).
+            let secs = e
+                .extensions
+                .as_ref()
+                .and_then(|x| x.get("retry_after_ms"))
+                .and_then(serde_json::Value::as_u64)
+                .map_or(1, |ms| ms.div_ceil(1000).max(1));
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         ErrorCode::Unauthenticated => {
             resp.headers_mut().insert(
