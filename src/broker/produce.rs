@@ -170,15 +170,14 @@ fn decode_base64<'a>(text: &[u8], field: &dyn Fn() -> String) -> Result<Cow<'a, 
 /// insignificant whitespace, so this keeps the document's meaning and makes every stored JSON
 /// value one line (safe in NDJSON and SSE `data:` lines).
 fn single_line(raw: &[u8]) -> Cow<'_, [u8]> {
-    if raw.iter().any(|&b| b == b'\n' || b == b'\r') {
-        Cow::Owned(
-            raw.iter()
-                .map(|&b| if b == b'\n' || b == b'\r' { b' ' } else { b })
-                .collect(),
-        )
-    } else {
-        Cow::Borrowed(raw)
+    if memchr::memchr2(b'\n', b'\r', raw).is_none() {
+        return Cow::Borrowed(raw);
     }
+    Cow::Owned(
+        raw.iter()
+            .map(|&b| if b == b'\n' || b == b'\r' { b' ' } else { b })
+            .collect(),
+    )
 }
 
 struct Prepared<'a> {
@@ -507,4 +506,20 @@ fn prepare<'a>(
         key,
         value,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_is_stored_on_one_line_with_its_meaning_kept() {
+        let pretty = "{\n  \"a\": [1,\r\n 2],\n  \"s\": \"x\\ny\"\n}";
+        let flat = single_line(pretty.as_bytes());
+        assert!(!flat.contains(&b'\n') && !flat.contains(&b'\r'));
+        let before: serde_json::Value = serde_json::from_str(pretty).unwrap();
+        let after: serde_json::Value = serde_json::from_slice(&flat).unwrap();
+        assert_eq!(before, after);
+        assert!(matches!(single_line(b"{\"a\":1}"), Cow::Borrowed(_)));
+    }
 }
