@@ -88,6 +88,8 @@ pub async fn serve(
             },
             _ = &mut shutdown => break,
         };
+        // Small TLS records must not wait for delayed ACKs.
+        let _ = tcp.set_nodelay(true);
         let acceptor = TlsAcceptor::from(tls.read().expect("tls lock").clone());
         let app = app.clone();
         let watcher = graceful.watcher();
