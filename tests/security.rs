@@ -767,3 +767,55 @@ async fn tls_certificate_is_reloaded_on_sighup() {
     assert_eq!(ok.map(|r| r.1), Some(200));
     assert_eq!(curl(&first, &url, false, &[]), None);
 }
+
+// Multi-threaded: the identity provider must answer while the test thread waits for the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwks_can_come_from_a_url() {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let raw = key.public_key_raw();
+    use base64::Engine as _;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let jwks = json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "k2", "alg": "ES256", "use": "sig",
+        "x": b64(&raw[1..33]), "y": b64(&raw[33..65])}]});
+    // An identity provider of our own on loopback.
+    let app = axum::Router::new().route(
+        "/jwks.json",
+        axum::routing::get(move || async move { axum::Json(jwks.clone()) }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let idp = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let s = Server::start_with(&["--jwt-jwks-url", &idp]);
+    let header = jsonwebtoken::Header {
+        alg: jsonwebtoken::Algorithm::ES256,
+        kid: Some("k2".into()),
+        ..Default::default()
+    };
+    let claims = json!({"sub": "carol", "exp": epoch() + 300, "weir_permissions": ["cluster:weir:describe"]});
+    let token = jsonwebtoken::encode(
+        &header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_ec_pem(key.serialize_pem().as_bytes()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        auth(client().get(s.url("/metrics")), &token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let r = auth(client().post(s.url("/v1/tokens")), &token)
+        .json(&json!({"name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    expect_problem(r, 403, "forbidden").await;
+    expect_problem(
+        client().get(s.url("/metrics")).send().await.unwrap(),
+        401,
+        "unauthenticated",
+    )
+    .await;
+}
