@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::Body;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -568,6 +570,29 @@ pub async fn events(
     Params(p): Params<GroupEventParams>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
+    let (options, resume) = stream_member_options(p, &headers)?;
+    let permit = s.limits.open_stream()?;
+    let view = s.broker.join_group(&caller, &group, options).await?;
+    let (tx, rx) = mpsc::channel::<Out>(256);
+    let revoked = super::events::revoked(&caller);
+    tokio::spawn(async move {
+        let _permit = permit;
+        tokio::select! {
+            _ = pump(s.broker.clone(), caller, group, view, resume, tx) => {}
+            _ = revoked => tracing::info!("group event stream closed: credential revoked or expired"),
+        }
+    });
+    let events = tokio_stream::StreamExt::map(tokio_stream::wrappers::ReceiverStream::new(rx), |o| {
+        Ok::<_, Infallible>(o.into_event())
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response())
+}
+
+/// Join options of a member whose lease is a connection (SSE or WebSocket), and where it resumes.
+fn stream_member_options(
+    p: GroupEventParams,
+    headers: &HeaderMap,
+) -> Result<(JoinOptions, BTreeMap<TopicPartition, u64>), Error> {
     let topics = p.topics.map(|t| {
         t.split(',')
             .map(str::trim)
@@ -591,20 +616,163 @@ pub async fn events(
         streaming: true,
         resume: resume.iter().map(|(tp, o)| (tp.clone(), *o)).collect(),
     };
+    Ok((options, resume))
+}
+
+/// A message of a streaming member: `member`, `rebalance`, `record`, `committed` or `error`,
+/// with JSON data; records carry their stream position as id.
+#[derive(Debug)]
+pub struct Out {
+    kind: &'static str,
+    id: Option<String>,
+    data: String,
+}
+
+impl Out {
+    fn into_event(self) -> Event {
+        let ev = Event::default().event(self.kind).data(self.data);
+        match self.id {
+            Some(id) => ev.id(id),
+            None => ev,
+        }
+    }
+
+    /// `{"type": "record", "id", "record": …}`, `{"type": "error", "error": problem}`, or
+    /// `{"type": kind, …data}`.
+    fn into_ws_json(self) -> String {
+        let data: serde_json::Value = serde_json::from_str(&self.data).unwrap_or_default();
+        let mut msg = serde_json::Map::new();
+        msg.insert("type".into(), self.kind.into());
+        match (self.kind, data) {
+            ("record", data) => {
+                msg.insert("id".into(), self.id.unwrap_or_default().into());
+                msg.insert("record".into(), data);
+            }
+            ("error", data) => {
+                msg.insert("error".into(), data);
+            }
+            (_, serde_json::Value::Object(m)) => msg.extend(m),
+            (_, other) => {
+                msg.insert("data".into(), other);
+            }
+        }
+        serde_json::Value::Object(msg).to_string()
+    }
+}
+
+/// A message a WebSocket member sends.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+enum WsCommand {
+    /// Commit the given offsets, or everything sent so far.
+    Commit {
+        generation: Option<u64>,
+        offsets: Option<Vec<PartitionOffset>>,
+    },
+}
+
+/// Consume as a group member over a WebSocket.
+#[utoipa::path(
+    get, path = "/v1/groups/{group}/ws", tag = "groups",
+    summary = "Consume as a group member over a WebSocket",
+    description = "The event stream's member semantics over one socket, with commits in-band. The server sends \
+JSON text messages `{\"type\":\"member\"|\"rebalance\", …view}`, `{\"type\":\"record\",\"id\":position,\"record\":…}`, \
+`{\"type\":\"committed\",\"committed\":[…]}` and `{\"type\":\"error\",\"error\":problem}`. The client sends \
+`{\"type\":\"commit\"}` (everything sent so far) or `{\"type\":\"commit\",\"offsets\":[…]}`. Closing the socket leaves \
+the group. Query parameters as for the event stream; `Last-Event-ID` resumes.",
+    params(("group" = String, Path, description = "Group name"), GroupEventParams),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol.", body = String,
+         example = json!("{\"type\":\"record\",\"id\":\"orders:0:42\",\"record\":{\"topic\":\"orders\",\"partition\":0,\"offset\":41,\"timestamp\":1732500000000,\"key\":null,\"value\":1,\"headers\":{}}}")),
+        (status = 400, description = "`invalid_parameter` (also: not a WebSocket request), `invalid_group_name`.", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`topic_not_found`.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn websocket(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(group): Path<String>,
+    Params(p): Params<GroupEventParams>,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> ApiResult<Response> {
+    crate::broker::caller::authorize(
+        &caller,
+        crate::broker::Operation::Read,
+        crate::broker::Resource::Group,
+        &group,
+    )?;
+    let upgrade = upgrade.map_err(|e| Error::invalid_parameter("Upgrade", format!("not a WebSocket request: {e}")))?;
+    let (options, resume) = stream_member_options(p, &headers)?;
     let permit = s.limits.open_stream()?;
     let view = s.broker.join_group(&caller, &group, options).await?;
-    let (tx, rx) = mpsc::channel::<Result<Event, Infallible>>(256);
-    let revoked = super::events::revoked(&caller);
-    tokio::spawn(async move {
+    Ok(upgrade.on_upgrade(move |socket| async move {
         let _permit = permit;
+        let revoked = super::events::revoked(&caller);
         tokio::select! {
-            _ = pump(s.broker.clone(), caller, group, view, resume, tx) => {}
-            _ = revoked => tracing::info!("group event stream closed: credential revoked or expired"),
+            _ = ws_member(s.broker.clone(), caller, group, view, resume, socket) => {}
+            _ = revoked => tracing::info!("group websocket closed: credential revoked or expired"),
         }
-    });
-    Ok(Sse::new(tokio_stream::wrappers::ReceiverStream::new(rx))
-        .keep_alive(KeepAlive::default())
-        .into_response())
+    }))
+}
+
+async fn ws_member(
+    broker: Broker,
+    caller: Caller,
+    group: String,
+    view: MemberView,
+    resume: BTreeMap<TopicPartition, u64>,
+    socket: WebSocket,
+) {
+    use futures::{SinkExt as _, StreamExt as _};
+    let member = view.member_id.clone();
+    let (mut sink, mut incoming) = socket.split();
+    let (tx, mut rx) = mpsc::channel::<Out>(256);
+    let sender = async {
+        while let Some(out) = rx.recv().await {
+            if sink.send(Message::text(out.into_ws_json())).await.is_err() {
+                return;
+            }
+        }
+    };
+    let receiver = async {
+        while let Some(Ok(msg)) = incoming.next().await {
+            let text = match msg {
+                Message::Text(t) => t,
+                Message::Close(_) => return,
+                _ => continue,
+            };
+            let out = match serde_json::from_str::<WsCommand>(&text) {
+                Ok(WsCommand::Commit { generation, offsets }) => {
+                    match broker.group_commit(&caller, &group, &member, generation, offsets).await {
+                        Ok(c) => Out {
+                            kind: "committed",
+                            id: None,
+                            data: serde_json::json!({"committed": c}).to_string(),
+                        },
+                        Err(e) => problem_out(&e),
+                    }
+                }
+                Err(e) => problem_out(&Error::new(ErrorCode::InvalidJson, format!("invalid message: {e}"))),
+            };
+            if tx.send(out).await.is_err() {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        _ = pump(broker.clone(), caller.clone(), group.clone(), view, resume, tx.clone()) => {}
+        _ = sender => {}
+        _ = receiver => {}
+    }
+}
+
+fn problem_out(e: &Error) -> Out {
+    Out {
+        kind: "error",
+        id: None,
+        data: serde_json::to_string(&super::error::Problem::from_error(e)).unwrap_or_default(),
+    }
 }
 
 /// Leaves the group when the stream ends, however it ends.
@@ -627,7 +795,7 @@ async fn pump(
     group: String,
     view: MemberView,
     mut positions: BTreeMap<TopicPartition, u64>,
-    tx: mpsc::Sender<Result<Event, Infallible>>,
+    tx: mpsc::Sender<Out>,
 ) {
     let member = view.member_id.clone();
     let _membership = Membership {
@@ -636,12 +804,13 @@ async fn pump(
         group: group.clone(),
         member: member.clone(),
     };
-    let view_event = |name: &str, v: &serde_json::Value| Event::default().event(name).data(v.to_string());
+    let view_event = |kind: &'static str, v: &serde_json::Value| Out {
+        kind,
+        id: None,
+        data: v.to_string(),
+    };
     if tx
-        .send(Ok(view_event(
-            "member",
-            &serde_json::to_value(&view).unwrap_or_default(),
-        )))
+        .send(view_event("member", &serde_json::to_value(&view).unwrap_or_default()))
         .await
         .is_err()
     {
@@ -664,7 +833,7 @@ async fn pump(
                     generation = poll.view.generation;
                     assignment = now;
                     let v = serde_json::to_value(&poll.view).unwrap_or_default();
-                    if tx.send(Ok(view_event("rebalance", &v))).await.is_err() {
+                    if tx.send(view_event("rebalance", &v)).await.is_err() {
                         return;
                     }
                 }
@@ -680,11 +849,12 @@ async fn pump(
                             },
                             offset + 1,
                         );
-                        let ev = Event::default()
-                            .event("record")
-                            .id(encode_positions(&positions))
-                            .data(String::from_utf8_lossy(&buf));
-                        if tx.send(Ok(ev)).await.is_err() {
+                        let out = Out {
+                            kind: "record",
+                            id: Some(encode_positions(&positions)),
+                            data: String::from_utf8_lossy(&buf).into_owned(),
+                        };
+                        if tx.send(out).await.is_err() {
                             return;
                         }
                     }
@@ -706,7 +876,7 @@ async fn pump(
                     .map(|a| a.into_iter().collect())
                     .unwrap_or_default();
                 if tx
-                    .send(Ok(view_event("rebalance", &serde_json::Value::Object(v))))
+                    .send(view_event("rebalance", &serde_json::Value::Object(v)))
                     .await
                     .is_err()
                 {
@@ -715,7 +885,13 @@ async fn pump(
             }
             Err(e) => {
                 let data = serde_json::to_string(&super::error::Problem::from_error(&e)).unwrap_or_default();
-                let _ = tx.send(Ok(Event::default().event("error").data(data))).await;
+                let _ = tx
+                    .send(Out {
+                        kind: "error",
+                        id: None,
+                        data,
+                    })
+                    .await;
                 return;
             }
         }

@@ -85,6 +85,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(groups::seek))
         .routes(routes!(groups::reset))
         .routes(routes!(groups::events))
+        .routes(routes!(groups::websocket))
         .routes(routes!(tokens::create, tokens::list))
         .routes(routes!(tokens::revoke))
         .routes(routes!(system::healthz))
