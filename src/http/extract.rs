@@ -82,19 +82,28 @@ pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, Error> {
 
 /// Parses JSON, naming the path of the first offending field in the error.
 pub fn parse_json<'de, T: serde::Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, Error> {
+    // Fast path: plain serde_json. Tracking the path of every value costs ~10 % of produce CPU,
+    // so only a body that fails is parsed again to name the offending field.
+    let first = match serde_json::from_slice(bytes) {
+        Ok(v) => return Ok(v),
+        Err(e) => e,
+    };
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        let mut err = Error::new(ErrorCode::InvalidJson, format!("invalid JSON body: {inner}"));
-        if path != "." && !path.is_empty() {
-            err = err.with_field(path);
+    let err = match serde_path_to_error::deserialize::<_, T>(&mut de) {
+        Ok(_) => match de.end() {
+            Ok(()) => first,
+            Err(e) => e,
+        },
+        Err(e) => {
+            let path = e.path().to_string();
+            let mut err = Error::new(ErrorCode::InvalidJson, format!("invalid JSON body: {}", e.into_inner()));
+            if path != "." && !path.is_empty() {
+                err = err.with_field(path);
+            }
+            return Err(err);
         }
-        err
-    })?;
-    de.end()
-        .map_err(|e| Error::new(ErrorCode::InvalidJson, format!("invalid JSON body: {e}")))?;
-    Ok(value)
+    };
+    Err(Error::new(ErrorCode::InvalidJson, format!("invalid JSON body: {err}")))
 }
 
 /// A JSON body of a management endpoint: `application/json` (or no content type), within the
