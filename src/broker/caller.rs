@@ -143,9 +143,11 @@ pub struct Caller {
 impl Caller {
     /// A caller with no identity (authentication off).
     pub fn anonymous() -> Self {
+        // One shared empty grant list: building a caller is on every request's path.
+        static NONE: std::sync::LazyLock<Arc<Vec<Permission>>> = std::sync::LazyLock::new(Arc::default);
         Self {
             principal: Principal::Anonymous,
-            permissions: Arc::default(),
+            permissions: NONE.clone(),
             request_id: None,
             revoked: None,
         }

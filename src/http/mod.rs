@@ -113,7 +113,7 @@ pub fn router(broker: Broker) -> Router {
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
                 // The path only: query strings may carry access tokens.
-                tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+                tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
             }),
         )
         .layer(CatchPanicLayer::custom(|_| {
