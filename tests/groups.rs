@@ -1487,3 +1487,50 @@ async fn range_roundrobin_and_sticky_assignments() {
     want.sort();
     assert_eq!(member_ids(&d), want);
 }
+
+/// With `auto_commit`, each poll first commits what the previous poll returned.
+#[tokio::test]
+async fn auto_commit_commits_what_the_previous_poll_returned() {
+    let s = Server::start();
+    s.create_topic("ac", 1, json!({})).await;
+    let join: Value = client()
+        .post(s.url("/v1/groups/acg/members"))
+        .json(&json!({"topics": ["ac"], "auto_offset_reset": "earliest", "auto_commit": true}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let member = join["member_id"].as_str().unwrap().to_owned();
+    s.produce("ac", json!({"records": [{"value": 1}, {"value": 2}, {"value": 3}]}))
+        .await;
+    let poll = |q: &'static str| {
+        client()
+            .get(s.url(&format!("/v1/groups/acg/members/{member}/records{q}")))
+            .send()
+    };
+    let committed = || async {
+        let g: Value = client()
+            .get(s.url("/v1/groups/acg"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        g["partitions"][0]["committed_offset"].clone()
+    };
+    let first: Value = poll("?max_records=2").await.unwrap().json().await.unwrap();
+    assert_eq!(first["records"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        committed().await,
+        Value::Null,
+        "nothing is committed before the next poll"
+    );
+    let second: Value = poll("?max_records=10").await.unwrap().json().await.unwrap();
+    assert_eq!(second["records"].as_array().unwrap().len(), 1);
+    assert_eq!(committed().await, 2);
+    poll("").await.unwrap();
+    assert_eq!(committed().await, 3);
+}
