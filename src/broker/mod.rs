@@ -71,6 +71,7 @@ struct Inner {
     tokens: tokens::Tokens,
     jwt: Option<jwt::JwtVerifier>,
     quotas: quotas::Quotas,
+    audit_tx: Option<tokio::sync::mpsc::Sender<String>>,
     shutdown: CancellationToken,
 }
 
@@ -87,6 +88,13 @@ impl Broker {
     /// retention task. Must be called within a tokio runtime.
     pub async fn open(config: Config) -> anyhow::Result<Self> {
         let jwt = jwt::JwtVerifier::from_config(&config).await?;
+        let (audit_tx, audit_rx) = match &config.audit_topic {
+            Some(_) => {
+                let (tx, rx) = tokio::sync::mpsc::channel(16_384);
+                (Some(tx), Some(rx))
+            }
+            None => (None, None),
+        };
         let quotas = quotas::Quotas::new(
             config.quota_requests_per_sec,
             config.quota_produce_bytes_per_sec,
@@ -125,15 +133,17 @@ impl Broker {
                 tokens,
                 jwt,
                 quotas,
+                audit_tx,
                 shutdown: CancellationToken::new(),
             }),
         };
-        if let Some(topic) = broker.inner.config.audit_topic.clone()
-            && broker.lookup(&topic).is_err()
-        {
-            broker
-                .create_topic(&Caller::internal(), &topic, Some(1), &BTreeMap::new())
-                .await?;
+        if let (Some(topic), Some(rx)) = (broker.inner.config.audit_topic.clone(), audit_rx) {
+            broker.spawn_audit_appender(topic.clone(), rx);
+            if broker.lookup(&topic).is_err() {
+                broker
+                    .create_topic(&Caller::internal(), &topic, Some(1), &BTreeMap::new())
+                    .await?;
+            }
         }
         retention::spawn(broker.clone());
         groups::spawn(broker.clone());
@@ -166,12 +176,21 @@ impl Broker {
     pub fn audit(&self, caller: &Caller, action: &str, resource: Resource, name: &str) {
         let principal = caller.principal.name();
         tracing::info!(target: "audit", principal = %principal, action, resource = ?resource, name, request_id = ?caller.request_id, "audit");
-        if let Some(topic) = self.inner.config.audit_topic.clone() {
-            let broker = self.clone();
+        if let Some(tx) = &self.inner.audit_tx {
             let line = serde_json::json!({"time": now_ms(), "principal": principal, "action": action,
                 "resource": resource, "name": name})
             .to_string();
-            tokio::spawn(async move {
+            if tx.try_send(line).is_err() {
+                tracing::warn!(action, "audit topic appender is behind; this line is only in the log");
+            }
+        }
+    }
+
+    /// Appends audit lines to the audit topic one at a time, in the order they were made.
+    fn spawn_audit_appender(&self, topic: String, mut rx: tokio::sync::mpsc::Receiver<String>) {
+        let broker = self.clone();
+        tokio::spawn(async move {
+            while let Some(line) = rx.recv().await {
                 let req = produce::ProduceRequest {
                     records: vec![RecordInput {
                         key: None,
@@ -188,8 +207,8 @@ impl Broker {
                 if let Err(e) = broker.produce(&Caller::internal(), &topic, req).await {
                     tracing::warn!(error = %e, topic, "could not append to the audit topic");
                 }
-            });
-        }
+            }
+        });
     }
 
     /// Counts one request against the caller's requests-per-second quota.
