@@ -13,19 +13,7 @@ async fn sse_streams_live_records_and_resumes_by_last_event_id() {
     s.produce("sse", json!({"records": [{"value": "a", "partition": 0}, {"value": "b", "partition": 1}, {"value": "c", "partition": 0}]}))
         .await;
 
-    let r = client()
-        .get(s.url("/v1/topics/sse/events?offset=earliest"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    assert!(
-        r.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/event-stream")
-    );
-    let mut ev = Events::new(r);
+    let mut ev = Events::open(&s.url("/v1/topics/sse/events?offset=earliest")).await;
     let mut seen = Vec::new();
     let mut second_id = String::new();
     for i in 0..3 {

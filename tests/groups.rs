@@ -1054,19 +1054,7 @@ async fn sse_group_stream_delivers_and_resumes() {
         json!({"records": records})
     };
 
-    let r = client()
-        .get(g.url("/events?topics=feed&auto_offset_reset=earliest"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    assert!(
-        r.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/event-stream")
-    );
-    let mut ev = Events::new(r);
+    let mut ev = Events::open(&g.url("/events?topics=feed&auto_offset_reset=earliest")).await;
     let (_, kind, member) = ev.next().await;
     assert_eq!(kind, "member", "{member}");
     let member_id = member["member_id"].as_str().expect("member_id").to_owned();

@@ -213,6 +213,15 @@ pub struct Events {
 }
 
 impl Events {
+    /// Opens an event stream, asserting a 200 `text/event-stream` answer.
+    pub async fn open(url: &str) -> Self {
+        let r = client().get(url).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{url}");
+        let ct = r.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(ct.starts_with("text/event-stream"), "{url}: {ct}");
+        Self::new(r)
+    }
+
     pub fn new(r: reqwest::Response) -> Self {
         use futures::StreamExt as _;
         Self {
