@@ -217,10 +217,12 @@ fn raw_append(store: &Store, batch: &[u8], seconds: f64) -> anyhow::Result<(u64,
     let started = Instant::now();
     let mut n = 0u64;
     let chunk: Vec<Vec<u8>> = (0..64).map(|_| batch.to_vec()).collect();
-    let mut topic = 1_000_000;
+    // A private topic id per run, appended to like a partition's log (nothing deleted meanwhile).
+    static NEXT_TOPIC: AtomicU64 = AtomicU64::new(1_000_000);
+    let topic = NEXT_TOPIC.fetch_add(1, Ordering::Relaxed) as u32;
+    let mut offset = 0;
     while Instant::now() < deadline {
-        store.raw_append_ceiling(topic, &chunk)?;
-        topic += 1;
+        offset = store.raw_append(topic, offset, &chunk)?;
         n += chunk.len() as u64;
     }
     Ok((n, started.elapsed()))
@@ -330,7 +332,7 @@ pub async fn main(args: BenchArgs) -> anyhow::Result<()> {
     let topic_id = 7;
     {
         let chunk: Vec<Vec<u8>> = (0..filled / 1000).map(|_| batches[0].clone()).collect();
-        store.raw_fill(topic_id, &chunk)?;
+        store.raw_append(topic_id, 0, &chunk)?;
     }
     let started = Instant::now();
     let mut raw_records = 0u64;

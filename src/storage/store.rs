@@ -312,53 +312,24 @@ impl Store {
         total
     }
 
-    /// Raw appends with no HTTP, JSON or broker logic: the storage ceiling the benchmark
-    /// compares produce throughput against. Writes `batches` values under a private topic id.
-    pub fn raw_append_ceiling(&self, topic_id: u32, batches: &[Vec<u8>]) -> Result<()> {
-        for (i, value) in batches.iter().enumerate() {
-            let mut b = WriteBatch::default();
-            b.put_cf(
-                self.cf(CF_RECORDS),
-                RecordKey {
-                    topic_id,
-                    partition: 0,
-                    base_offset: i as u64,
-                }
-                .encode(),
-                value,
-            );
-            self.db.write(b)?;
-        }
-        let mut b = WriteBatch::default();
-        b.delete_range_cf(
-            self.cf(CF_RECORDS),
-            RecordKey::topic_start(topic_id).as_slice(),
-            RecordKey::topic_end(topic_id).as_slice(),
-        );
-        self.db.write(b)?;
-        Ok(())
-    }
-
-    /// Writes `batches` consecutively (offsets following each batch's record count) into
-    /// partition 0 of a private topic id, for the benchmark's raw read ceiling.
-    pub fn raw_fill(&self, topic_id: u32, batches: &[Vec<u8>]) -> Result<()> {
-        let mut offset = 0u64;
+    /// Raw appends with no HTTP, JSON or broker logic — the storage ceilings of the benchmark:
+    /// writes `batches` one `WriteBatch` each, at consecutive offsets (following each batch's
+    /// record count) from `first_offset` in partition 0 of a private topic id, and returns the
+    /// next offset. Nothing is deleted, so flushes and blob files cost what they cost the log.
+    pub fn raw_append(&self, topic_id: u32, first_offset: u64, batches: &[Vec<u8>]) -> Result<u64> {
+        let mut offset = first_offset;
         for value in batches {
             let mut b = WriteBatch::default();
-            b.put_cf(
-                self.cf(CF_RECORDS),
-                RecordKey {
-                    topic_id,
-                    partition: 0,
-                    base_offset: offset,
-                }
-                .encode(),
-                value,
-            );
+            let key = RecordKey {
+                topic_id,
+                partition: 0,
+                base_offset: offset,
+            };
+            b.put_cf(self.cf(CF_RECORDS), key.encode(), value);
             self.db.write(b)?;
             offset += u64::from(BatchHeader::parse(value)?.count);
         }
-        Ok(())
+        Ok(offset)
     }
 }
 
