@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -20,8 +20,8 @@ use utoipa::{IntoParams, ToSchema};
 use super::AppState;
 use super::error::{ApiResult, Problem};
 use super::extract::{Params, json_body, parse_json, read_body, require_json};
-use super::records::parse_num;
-use super::render::{Rendering, topic_json, write_record};
+use super::records::read_limits;
+use super::render::{Rendering, json_response, topic_json, write_record, write_records};
 use crate::broker::groups::{
     DEFAULT_SESSION_TIMEOUT_MS, GroupDescription, GroupSummary, JoinOptions, MemberView, OffsetChange, OffsetReset,
     PartitionOffset, SeekTo, Strategy, Subscription, TopicPartition,
@@ -197,9 +197,7 @@ pub async fn poll(
     Path((group, member)): Path<(String, String)>,
     Params(p): Params<PollParams>,
 ) -> ApiResult<Response> {
-    let max_records = parse_num("max_records", p.max_records.as_deref())?.unwrap_or(500);
-    let max_bytes = parse_num("max_bytes", p.max_bytes.as_deref())?.unwrap_or(1 << 20);
-    let wait = Duration::from_millis(parse_num("wait_ms", p.wait_ms.as_deref())?.unwrap_or(0));
+    let (max_records, max_bytes, wait) = read_limits(&p.max_records, &p.max_bytes, &p.wait_ms)?;
     let poll = s
         .broker
         .group_poll(&caller, &group, &member, max_records, max_bytes, wait)
@@ -212,22 +210,9 @@ pub async fn poll(
     out.extend_from_slice(b",\"pending\":");
     serde_json::to_writer(&mut out, &poll.view.pending).map_err(Error::internal)?;
     out.extend_from_slice(b",\"records\":[");
-    let mut first = true;
-    for f in &poll.fetched {
-        let tj = topic_json(&f.topic);
-        for (offset, r) in f.records() {
-            if !first {
-                out.push(b',');
-            }
-            first = false;
-            write_record(&mut out, &tj, f.partition, offset, &r, Rendering::default());
-        }
-    }
+    write_records(&mut out, &poll.fetched, Rendering::default());
     out.extend_from_slice(b"]}");
-    let mut resp = (StatusCode::OK, out).into_response();
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    Ok(resp)
+    Ok(json_response(out))
 }
 
 /// Body of a commit (an empty body commits everything returned so far).

@@ -19,7 +19,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::AppState;
 use super::error::{ApiError, ApiResult, Problem, problem_response};
 use super::extract::{Params, media_type, parse_json, read_body};
-use super::render::{Rendering, topic_json, write_record};
+use super::render::{Rendering, json_response, write_records};
 use crate::broker::produce::ProduceRequest;
 use crate::broker::{
     Broker, Caller, Durability, FetchRequest, Idempotency, PayloadInput, ProduceOutcome, RecordInput, StartAt,
@@ -194,6 +194,20 @@ fn to_input<'a>(r: &'a ProduceRecord<'a>) -> RecordInput<'a> {
     }
 }
 
+/// The `max_records` (default 500), `max_bytes` (default 1 MiB) and `wait_ms` (default 0) of a
+/// read, as given in a query string.
+pub fn read_limits(
+    max_records: &Option<String>,
+    max_bytes: &Option<String>,
+    wait_ms: &Option<String>,
+) -> Result<(usize, usize, Duration), Error> {
+    Ok((
+        parse_num("max_records", max_records.as_deref())?.unwrap_or(500),
+        parse_num("max_bytes", max_bytes.as_deref())?.unwrap_or(1 << 20),
+        Duration::from_millis(parse_num("wait_ms", wait_ms.as_deref())?.unwrap_or(0)),
+    ))
+}
+
 /// Parses an optional numeric query parameter, naming it in the error.
 pub fn parse_num<T: std::str::FromStr>(field: &str, v: Option<&str>) -> Result<Option<T>, Error> {
     v.map(|s| {
@@ -257,9 +271,7 @@ fn produce_response(outcome: ProduceOutcome) -> Response {
     out.extend_from_slice(b"],\"failed\":");
     out.extend_from_slice(num.format(failed).as_bytes());
     out.push(b'}');
-    let mut resp = (StatusCode::OK, out).into_response();
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let mut resp = json_response(out);
     if replayed {
         resp.headers_mut()
             .insert("idempotency-replayed", HeaderValue::from_static("true"));
@@ -628,11 +640,12 @@ pub async fn fetch(
     Params(p): Params<FetchParams>,
 ) -> ApiResult<Response> {
     let partition = parse_partition(&partition)?;
+    let (max_records, max_bytes, wait) = read_limits(&p.max_records, &p.max_bytes, &p.wait_ms)?;
     let req = FetchRequest {
         start: start_at(p.offset.as_deref(), p.timestamp.as_deref(), StartAt::Earliest)?,
-        max_records: parse_num("max_records", p.max_records.as_deref())?.unwrap_or(500),
-        max_bytes: parse_num("max_bytes", p.max_bytes.as_deref())?.unwrap_or(1 << 20),
-        wait: Duration::from_millis(parse_num("wait_ms", p.wait_ms.as_deref())?.unwrap_or(0)),
+        max_records,
+        max_bytes,
+        wait,
     };
     let res = s
         .broker
@@ -643,22 +656,13 @@ pub async fn fetch(
         key: p.key_format,
         value: p.value_format,
     };
-    let tj = topic_json(&res.topic);
     let mut out = Vec::with_capacity(res.bytes + res.count * 96 + 64);
     out.extend_from_slice(b"{\"records\":[");
-    for (i, (offset, r)) in res.records().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_record(&mut out, &tj, res.partition, offset, &r, rendering);
-    }
+    write_records(&mut out, std::slice::from_ref(&res), rendering);
     out.extend_from_slice(b"],\"next_offset\":");
     out.extend_from_slice(itoa::Buffer::new().format(res.next_offset).as_bytes());
     out.extend_from_slice(b",\"high_watermark\":");
     out.extend_from_slice(itoa::Buffer::new().format(res.high_watermark).as_bytes());
     out.push(b'}');
-    let mut resp = (StatusCode::OK, out).into_response();
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    Ok(resp)
+    Ok(json_response(out))
 }

@@ -99,6 +99,32 @@ pub fn write_record(
     out.push(b'}');
 }
 
+/// Writes the records of several reads as the elements of a JSON array (without brackets).
+pub fn write_records(out: &mut Vec<u8>, reads: &[crate::broker::FetchResult], rendering: Rendering) {
+    let mut first = true;
+    for f in reads {
+        let tj = topic_json(&f.topic);
+        for (offset, r) in f.records() {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            write_record(out, &tj, f.partition, offset, &r, rendering);
+        }
+    }
+}
+
+/// A 200 response with a JSON body that was written by hand.
+pub fn json_response(body: Vec<u8>) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let mut resp = (axum::http::StatusCode::OK, body).into_response();
+    resp.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
 /// The topic name as a JSON string.
 pub fn topic_json(name: &str) -> Vec<u8> {
     serde_json::to_vec(name).expect("a string always serializes")
