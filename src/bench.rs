@@ -35,6 +35,10 @@ pub struct BenchArgs {
     /// Write the report (with the machine's description) to this Markdown file.
     #[arg(long)]
     pub out: Option<std::path::PathBuf>,
+    /// Run only the produce phases (batch and single-record, with their ceilings) and print them:
+    /// a quick loop while working on the produce path.
+    #[arg(long)]
+    pub produce_only: bool,
 }
 
 /// One measured line of the report.
@@ -83,6 +87,7 @@ fn start_server(
     let handle = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
+            .thread_name("weir-server")
             .enable_all()
             .build()
             .expect("runtime");
@@ -301,6 +306,34 @@ pub async fn main(args: BenchArgs) -> anyhow::Result<()> {
     let single_ceiling = Row::new("  ceiling: no-op axum POST, same body", n2, n2 * 100, el2, &h2);
     let peak_single = single.records_per_s;
     rows.push((single, single_ceiling, None));
+    if args.produce_only {
+        for (weir, c1, c2) in &rows {
+            println!(
+                "{:<50} {:>10.0} rec/s  p50 {} ms  p99 {} ms",
+                weir.name,
+                weir.records_per_s,
+                ms(weir.p50_us),
+                ms(weir.p99_us)
+            );
+            println!(
+                "{:<50} {:>10.0} rec/s  ({:.0} %)",
+                c1.name,
+                c1.records_per_s,
+                100.0 * weir.records_per_s / c1.records_per_s
+            );
+            if let Some(c) = c2 {
+                println!(
+                    "{:<50} {:>10.0} rec/s  ({:.0} %)",
+                    c.name,
+                    c.records_per_s,
+                    100.0 * weir.records_per_s / c.records_per_s
+                );
+            }
+        }
+        let _ = stop.send(());
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Ok(());
+    }
 
     // 3. Catch-up fetch of a backlog.
     create_topic(&base, "bench-fetch", 1).await?;

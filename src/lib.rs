@@ -59,6 +59,8 @@ pub async fn run(
     if !config.auth_enabled() {
         tracing::warn!(addr = %config.listen, "authentication is off: anyone who can reach this address may do anything");
     }
+    // The recorder first: topics register their counters as they are loaded.
+    http::metrics_handle();
     let broker = Broker::open(config.clone()).await?;
     let app = http::router(broker.clone());
     let token = broker.shutdown_token();

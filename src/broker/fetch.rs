@@ -249,8 +249,8 @@ impl Broker {
             res.start_offset = res.start_offset.max(part.earliest_offset());
             res.next_offset = res.start_offset;
         }
-        metrics::counter!("weir_records_out_total", "topic" => topic.name.clone()).increment(res.count as u64);
-        metrics::counter!("weir_bytes_out_total", "topic" => topic.name.clone()).increment(res.bytes as u64);
+        topic.metrics.records_out.increment(res.count as u64);
+        topic.metrics.bytes_out.increment(res.bytes as u64);
         Ok(res)
     }
 }

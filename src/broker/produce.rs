@@ -24,6 +24,21 @@ pub enum PayloadInput<'a> {
     Bytes(&'a [u8]),
 }
 
+impl PayloadInput<'_> {
+    /// Length of the input as given.
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Json(s) => s.len(),
+            Self::Bytes(b) => b.len(),
+        }
+    }
+
+    /// Whether the input is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// A record value as the client sent it.
 #[derive(Debug, Clone, Copy)]
 pub enum ValueInput<'a> {
@@ -33,6 +48,21 @@ pub enum ValueInput<'a> {
     Null,
     /// A value.
     Given(PayloadInput<'a>),
+}
+
+impl ValueInput<'_> {
+    /// Length of the value as given (0 when absent or null).
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Given(p) => p.len(),
+            Self::Missing | Self::Null => 0,
+        }
+    }
+
+    /// Whether the value is absent, null or empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// One record to produce.
@@ -228,6 +258,14 @@ impl Broker {
         let now = now_ms();
         let mut slots = Vec::with_capacity(req.records.len());
         let mut batches: Vec<(u32, BatchBuilder)> = Vec::new();
+        // Room for the records as given (a little more than they take encoded), so that a batch
+        // is allocated once: all of it for the first partition (keyless records of a request go
+        // to one), a share for each further one.
+        let estimate: usize = req
+            .records
+            .iter()
+            .map(|r| 8 + r.key.map_or(0, |k| k.len()) + r.value.len() + 4 * r.headers.len())
+            .sum();
         let mut bytes_in = 0u64;
         for (i, r) in req.records.iter().enumerate() {
             match prepare(i, r, &req, count, sticky, now, config.max_message_bytes) {
@@ -235,7 +273,12 @@ impl Broker {
                     let part = match batches.iter().position(|(pp, _)| *pp == p.partition) {
                         Some(x) => x,
                         None => {
-                            batches.push((p.partition, BatchBuilder::default()));
+                            let room = if batches.is_empty() {
+                                estimate
+                            } else {
+                                estimate / count as usize
+                            };
+                            batches.push((p.partition, BatchBuilder::with_capacity(room)));
                             batches.len() - 1
                         }
                     };
@@ -335,8 +378,8 @@ impl Broker {
             .map_err(|_| Error::new(ErrorCode::Unavailable, "the server is shutting down"))??;
         let results = outcome(&slots, &bases);
 
-        metrics::counter!("weir_records_in_total", "topic" => topic.name.clone()).increment(written as u64);
-        metrics::counter!("weir_bytes_in_total", "topic" => topic.name.clone()).increment(bytes_in);
+        topic.metrics.records_in.increment(written as u64);
+        topic.metrics.bytes_in.increment(bytes_in);
         metrics::histogram!("weir_produce_duration_seconds").record(started.elapsed().as_secs_f64());
         Ok(ProduceOutcome {
             results,

@@ -231,6 +231,30 @@ pub struct Topic {
     partitions: RwLock<Arc<[Arc<Partition>]>>,
     deleted: AtomicBool,
     appended: watch::Sender<u64>,
+    /// This topic's traffic counters, registered once (a labelled lookup per request costs more
+    /// than the increment).
+    pub(crate) metrics: TopicMetrics,
+}
+
+/// Records and bytes in and out of one topic (Prometheus counters labelled with its name).
+#[derive(Debug)]
+pub(crate) struct TopicMetrics {
+    pub records_in: metrics::Counter,
+    pub bytes_in: metrics::Counter,
+    pub records_out: metrics::Counter,
+    pub bytes_out: metrics::Counter,
+}
+
+impl TopicMetrics {
+    fn new(topic: &str) -> Self {
+        let name = topic.to_owned();
+        Self {
+            records_in: metrics::counter!("weir_records_in_total", "topic" => name.clone()),
+            bytes_in: metrics::counter!("weir_bytes_in_total", "topic" => name.clone()),
+            records_out: metrics::counter!("weir_records_out_total", "topic" => name.clone()),
+            bytes_out: metrics::counter!("weir_bytes_out_total", "topic" => name),
+        }
+    }
 }
 
 impl Topic {
@@ -244,6 +268,7 @@ impl Topic {
             partitions: RwLock::new(partitions.into()),
             deleted: AtomicBool::new(false),
             appended: watch::Sender::new(0),
+            metrics: TopicMetrics::new(&d.name),
         }
     }
 

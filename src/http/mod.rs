@@ -8,6 +8,7 @@ pub mod extract;
 pub mod groups;
 pub mod limits;
 pub mod openapi;
+pub mod produce_body;
 pub mod records;
 pub mod render;
 pub mod system;
@@ -15,11 +16,13 @@ pub mod tls;
 pub mod tokens;
 pub mod topics;
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{LazyLock, OnceLock, RwLock};
 use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request};
+use axum::http::Method;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -137,18 +140,50 @@ async fn method_not_allowed() -> Response {
     ))
 }
 
+/// One route's request timer and its counters by method and status.
+struct RouteMetrics {
+    duration: metrics::Histogram,
+    requests: Vec<(Method, u16, metrics::Counter)>,
+}
+
+/// Metric handles by route, registered on first use: a labelled registry lookup per request
+/// costs more than recording.
+static ROUTE_METRICS: LazyLock<RwLock<HashMap<String, RouteMetrics>>> = LazyLock::new(Default::default);
+
 /// Counts requests by route, method and status and times them.
 async fn track(req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = req.method().as_str().to_owned();
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let method = req.method().clone();
     let resp = next.run(req).await;
-    let status = resp.status().as_u16().to_string();
-    metrics::counter!("weir_http_requests_total", "route" => route.clone(), "method" => method, "status" => status)
-        .increment(1);
-    metrics::histogram!("weir_http_request_duration_seconds", "route" => route).record(started.elapsed().as_secs_f64());
+    let route = route.as_ref().map_or("unmatched", |p| p.as_str());
+    let status = resp.status().as_u16();
+    let elapsed = started.elapsed().as_secs_f64();
+    {
+        let map = ROUTE_METRICS.read().expect("route metrics");
+        if let Some(m) = map.get(route)
+            && let Some((_, _, counter)) = m.requests.iter().find(|(me, st, _)| *me == method && *st == status)
+        {
+            counter.increment(1);
+            m.duration.record(elapsed);
+            return resp;
+        }
+    }
+    let mut map = ROUTE_METRICS.write().expect("route metrics");
+    let m = map.entry(route.to_owned()).or_insert_with(|| RouteMetrics {
+        duration: metrics::histogram!("weir_http_request_duration_seconds", "route" => route.to_owned()),
+        requests: Vec::new(),
+    });
+    let counter = match m.requests.iter().position(|(me, st, _)| *me == method && *st == status) {
+        Some(i) => &m.requests[i].2,
+        None => {
+            let counter = metrics::counter!("weir_http_requests_total", "route" => route.to_owned(),
+                "method" => method.as_str().to_owned(), "status" => status.to_string());
+            m.requests.push((method, status, counter));
+            &m.requests[m.requests.len() - 1].2
+        }
+    };
+    counter.increment(1);
+    m.duration.record(elapsed);
     resp
 }

@@ -7,7 +7,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt as _;
@@ -19,6 +19,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::AppState;
 use super::error::{ApiError, ApiResult, Problem, problem_response};
 use super::extract::{Params, media_type, parse_json, read_body};
+use super::produce_body;
 use super::render::{Rendering, json_response, write_records};
 use crate::broker::produce::ProduceRequest;
 use crate::broker::{
@@ -180,7 +181,8 @@ pub struct ProduceResponse {
     pub failed: usize,
 }
 
-fn to_input<'a>(r: &'a ProduceRecord<'a>) -> RecordInput<'a> {
+/// The broker's view of a record read by the serde path.
+pub(crate) fn to_input<'a>(r: &'a ProduceRecord<'a>) -> RecordInput<'a> {
     RecordInput {
         key: r.key.map(|k| PayloadInput::Json(k.get())),
         value: match r.value {
@@ -317,21 +319,33 @@ pub async fn produce(
     caller: Caller,
     Path(topic): Path<String>,
     Params(p): Params<ProduceParams>,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> ApiResult<Response> {
+    // The request itself rather than a `HeaderMap` extractor, which clones every header.
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
     let limit = s.broker.config().max_request_bytes;
     let mt = media_type(&headers);
     match mt.as_deref() {
         None | Some("application/json") => {
             reject_raw_params(&p)?;
             let bytes = read_body(body, limit).await?;
-            let req: ProduceBody<'_> = parse_json(&bytes)?;
-            let records = req.records.iter().map(to_input).collect();
+            let slow: ProduceBody<'_>;
+            let (records, key_format, value_format) = match produce_body::parse_body(&bytes) {
+                Some(fast) => (fast.records, fast.key_format, fast.value_format),
+                None => {
+                    slow = parse_json(&bytes)?;
+                    (
+                        slow.records.iter().map(to_input).collect(),
+                        slow.key_format,
+                        slow.value_format,
+                    )
+                }
+            };
             let request = ProduceRequest {
                 records,
-                key_format: req.key_format.or(p.key_format).unwrap_or_default(),
-                value_format: req.value_format.or(p.value_format).unwrap_or_default(),
+                key_format: key_format.or(p.key_format).unwrap_or_default(),
+                value_format: value_format.or(p.value_format).unwrap_or_default(),
                 durability: p.durability,
                 idempotency: idempotency(&headers, &bytes, "")?,
             };
@@ -448,7 +462,23 @@ fn produce_ndjson(broker: Broker, caller: Caller, topic: String, p: ProduceParam
                 .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
                 .collect();
             for group in lines.chunks(max_records) {
-                let parsed: Vec<Result<ProduceRecord<'_>, Error>> = group.iter().map(|l| parse_json(l)).collect();
+                // The fast path per line; the serde path for the lines it leaves (and their errors).
+                let fast: Vec<Option<RecordInput<'_>>> = group.iter().map(|l| produce_body::parse_record(l)).collect();
+                let slow: Vec<Option<Result<ProduceRecord<'_>, Error>>> = group
+                    .iter()
+                    .zip(&fast)
+                    .map(|(l, f)| f.is_none().then(|| parse_json(l)))
+                    .collect();
+                let parsed: Vec<Result<RecordInput<'_>, Error>> = fast
+                    .into_iter()
+                    .zip(&slow)
+                    .map(|(f, s)| match (f, s) {
+                        (Some(r), _) => Ok(r),
+                        (None, Some(Ok(r))) => Ok(to_input(r)),
+                        (None, Some(Err(e))) => Err(e.clone()),
+                        (None, None) => unreachable!("a line is read by one path or the other"),
+                    })
+                    .collect();
                 let results = produce_lines(&broker, &caller, &topic, &p, &parsed).await;
                 for r in results {
                     if tx.send(Ok(ndjson_line(r))).await.is_err() {
@@ -473,9 +503,9 @@ async fn produce_lines(
     caller: &Caller,
     topic: &str,
     p: &ProduceParams,
-    parsed: &[Result<ProduceRecord<'_>, Error>],
+    parsed: &[Result<RecordInput<'_>, Error>],
 ) -> Vec<RecordResult> {
-    let records: Vec<RecordInput<'_>> = parsed.iter().filter_map(|r| r.as_ref().ok()).map(to_input).collect();
+    let records: Vec<RecordInput<'_>> = parsed.iter().filter_map(|r| r.as_ref().ok()).cloned().collect();
     let mut outcome = if records.is_empty() {
         Vec::new().into_iter()
     } else {
