@@ -251,6 +251,10 @@ pub async fn main(args: BenchArgs) -> anyhow::Result<()> {
     let mut rows: Vec<(Row, Row, Option<Row>)> = Vec::new();
 
     // 1. Batch produce.
+    let batch_conns: usize = std::env::var("WEIR_BENCH_BATCH_CONNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4);
     for (size, label) in [(100usize, "100 B"), (1024, "1 KB")] {
         let topic = format!("bench-batch-{size}");
         create_topic(&base, &topic, 4).await?;
@@ -260,18 +264,18 @@ pub async fn main(args: BenchArgs) -> anyhow::Result<()> {
             &format!("{base}/v1/topics/{topic}/records"),
             body.clone(),
             "application/json",
-            4,
+            batch_conns,
             secs,
         )
         .await;
         let weir = Row::new(
-            &format!("batch produce, 1000 × {label}, 4 connections"),
+            &format!("batch produce, 1000 × {label}, {batch_conns} connections"),
             n * 1000,
             n * payload,
             el,
             &h,
         );
-        let (n2, el2, h2) = post_loop(&noop, body, "application/json", 4, secs).await;
+        let (n2, el2, h2) = post_loop(&noop, body, "application/json", batch_conns, secs).await;
         let http = Row::new(
             "  ceiling: no-op axum POST, same body",
             n2 * 1000,

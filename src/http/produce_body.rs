@@ -34,6 +34,7 @@ pub fn parse_body(body: &[u8]) -> Option<FastBody<'_>> {
         s: text.as_bytes(),
         text,
         i: 0,
+        breaks: 0,
     };
     let mut out = FastBody {
         records: Vec::new(),
@@ -85,6 +86,7 @@ pub fn parse_record(line: &[u8]) -> Option<RecordInput<'_>> {
         s: text.as_bytes(),
         text,
         i: 0,
+        breaks: 0,
     };
     p.ws();
     let r = p.record()?;
@@ -100,14 +102,8 @@ struct Parser<'a> {
     s: &'a [u8],
     text: &'a str,
     i: usize,
-}
-
-const LO: u64 = 0x0101_0101_0101_0101;
-const HI: u64 = 0x8080_8080_8080_8080;
-
-/// Bytes of `x` that are zero have their high bit set in the result; the lowest set bit is exact.
-const fn zero_bytes(x: u64) -> u64 {
-    x.wrapping_sub(LO) & !x & HI
+    /// Line breaks seen so far (they can only be whitespace: strings refuse raw control bytes).
+    breaks: usize,
 }
 
 impl<'a> Parser<'a> {
@@ -125,32 +121,29 @@ impl<'a> Parser<'a> {
 
     /// Skips JSON whitespace.
     fn ws(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+        loop {
+            match self.peek() {
+                Some(b' ' | b'\t') => {}
+                Some(b'\n' | b'\r') => self.breaks += 1,
+                _ => return,
+            }
             self.i += 1;
         }
     }
 
-    /// Moves to the next `"`, `\` or control character inside a string, eight bytes at a time.
+    /// Moves to the next `"`, `\` or control character inside a string and returns it.
     fn scan_string(&mut self) -> Option<u8> {
-        while let Some(chunk) = self.s.get(self.i..self.i + 8) {
-            let x = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
-            let hits = zero_bytes(x ^ (LO * u64::from(b'"')))
-                | zero_bytes(x ^ (LO * u64::from(b'\\')))
-                // bytes below 0x20 (valid for a bound up to 0x80)
-                | (x.wrapping_sub(LO * 0x20) & !x & HI);
-            if hits != 0 {
-                self.i += (hits.trailing_zeros() / 8) as usize;
-                return self.peek();
-            }
-            self.i += 8;
-        }
-        while let Some(b) = self.peek() {
-            if b == b'"' || b == b'\\' || b < 0x20 {
-                return Some(b);
-            }
-            self.i += 1;
-        }
-        None
+        let rest = &self.s[self.i..];
+        let end = memchr::memchr2(b'"', b'\\', rest)?;
+        let seg = &rest[..end];
+        // A branch-free pass the compiler vectorizes; the position only when there is one.
+        let control = seg.iter().fold(false, |any, &b| any | (b < 0x20));
+        self.i += if control {
+            seg.iter().position(|&b| b < 0x20).unwrap_or(end)
+        } else {
+            end
+        };
+        self.peek()
     }
 
     /// A string without escapes, as borrowed text (the cursor is at its opening quote).
@@ -237,11 +230,16 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// Skips any JSON value, returning its text.
-    fn value(&mut self) -> Option<&'a str> {
-        let start = self.i;
+    /// Skips any JSON value, returning its text (as one line when it has no line breaks).
+    fn value(&mut self) -> Option<PayloadInput<'a>> {
+        let (start, breaks) = (self.i, self.breaks);
         self.skip_value(0)?;
-        Some(&self.text[start..self.i])
+        let text = &self.text[start..self.i];
+        Some(if self.breaks == breaks {
+            PayloadInput::JsonLine(text)
+        } else {
+            PayloadInput::Json(text)
+        })
     }
 
     fn skip_value(&mut self, depth: u32) -> Option<()> {
@@ -382,17 +380,17 @@ impl<'a> Parser<'a> {
             match name {
                 "value" => {
                     once(1)?;
-                    let v = self.value()?;
-                    r.value = if v == "null" {
-                        ValueInput::Null
-                    } else {
-                        ValueInput::Given(PayloadInput::Json(v))
+                    r.value = match self.value()? {
+                        PayloadInput::JsonLine("null") => ValueInput::Null,
+                        v => ValueInput::Given(v),
                     };
                 }
                 "key" => {
                     once(2)?;
-                    let k = self.value()?;
-                    r.key = (k != "null").then_some(PayloadInput::Json(k));
+                    r.key = match self.value()? {
+                        PayloadInput::JsonLine("null") => None,
+                        k => Some(k),
+                    };
                 }
                 "headers" => {
                     once(4)?;
@@ -465,9 +463,9 @@ mod tests {
         let b = parse_body(body).expect("fast path");
         assert_eq!(b.records.len(), 2);
         assert!(
-            matches!(b.records[0].value, ValueInput::Given(PayloadInput::Json(v)) if v == r#"{"a": [1, -2.5e3, "x\"y"]}"#)
+            matches!(b.records[0].value, ValueInput::Given(PayloadInput::JsonLine(v)) if v == r#"{"a": [1, -2.5e3, "x\"y"]}"#)
         );
-        assert!(matches!(b.records[0].key, Some(PayloadInput::Json("\"k\""))));
+        assert!(matches!(b.records[0].key, Some(PayloadInput::JsonLine("\"k\""))));
         assert_eq!(b.records[0].partition, Some(2));
         assert!(matches!(b.records[1].value, ValueInput::Null));
         assert!(b.records[1].key.is_none());
@@ -502,14 +500,18 @@ mod tests {
     #[test]
     fn a_line_is_one_record() {
         let r = parse_record(br#"{"key": 1, "value": {"n": 2}}  "#).expect("fast path");
-        assert!(matches!(r.key, Some(PayloadInput::Json("1"))));
+        assert!(matches!(r.key, Some(PayloadInput::JsonLine("1"))));
         assert!(parse_record(br#"{"value": 1} {"value": 2}"#).is_none());
+        // A value spanning lines is marked so that it is put on one line before it is stored.
+        let r = parse_record(b"{\n\"value\": [1,\r\n2]\n}").expect("fast path");
+        assert!(matches!(r.value, ValueInput::Given(PayloadInput::Json("[1,\r\n2]"))));
     }
 
     mod differential {
         use proptest::prelude::*;
 
         use super::super::{parse_body, parse_record};
+        use crate::broker::{PayloadInput, RecordInput, ValueInput};
         use crate::http::extract::parse_json;
         use crate::http::records::{ProduceBody, ProduceRecord, to_input};
 
@@ -584,6 +586,27 @@ mod tests {
                 })
         }
 
+        /// Debug text of records with `JsonLine` written as `Json` (the serde path does not
+        /// know), failing if a `JsonLine` has a line break.
+        fn normalized(records: &[RecordInput<'_>]) -> Result<String, TestCaseError> {
+            for r in records {
+                let payloads = [
+                    r.key,
+                    if let ValueInput::Given(v) = r.value {
+                        Some(v)
+                    } else {
+                        None
+                    },
+                ];
+                for p in payloads.into_iter().flatten() {
+                    if let PayloadInput::JsonLine(t) = p {
+                        prop_assert!(!t.contains(['\n', '\r']), "JsonLine with a line break: {t:?}");
+                    }
+                }
+            }
+            Ok(format!("{records:?}").replace("JsonLine(", "Json("))
+        }
+
         proptest! {
             #![proptest_config(ProptestConfig::with_cases(4000))]
 
@@ -594,7 +617,7 @@ mod tests {
                     let slow: ProduceBody<'_> = parse_json(&b).map_err(|e| TestCaseError::fail(format!(
                         "fast path accepted what serde refuses ({}): {}", e.detail, String::from_utf8_lossy(&b))))?;
                     let slow_records: Vec<_> = slow.records.iter().map(to_input).collect();
-                    prop_assert_eq!(format!("{:?}", fast.records), format!("{:?}", slow_records));
+                    prop_assert_eq!(normalized(&fast.records)?, format!("{:?}", slow_records));
                     prop_assert_eq!(fast.key_format, slow.key_format);
                     prop_assert_eq!(fast.value_format, slow.value_format);
                 }
@@ -606,7 +629,7 @@ mod tests {
                 if let Some(fast) = parse_record(r.as_bytes()) {
                     let slow: ProduceRecord<'_> = parse_json(r.as_bytes()).map_err(|e| TestCaseError::fail(format!(
                         "fast path accepted what serde refuses ({}): {r}", e.detail)))?;
-                    prop_assert_eq!(format!("{:?}", fast), format!("{:?}", to_input(&slow)));
+                    prop_assert_eq!(normalized(&[fast])?, format!("{:?}", [to_input(&slow)]));
                 }
             }
 

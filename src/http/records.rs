@@ -249,6 +249,9 @@ fn produce_response(outcome: ProduceOutcome) -> Response {
     // costs more than the rest of the response path.
     let mut out = Vec::with_capacity(64 + outcome.results.len() * 56);
     let mut num = itoa::Buffer::new();
+    // Records of a batch mostly share partition and timestamp: their text is kept, not redone.
+    let (mut partition, mut partition_text) = (None, Vec::new());
+    let (mut timestamp, mut timestamp_text) = (None, Vec::new());
     out.extend_from_slice(b"{\"results\":[");
     for (i, r) in outcome.results.into_iter().enumerate() {
         if i > 0 {
@@ -256,12 +259,22 @@ fn produce_response(outcome: ProduceOutcome) -> Response {
         }
         match r {
             Ok(a) => {
+                if partition != Some(a.partition) {
+                    partition = Some(a.partition);
+                    partition_text.clear();
+                    partition_text.extend_from_slice(num.format(a.partition).as_bytes());
+                }
+                if timestamp != Some(a.timestamp) {
+                    timestamp = Some(a.timestamp);
+                    timestamp_text.clear();
+                    timestamp_text.extend_from_slice(num.format(a.timestamp).as_bytes());
+                }
                 out.extend_from_slice(b"{\"partition\":");
-                out.extend_from_slice(num.format(a.partition).as_bytes());
+                out.extend_from_slice(&partition_text);
                 out.extend_from_slice(b",\"offset\":");
                 out.extend_from_slice(num.format(a.offset).as_bytes());
                 out.extend_from_slice(b",\"timestamp\":");
-                out.extend_from_slice(num.format(a.timestamp).as_bytes());
+                out.extend_from_slice(&timestamp_text);
                 out.push(b'}');
             }
             Err(e) => {
