@@ -4,9 +4,8 @@
 //! layer, which decides permissions. Credentials never reach the logs: request spans carry the
 //! path only.
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::header::{AUTHORIZATION, COOKIE};
-use axum::middleware::Next;
 use axum::response::Response;
 
 use super::AppState;
@@ -44,8 +43,9 @@ fn bearer(req: &Request) -> Option<String> {
         .find_map(|c| c.trim().strip_prefix("weir_token=").map(str::to_owned))
 }
 
-/// Middleware: authenticates every non-public request and stores the [`Caller`].
-pub async fn authenticate(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
+/// Authenticates a non-public request and stores its [`Caller`] in the request; the answer to
+/// send instead when that fails.
+pub fn authenticate(s: &AppState, req: &mut Request) -> Result<(), Response> {
     let request_id = req
         .headers()
         .get("x-request-id")
@@ -54,8 +54,8 @@ pub async fn authenticate(State(s): State<AppState>, mut req: Request, next: Nex
     let caller = if !s.broker.auth_enabled() {
         Ok(Caller::anonymous())
     } else if is_public(req.uri().path()) {
-        return next.run(req).await;
-    } else if let Some(secret) = bearer(&req) {
+        return Ok(());
+    } else if let Some(secret) = bearer(req) {
         s.broker.authenticate(&secret)
     } else if let Some(ClientCertificate(subject)) = req.extensions().get::<ClientCertificate>() {
         Ok(s.broker.authenticate_certificate(subject))
@@ -69,11 +69,11 @@ pub async fn authenticate(State(s): State<AppState>, mut req: Request, next: Nex
         Ok(mut caller) => {
             caller.request_id = request_id;
             req.extensions_mut().insert(caller);
-            next.run(req).await
+            Ok(())
         }
         Err(e) => {
             metrics::counter!("weir_auth_failures_total").increment(1);
-            problem_response(&e)
+            Err(problem_response(&e))
         }
     }
 }

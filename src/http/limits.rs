@@ -6,9 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, Method};
-use axum::middleware::Next;
 use axum::response::Response;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -65,7 +64,8 @@ impl Limits {
     }
 }
 
-struct InFlight<'a>(&'a AtomicUsize);
+/// A request being served, counted until dropped.
+pub struct InFlight<'a>(&'a AtomicUsize);
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
@@ -73,20 +73,21 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// Middleware: sheds load above the concurrency cap and applies the request quota.
-pub async fn shed(State(s): State<AppState>, req: Request, next: Next) -> Response {
+/// Admits a request: sheds load above the concurrency cap and applies the request quota.
+/// The request counts as in flight while the returned guard lives; on refusal, the answer.
+pub fn admit<'a>(s: &'a AppState, req: &Request) -> Result<InFlight<'a>, Response> {
     let limits = &s.limits;
     if limits.requests.fetch_add(1, Ordering::AcqRel) >= limits.max_requests {
         limits.requests.fetch_sub(1, Ordering::AcqRel);
-        return problem_response(&overloaded("concurrent requests"));
+        return Err(problem_response(&overloaded("concurrent requests")));
     }
-    let _in_flight = InFlight(&limits.requests);
+    let in_flight = InFlight(&limits.requests);
     if let Some(caller) = req.extensions().get::<Caller>()
         && let Err(e) = s.broker.charge_request(caller)
     {
-        return problem_response(&e);
+        return Err(problem_response(&e));
     }
-    next.run(req).await
+    Ok(in_flight)
 }
 
 /// The CORS layer, or `None` when no origin is allowed (CORS off).

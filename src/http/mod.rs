@@ -21,7 +21,7 @@ use std::sync::{LazyLock, OnceLock, RwLock};
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::Method;
 use axum::middleware::{self, Next};
 use axum::response::Response;
@@ -108,9 +108,7 @@ pub fn router(broker: Broker) -> Router {
     let app = api
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(state.clone(), limits::shed))
-        .layer(middleware::from_fn_with_state(state.clone(), auth::authenticate))
-        .layer(middleware::from_fn(track))
+        .layer(middleware::from_fn_with_state(state.clone(), door))
         .with_state(state)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
         .layer(
@@ -150,12 +148,20 @@ struct RouteMetrics {
 /// costs more than recording.
 static ROUTE_METRICS: LazyLock<RwLock<HashMap<String, RouteMetrics>>> = LazyLock::new(Default::default);
 
-/// Counts requests by route, method and status and times them.
-async fn track(req: Request, next: Next) -> Response {
+/// The door every API request passes, in order: metrics (counted and timed whatever the outcome),
+/// authentication, then load shedding and the request quota. One middleware rather than three:
+/// each axum middleware layer clones its inner service and state for every request.
+async fn door(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = req.extensions().get::<MatchedPath>().cloned();
     let method = req.method().clone();
-    let resp = next.run(req).await;
+    let resp = match auth::authenticate(&s, &mut req) {
+        Err(refused) => refused,
+        Ok(()) => match limits::admit(&s, &req) {
+            Err(refused) => refused,
+            Ok(_in_flight) => next.run(req).await,
+        },
+    };
     let route = route.as_ref().map_or("unmatched", |p| p.as_str());
     let status = resp.status().as_u16();
     let elapsed = started.elapsed().as_secs_f64();
