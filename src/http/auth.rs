@@ -6,10 +6,8 @@
 
 use axum::extract::Request;
 use axum::http::header::{AUTHORIZATION, COOKIE};
-use axum::response::Response;
 
 use super::AppState;
-use super::error::problem_response;
 use crate::broker::Caller;
 use crate::error::{Error, ErrorCode};
 
@@ -43,9 +41,8 @@ fn bearer(req: &Request) -> Option<String> {
         .find_map(|c| c.trim().strip_prefix("weir_token=").map(str::to_owned))
 }
 
-/// Authenticates a non-public request and stores its [`Caller`] in the request; the answer to
-/// send instead when that fails.
-pub fn authenticate(s: &AppState, req: &mut Request) -> Result<(), Response> {
+/// Authenticates a non-public request and stores its [`Caller`] in the request.
+pub fn authenticate(s: &AppState, req: &mut Request) -> Result<(), Error> {
     let request_id = req
         .headers()
         .get("x-request-id")
@@ -73,7 +70,7 @@ pub fn authenticate(s: &AppState, req: &mut Request) -> Result<(), Response> {
         }
         Err(e) => {
             metrics::counter!("weir_auth_failures_total").increment(1);
-            Err(problem_response(&e))
+            Err(e)
         }
     }
 }

@@ -8,11 +8,9 @@ use std::time::Duration;
 
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, Method};
-use axum::response::Response;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use super::AppState;
-use super::error::problem_response;
 use crate::broker::Caller;
 use crate::config::Config;
 use crate::error::{Error, ErrorCode};
@@ -74,18 +72,18 @@ impl Drop for InFlight<'_> {
 }
 
 /// Admits a request: sheds load above the concurrency cap and applies the request quota.
-/// The request counts as in flight while the returned guard lives; on refusal, the answer.
-pub fn admit<'a>(s: &'a AppState, req: &Request) -> Result<InFlight<'a>, Response> {
+/// The request counts as in flight while the returned guard lives.
+pub fn admit<'a>(s: &'a AppState, req: &Request) -> Result<InFlight<'a>, Error> {
     let limits = &s.limits;
     if limits.requests.fetch_add(1, Ordering::AcqRel) >= limits.max_requests {
         limits.requests.fetch_sub(1, Ordering::AcqRel);
-        return Err(problem_response(&overloaded("concurrent requests")));
+        return Err(overloaded("concurrent requests"));
     }
     let in_flight = InFlight(&limits.requests);
     if let Some(caller) = req.extensions().get::<Caller>()
         && let Err(e) = s.broker.charge_request(caller)
     {
-        return Err(problem_response(&e));
+        return Err(e);
     }
     Ok(in_flight)
 }

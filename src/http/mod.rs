@@ -156,9 +156,9 @@ async fn door(State(s): State<AppState>, mut req: Request, next: Next) -> Respon
     let route = req.extensions().get::<MatchedPath>().cloned();
     let method = req.method().clone();
     let resp = match auth::authenticate(&s, &mut req) {
-        Err(refused) => refused,
+        Err(refused) => problem_response(&refused),
         Ok(()) => match limits::admit(&s, &req) {
-            Err(refused) => refused,
+            Err(refused) => problem_response(&refused),
             Ok(_in_flight) => next.run(req).await,
         },
     };
