@@ -35,6 +35,14 @@ pub struct BenchArgs {
     /// Write the report (with the machine's description) to this Markdown file.
     #[arg(long)]
     pub out: Option<std::path::PathBuf>,
+    /// Rounds per produce workload: Weir and its ceilings alternate, `seconds / rounds` each.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// Connections of the batch produce workloads (and their no-op ceiling). A 2-core machine
+    /// needs several requests in flight to keep the parser and the log writer busy at once, as a
+    /// Kafka producer keeps up to 5 per connection.
+    #[arg(long, default_value_t = 8)]
+    pub batch_connections: usize,
     /// Run only the produce phases (batch and single-record, with their ceilings) and print them:
     /// a quick loop while working on the produce path.
     #[arg(long)]
@@ -118,6 +126,36 @@ async fn start_noop() -> anyhow::Result<SocketAddr> {
         let _ = axum::serve(listener, app).await;
     });
     Ok(addr)
+}
+
+/// Requests, time and latencies summed over the rounds of one workload.
+#[derive(Default)]
+struct Tally {
+    requests: u64,
+    elapsed: Duration,
+    latency: Option<Histogram<u64>>,
+}
+
+impl Tally {
+    fn add(&mut self, (requests, elapsed, latency): (u64, Duration, Histogram<u64>)) {
+        self.requests += requests;
+        self.elapsed += elapsed;
+        match &mut self.latency {
+            Some(h) => h.add(latency).expect("merge histograms"),
+            None => self.latency = Some(latency),
+        }
+    }
+
+    /// The row of `records_per_request` records and `bytes_per_request` payload bytes a request.
+    fn row(&self, name: &str, records_per_request: u64, bytes_per_request: u64) -> Row {
+        Row::new(
+            name,
+            self.requests * records_per_request,
+            self.requests * bytes_per_request,
+            self.elapsed,
+            self.latency.as_ref().unwrap_or(&histogram()),
+        )
+    }
 }
 
 /// Runs `concurrency` loops of POSTs of `body` to `url` for `seconds`; returns (requests, elapsed, latencies).
@@ -250,64 +288,42 @@ pub async fn main(args: BenchArgs) -> anyhow::Result<()> {
     let mut report = String::new();
     let mut rows: Vec<(Row, Row, Option<Row>)> = Vec::new();
 
-    // 1. Batch produce.
-    let batch_conns: usize = std::env::var("WEIR_BENCH_BATCH_CONNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(4);
+    // 1. Batch produce. Each workload runs in rounds that alternate Weir and its ceilings, so
+    // that the machine's drift (a shared VM's speed changes over seconds) falls on both alike.
+    let rounds = args.rounds.max(1);
+    let slice = secs / rounds as f64;
+    let conns = args.batch_connections.max(1);
     for (size, label) in [(100usize, "100 B"), (1024, "1 KB")] {
         let topic = format!("bench-batch-{size}");
         create_topic(&base, &topic, 4).await?;
         let (body, batches) = records_body(1000, size);
         let payload = (1000 * size) as u64;
-        let (n, el, h) = post_loop(
-            &format!("{base}/v1/topics/{topic}/records"),
-            body.clone(),
-            "application/json",
-            batch_conns,
-            secs,
-        )
-        .await;
-        let weir = Row::new(
-            &format!("batch produce, 1000 × {label}, {batch_conns} connections"),
-            n * 1000,
-            n * payload,
-            el,
-            &h,
-        );
-        let (n2, el2, h2) = post_loop(&noop, body, "application/json", batch_conns, secs).await;
-        let http = Row::new(
-            "  ceiling: no-op axum POST, same body",
-            n2 * 1000,
-            n2 * payload,
-            el2,
-            &h2,
-        );
-        let (n3, el3) = tokio::task::block_in_place(|| raw_append(&raw_store, &batches[0], secs))?;
-        let storage = Row::new(
-            "  ceiling: raw RocksDB WriteBatch appends",
-            n3 * 1000,
-            n3 * payload,
-            el3,
-            &histogram(),
-        );
-        rows.push((weir, http, Some(storage)));
+        let url = format!("{base}/v1/topics/{topic}/records");
+        let (mut weir, mut http, mut storage) = (Tally::default(), Tally::default(), Tally::default());
+        for _ in 0..rounds {
+            weir.add(post_loop(&url, body.clone(), "application/json", conns, slice).await);
+            http.add(post_loop(&noop, body.clone(), "application/json", conns, slice).await);
+            let (n, el) = tokio::task::block_in_place(|| raw_append(&raw_store, &batches[0], slice))?;
+            storage.add((n, el, histogram()));
+        }
+        rows.push((
+            weir.row(&format!("batch produce, 1000 × {label}, {conns} connections"), 1000, payload),
+            http.row("  ceiling: no-op axum POST, same body", 1000, payload),
+            Some(storage.row("  ceiling: raw RocksDB WriteBatch appends", 1000, payload)),
+        ));
     }
 
     // 2. Single-record produce from 64 connections.
     create_topic(&base, "bench-single", 4).await?;
     let (body, _) = records_body(1, 100);
-    let (n, el, h) = post_loop(
-        &format!("{base}/v1/topics/bench-single/records"),
-        body.clone(),
-        "application/json",
-        64,
-        secs,
-    )
-    .await;
-    let single = Row::new("single-record produce, 100 B, 64 connections", n, n * 100, el, &h);
-    let (n2, el2, h2) = post_loop(&noop, body, "application/json", 64, secs).await;
-    let single_ceiling = Row::new("  ceiling: no-op axum POST, same body", n2, n2 * 100, el2, &h2);
+    let url = format!("{base}/v1/topics/bench-single/records");
+    let (mut weir, mut http) = (Tally::default(), Tally::default());
+    for _ in 0..rounds {
+        weir.add(post_loop(&url, body.clone(), "application/json", 64, slice).await);
+        http.add(post_loop(&noop, body.clone(), "application/json", 64, slice).await);
+    }
+    let single = weir.row("single-record produce, 100 B, 64 connections", 1, 100);
+    let single_ceiling = http.row("  ceiling: no-op axum POST, same body", 1, 100);
     let peak_single = single.records_per_s;
     rows.push((single, single_ceiling, None));
     if args.produce_only {
