@@ -38,10 +38,9 @@ pub struct BenchArgs {
     /// Rounds per produce workload: Weir and its ceilings alternate, `seconds / rounds` each.
     #[arg(long, default_value_t = 3)]
     pub rounds: usize,
-    /// Connections of the batch produce workloads (and their no-op ceiling). A 2-core machine
-    /// needs several requests in flight to keep the parser and the log writer busy at once, as a
-    /// Kafka producer keeps up to 5 per connection.
-    #[arg(long, default_value_t = 8)]
+    /// Connections of the batch produce workloads (and their no-op ceiling): requests in flight,
+    /// so that parsing one overlaps writing another.
+    #[arg(long, default_value_t = 4)]
     pub batch_connections: usize,
     /// Run only the produce phases (batch and single-record, with their ceilings) and print them:
     /// a quick loop while working on the produce path.
@@ -186,14 +185,16 @@ async fn post_loop_with(
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
-        let (client, url, body) = (client.clone(), url.to_owned(), body.clone());
+        // Parsed once: the load generator should spend as little as it can per request.
+        let url: reqwest::Url = url.parse().expect("bench URL");
+        let (client, body) = (client.clone(), body.clone());
         tasks.push(tokio::spawn(async move {
             let mut h = histogram();
             let mut n = 0u64;
             while Instant::now() < deadline {
                 let t = Instant::now();
                 let r = client
-                    .post(&url)
+                    .post(url.clone())
                     .header("content-type", content_type)
                     .body(body.clone())
                     .send()

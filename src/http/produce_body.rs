@@ -8,9 +8,9 @@
 //! serde path, which also words the errors. The property tests at the bottom and in
 //! `tests/fuzz.rs` hold it to that against `serde_json`.
 //!
-//! Produce throughput is bound by this parse: for 1000 records of 100 bytes the serde path
-//! spends ~4× as long per byte, mostly in visitor dispatch, per-field string handling and a
-//! second UTF-8 pass over every raw value.
+//! Produce throughput leans on this parse: for 1000 records of 100 bytes the serde path took
+//! about three times as long, mostly in visitor dispatch, per-field string handling and a second
+//! UTF-8 pass over every raw value.
 
 use crate::broker::{PayloadInput, RecordInput, ValueInput};
 use crate::storage::Format;
