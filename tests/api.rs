@@ -116,6 +116,15 @@ async fn docs_health_ready_and_metrics() {
     s.produce("m", json!({"records": [{"value": "x"}, {"value": "y"}]}))
         .await;
     s.fetch("m", 0, "offset=0").await;
+    // Made-up methods are counted under one label, not one series each.
+    for m in ["FOO1", "FOO2"] {
+        let r = client()
+            .request(reqwest::Method::from_bytes(m.as_bytes()).unwrap(), s.url("/v1/topics"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 405);
+    }
     let text = client()
         .get(s.url("/metrics"))
         .send()
@@ -134,7 +143,9 @@ async fn docs_health_ready_and_metrics() {
         "weir_http_requests_total{route=\"/v1/topics/{topic}/records\",method=\"POST\",status=\"200\"} 1",
         "weir_http_request_duration_seconds_bucket",
         "weir_storage_bytes",
+        "weir_http_requests_total{route=\"/v1/topics\",method=\"OTHER\",status=\"405\"} 2",
     ] {
         assert!(text.contains(needle), "metrics lack {needle}:\n{text}");
     }
+    assert!(!text.contains("FOO1"), "a made-up method became a label:\n{text}");
 }

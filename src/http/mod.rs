@@ -154,7 +154,13 @@ static ROUTE_METRICS: LazyLock<RwLock<HashMap<String, RouteMetrics>>> = LazyLock
 async fn door(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = req.extensions().get::<MatchedPath>().cloned();
-    let method = req.method().clone();
+    // Extension methods share one label: clients must not be able to mint metric series.
+    let method = match *req.method() {
+        Method::GET | Method::POST | Method::PUT | Method::PATCH | Method::DELETE | Method::HEAD | Method::OPTIONS => {
+            req.method().clone()
+        }
+        _ => Method::from_bytes(b"OTHER").expect("a valid method token"),
+    };
     let resp = match auth::authenticate(&s, &mut req) {
         Err(refused) => problem_response(&refused),
         Ok(()) => match limits::admit(&s, &req) {
