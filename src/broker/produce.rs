@@ -147,15 +147,16 @@ struct StoredOutcome {
     results: Vec<std::result::Result<RecordAck, StoredError>>,
 }
 
-/// Where a record went before offsets are known.
+/// Where a record went before offsets are known (24 bytes: one per record of a batch; the
+/// rare error is boxed).
 enum Slot {
     Ok {
-        part: usize,
+        part: u32,
         index: u32,
         partition: u32,
         timestamp: i64,
     },
-    Err(Error),
+    Err(Box<Error>),
 }
 
 fn resolve<'a>(input: PayloadInput<'a>, format: Format, field: &dyn Fn() -> String) -> Result<Cow<'a, [u8]>> {
@@ -304,13 +305,13 @@ impl Broker {
                     b.push(&view);
                     bytes_in += (b.encoded_len() - before) as u64;
                     slots.push(Slot::Ok {
-                        part,
+                        part: part as u32,
                         index,
                         partition: p.partition,
                         timestamp: p.timestamp,
                     });
                 }
-                Err(e) => slots.push(Slot::Err(e)),
+                Err(e) => slots.push(Slot::Err(Box::new(e))),
             }
         }
 
@@ -322,7 +323,7 @@ impl Broker {
         }
         if written == 0 {
             let results = slots.into_iter().map(|s| match s {
-                Slot::Err(e) => Err(e),
+                Slot::Err(e) => Err(*e),
                 Slot::Ok { .. } => unreachable!("no record was prepared"),
             });
             return Ok(ProduceOutcome {
@@ -470,10 +471,10 @@ fn outcome(slots: &[Slot], bases: &[u64]) -> Vec<Result<RecordAck>> {
                 timestamp,
             } => Ok(RecordAck {
                 partition: *partition,
-                offset: bases[*part] + u64::from(*index),
+                offset: bases[*part as usize] + u64::from(*index),
                 timestamp: *timestamp,
             }),
-            Slot::Err(e) => Err(e.clone()),
+            Slot::Err(e) => Err(Error::clone(e)),
         })
         .collect()
 }
