@@ -256,7 +256,7 @@ impl Broker {
             idempotency_key = Some(key);
         }
 
-        let config = topic.config();
+        let (max_message_bytes, durability) = topic.produce_settings();
         let partitions = topic.partitions();
         let count = partitions.len() as u32;
         let sticky = self.inner.round_robin.next(count);
@@ -273,7 +273,7 @@ impl Broker {
             .sum();
         let mut bytes_in = 0u64;
         for (i, r) in req.records.iter().enumerate() {
-            match prepare(i, r, &req, count, sticky, now, config.max_message_bytes) {
+            match prepare(i, r, &req, count, sticky, now, max_message_bytes) {
                 Ok(p) => {
                     let part = match batches.iter().position(|(pp, _)| *pp == p.partition) {
                         Some(x) => x,
@@ -340,7 +340,7 @@ impl Broker {
                 batch: b.finish(),
             })
             .collect();
-        let sync = req.durability.unwrap_or(config.durability) == Durability::Fsync;
+        let sync = req.durability.unwrap_or(durability) == Durability::Fsync;
         let slots = Arc::new(slots);
         let idempotency = match (idempotency_key, &req.idempotency) {
             (Some(key), Some(idem)) => {

@@ -277,6 +277,13 @@ impl Topic {
         self.config.read().expect("config lock").clone()
     }
 
+    /// What produce needs of the settings, without copying them all: `max.message.bytes` and
+    /// the durability.
+    pub fn produce_settings(&self) -> (u64, Durability) {
+        let c = self.config.read().expect("config lock");
+        (c.max_message_bytes, c.durability)
+    }
+
     /// The partitions, cheap to clone.
     pub fn partitions(&self) -> Arc<[Arc<Partition>]> {
         self.partitions.read().expect("partitions lock").clone()
