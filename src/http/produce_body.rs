@@ -29,69 +29,51 @@ pub struct FastBody<'a> {
 /// Reads a `{"records": [...], "key_format": ..., "value_format": ...}` body, or `None` when the
 /// serde path must decide.
 pub fn parse_body(body: &[u8]) -> Option<FastBody<'_>> {
-    let text = std::str::from_utf8(body).ok()?;
-    let mut p = Parser {
-        s: text.as_bytes(),
-        text,
-        i: 0,
-        breaks: 0,
-    };
+    let mut p = Parser::new(body)?;
     let mut out = FastBody {
         records: Vec::new(),
         key_format: None,
         value_format: None,
     };
-    let (mut seen_records, mut seen_kf, mut seen_vf) = (false, false, false);
+    let mut seen = 0u8;
     p.ws();
-    p.eat(b'{')?;
-    p.ws();
-    if !p.eat_if(b'}') {
-        loop {
-            p.ws();
-            let name = p.plain_string()?;
-            p.ws();
-            p.eat(b':')?;
-            p.ws();
-            match name {
-                "records" if !seen_records => {
-                    seen_records = true;
-                    p.records(&mut out.records)?;
-                }
-                "key_format" if !seen_kf => {
-                    seen_kf = true;
-                    out.key_format = p.format()?;
-                }
-                "value_format" if !seen_vf => {
-                    seen_vf = true;
-                    out.value_format = p.format()?;
-                }
-                _ => return None,
-            }
-            p.ws();
-            if p.eat_if(b'}') {
-                break;
-            }
-            p.eat(b',')?;
+    p.list(b'{', b'}', |p| match p.name()? {
+        "records" => {
+            first(&mut seen, 1)?;
+            p.records(&mut out.records)
         }
-    }
+        "key_format" => {
+            first(&mut seen, 2)?;
+            out.key_format = p.format()?;
+            Some(())
+        }
+        "value_format" => {
+            first(&mut seen, 4)?;
+            out.value_format = p.format()?;
+            Some(())
+        }
+        _ => None,
+    })?;
     p.ws();
-    (seen_records && p.i == p.s.len()).then_some(out)
+    (seen & 1 != 0 && p.at_end()).then_some(out)
 }
 
 /// Reads one record object that is a whole NDJSON line, or `None` when the serde path must
 /// decide.
 pub fn parse_record(line: &[u8]) -> Option<RecordInput<'_>> {
-    let text = std::str::from_utf8(line).ok()?;
-    let mut p = Parser {
-        s: text.as_bytes(),
-        text,
-        i: 0,
-        breaks: 0,
-    };
+    let mut p = Parser::new(line)?;
     p.ws();
     let r = p.record()?;
     p.ws();
-    (p.i == p.s.len()).then_some(r)
+    p.at_end().then_some(r)
+}
+
+/// Marks `bit` in `seen`; `None` when it was already there (a repeated field, which serde
+/// refuses).
+fn first(seen: &mut u8, bit: u8) -> Option<()> {
+    let fresh = *seen & bit == 0;
+    *seen |= bit;
+    fresh.then_some(())
 }
 
 /// Deepest nesting accepted inside a key or value (serde_json refuses past 128 levels in all).
@@ -107,6 +89,47 @@ struct Parser<'a> {
 }
 
 impl<'a> Parser<'a> {
+    /// A parser over `bytes`, or `None` when they are not UTF-8.
+    fn new(bytes: &'a [u8]) -> Option<Self> {
+        let text = std::str::from_utf8(bytes).ok()?;
+        Some(Self {
+            s: text.as_bytes(),
+            text,
+            i: 0,
+            breaks: 0,
+        })
+    }
+
+    fn at_end(&self) -> bool {
+        self.i == self.s.len()
+    }
+
+    /// `open item (, item)* close`, whitespace allowed around items; `item` reads one.
+    fn list(&mut self, open: u8, close: u8, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        self.eat(open)?;
+        self.ws();
+        if self.eat_if(close) {
+            return Some(());
+        }
+        loop {
+            self.ws();
+            item(self)?;
+            self.ws();
+            if self.eat_if(close) {
+                return Some(());
+            }
+            self.eat(b',')?;
+        }
+    }
+
+    /// An object member's name (without escapes) and the colon after it.
+    fn name(&mut self) -> Option<&'a str> {
+        let name = self.plain_string()?;
+        self.ws();
+        self.eat(b':')?;
+        self.ws();
+        Some(name)
+    }
     fn peek(&self) -> Option<u8> {
         self.s.get(self.i).copied()
     }
@@ -245,48 +268,15 @@ impl<'a> Parser<'a> {
     fn skip_value(&mut self, depth: u32) -> Option<()> {
         match self.peek()? {
             b'"' => self.skip_string(),
-            b'{' => {
-                if depth >= MAX_DEPTH {
-                    return None;
-                }
-                self.i += 1;
-                self.ws();
-                if self.eat_if(b'}') {
-                    return Some(());
-                }
-                loop {
-                    self.ws();
-                    self.skip_string()?;
-                    self.ws();
-                    self.eat(b':')?;
-                    self.ws();
-                    self.skip_value(depth + 1)?;
-                    self.ws();
-                    if self.eat_if(b'}') {
-                        return Some(());
-                    }
-                    self.eat(b',')?;
-                }
-            }
-            b'[' => {
-                if depth >= MAX_DEPTH {
-                    return None;
-                }
-                self.i += 1;
-                self.ws();
-                if self.eat_if(b']') {
-                    return Some(());
-                }
-                loop {
-                    self.ws();
-                    self.skip_value(depth + 1)?;
-                    self.ws();
-                    if self.eat_if(b']') {
-                        return Some(());
-                    }
-                    self.eat(b',')?;
-                }
-            }
+            b'{' | b'[' if depth >= MAX_DEPTH => None,
+            b'{' => self.list(b'{', b'}', |p| {
+                p.skip_string()?;
+                p.ws();
+                p.eat(b':')?;
+                p.ws();
+                p.skip_value(depth + 1)
+            }),
+            b'[' => self.list(b'[', b']', |p| p.skip_value(depth + 1)),
             b't' => self.literal(b"true"),
             b'f' => self.literal(b"false"),
             b'n' => self.literal(b"null"),
@@ -334,22 +324,12 @@ impl<'a> Parser<'a> {
     }
 
     fn records(&mut self, out: &mut Vec<RecordInput<'a>>) -> Option<()> {
-        self.eat(b'[')?;
-        self.ws();
-        if self.eat_if(b']') {
-            return Some(());
-        }
         // A first guess from the body size; records are rarely under ~40 bytes.
         out.reserve((self.s.len() - self.i) / 64);
-        loop {
-            self.ws();
-            out.push(self.record()?);
-            self.ws();
-            if self.eat_if(b']') {
-                return Some(());
-            }
-            self.eat(b',')?;
-        }
+        self.list(b'[', b']', |p| {
+            out.push(p.record()?);
+            Some(())
+        })
     }
 
     fn record(&mut self) -> Option<RecordInput<'a>> {
@@ -361,92 +341,58 @@ impl<'a> Parser<'a> {
             timestamp: None,
         };
         let mut seen = 0u8;
-        let mut once = |bit: u8| -> Option<()> {
-            let first = seen & bit == 0;
-            seen |= bit;
-            first.then_some(())
-        };
-        self.eat(b'{')?;
-        self.ws();
-        if self.eat_if(b'}') {
-            return Some(r);
-        }
-        loop {
-            self.ws();
-            let name = self.plain_string()?;
-            self.ws();
-            self.eat(b':')?;
-            self.ws();
-            match name {
+        self.list(b'{', b'}', |p| {
+            match p.name()? {
                 "value" => {
-                    once(1)?;
-                    r.value = match self.value()? {
+                    first(&mut seen, 1)?;
+                    r.value = match p.value()? {
                         PayloadInput::JsonLine("null") => ValueInput::Null,
                         v => ValueInput::Given(v),
                     };
                 }
                 "key" => {
-                    once(2)?;
-                    r.key = match self.value()? {
+                    first(&mut seen, 2)?;
+                    r.key = match p.value()? {
                         PayloadInput::JsonLine("null") => None,
                         k => Some(k),
                     };
                 }
                 "headers" => {
-                    once(4)?;
-                    self.headers(&mut r.headers)?;
+                    first(&mut seen, 4)?;
+                    p.headers(&mut r.headers)?;
                 }
                 "partition" => {
-                    once(8)?;
-                    r.partition = self.opt_i64()?;
+                    first(&mut seen, 8)?;
+                    r.partition = p.opt_i64()?;
                 }
                 "timestamp" => {
-                    once(16)?;
-                    r.timestamp = self.opt_i64()?;
+                    first(&mut seen, 16)?;
+                    r.timestamp = p.opt_i64()?;
                 }
                 _ => return None,
             }
-            self.ws();
-            if self.eat_if(b'}') {
-                return Some(r);
-            }
-            self.eat(b',')?;
-        }
+            Some(())
+        })?;
+        Some(r)
     }
 
     /// A `{"name": "value", ...}` object of plain strings, sorted by name with the last of
     /// duplicate names kept (what a `BTreeMap` makes of it on the serde path).
     fn headers(&mut self, out: &mut Vec<(&'a str, &'a str)>) -> Option<()> {
-        self.eat(b'{')?;
-        self.ws();
-        if !self.eat_if(b'}') {
-            loop {
-                self.ws();
-                let name = self.plain_string()?;
-                self.ws();
-                self.eat(b':')?;
-                self.ws();
-                let value = self.plain_string()?;
-                out.push((name, value));
-                self.ws();
-                if self.eat_if(b'}') {
-                    break;
-                }
-                self.eat(b',')?;
+        self.list(b'{', b'}', |p| {
+            let name = p.name()?;
+            out.push((name, p.plain_string()?));
+            Some(())
+        })?;
+        // Stable: among equal names the one given last is last; it replaces the ones before.
+        out.sort_by(|a, b| a.0.cmp(b.0));
+        out.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                *kept = *later;
             }
-        }
-        if out.len() > 1 {
-            // Stable: among equal names the last given stays last; keep that one.
-            out.sort_by(|a, b| a.0.cmp(b.0));
-            let mut kept: Vec<(&str, &str)> = Vec::with_capacity(out.len());
-            for h in out.drain(..) {
-                match kept.last_mut() {
-                    Some(last) if last.0 == h.0 => *last = h,
-                    _ => kept.push(h),
-                }
-            }
-            *out = kept;
-        }
+            same
+        });
         Some(())
     }
 }
