@@ -28,16 +28,11 @@ pub enum PayloadInput<'a> {
 
 impl PayloadInput<'_> {
     /// Length of the input as given.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         match self {
             Self::Json(s) | Self::JsonLine(s) => s.len(),
             Self::Bytes(b) => b.len(),
         }
-    }
-
-    /// Whether the input is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -54,16 +49,11 @@ pub enum ValueInput<'a> {
 
 impl ValueInput<'_> {
     /// Length of the value as given (0 when absent or null).
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         match self {
             Self::Given(p) => p.len(),
             Self::Missing | Self::Null => 0,
         }
-    }
-
-    /// Whether the value is absent, null or empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -263,13 +253,16 @@ impl Broker {
         let now = now_ms();
         let mut slots = Vec::with_capacity(req.records.len());
         let mut batches: Vec<(u32, BatchBuilder)> = Vec::new();
-        // Room for the records as given (a little more than they take encoded), so that a batch
-        // is allocated once: all of it for the first partition (keyless records of a request go
-        // to one), a share for each further one.
+        // Room for the records as given plus their framing, so that a batch is usually allocated
+        // once: all of it for the first partition (keyless records of a request go to one), a
+        // share for each further one.
         let estimate: usize = req
             .records
             .iter()
-            .map(|r| 8 + r.key.map_or(0, |k| k.len()) + r.value.len() + 4 * r.headers.len())
+            .map(|r| {
+                let headers: usize = r.headers.iter().map(|(k, v)| 4 + k.len() + v.len()).sum();
+                8 + r.key.map_or(0, |k| k.len()) + r.value.len() + headers
+            })
             .sum();
         let mut bytes_in = 0u64;
         for (i, r) in req.records.iter().enumerate() {

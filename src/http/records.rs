@@ -438,6 +438,12 @@ fn ndjson_line(r: RecordResult) -> Bytes {
     Bytes::from(v)
 }
 
+/// An NDJSON line as read by the fast path, or by serde when the fast path left it.
+enum Line<'a> {
+    Fast(RecordInput<'a>),
+    Slow(ProduceRecord<'a>),
+}
+
 fn produce_ndjson(broker: Broker, caller: Caller, topic: String, p: ProduceParams, body: Body) -> Response {
     let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(64);
     let limit = broker.config().max_request_bytes;
@@ -476,20 +482,19 @@ fn produce_ndjson(broker: Broker, caller: Caller, topic: String, p: ProduceParam
                 .collect();
             for group in lines.chunks(max_records) {
                 // The fast path per line; the serde path for the lines it leaves (and their errors).
-                let fast: Vec<Option<RecordInput<'_>>> = group.iter().map(|l| produce_body::parse_record(l)).collect();
-                let slow: Vec<Option<Result<ProduceRecord<'_>, Error>>> = group
+                let read: Vec<Result<Line<'_>, Error>> = group
                     .iter()
-                    .zip(&fast)
-                    .map(|(l, f)| f.is_none().then(|| parse_json(l)))
+                    .map(|l| match produce_body::parse_record(l) {
+                        Some(r) => Ok(Line::Fast(r)),
+                        None => parse_json(l).map(Line::Slow),
+                    })
                     .collect();
-                let parsed: Vec<Result<RecordInput<'_>, Error>> = fast
-                    .into_iter()
-                    .zip(&slow)
-                    .map(|(f, s)| match (f, s) {
-                        (Some(r), _) => Ok(r),
-                        (None, Some(Ok(r))) => Ok(to_input(r)),
-                        (None, Some(Err(e))) => Err(e.clone()),
-                        (None, None) => unreachable!("a line is read by one path or the other"),
+                let parsed: Vec<Result<RecordInput<'_>, Error>> = read
+                    .iter()
+                    .map(|l| match l {
+                        Ok(Line::Fast(r)) => Ok(r.clone()),
+                        Ok(Line::Slow(r)) => Ok(to_input(r)),
+                        Err(e) => Err(e.clone()),
                     })
                     .collect();
                 let results = produce_lines(&broker, &caller, &topic, &p, &parsed).await;
