@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::Method;
+use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -148,6 +148,32 @@ struct RouteMetrics {
 /// costs more than recording.
 static ROUTE_METRICS: LazyLock<RwLock<HashMap<String, RouteMetrics>>> = LazyLock::new(Default::default);
 
+/// The timer of a route and its counter for a method and status, registered on first use.
+fn route_metrics(route: &str, method: &Method, status: StatusCode) -> (metrics::Histogram, metrics::Counter) {
+    let status = status.as_u16();
+    let find = |m: &RouteMetrics| {
+        m.requests
+            .iter()
+            .find(|(me, st, _)| me == method && *st == status)
+            .map(|(_, _, counter)| (m.duration.clone(), counter.clone()))
+    };
+    if let Some(found) = ROUTE_METRICS.read().expect("route metrics").get(route).and_then(find) {
+        return found;
+    }
+    let mut map = ROUTE_METRICS.write().expect("route metrics");
+    let m = map.entry(route.to_owned()).or_insert_with(|| RouteMetrics {
+        duration: metrics::histogram!("weir_http_request_duration_seconds", "route" => route.to_owned()),
+        requests: Vec::new(),
+    });
+    if let Some(found) = find(m) {
+        return found;
+    }
+    let counter = metrics::counter!("weir_http_requests_total", "route" => route.to_owned(),
+        "method" => method.as_str().to_owned(), "status" => status.to_string());
+    m.requests.push((method.clone(), status, counter.clone()));
+    (m.duration.clone(), counter)
+}
+
 /// The door every API request passes, in order: metrics (counted and timed whatever the outcome),
 /// authentication, then load shedding and the request quota. One middleware rather than three:
 /// each axum middleware layer clones its inner service and state for every request.
@@ -168,34 +194,12 @@ async fn door(State(s): State<AppState>, mut req: Request, next: Next) -> Respon
             Ok(_in_flight) => next.run(req).await,
         },
     };
-    let route = route.as_ref().map_or("unmatched", |p| p.as_str());
-    let status = resp.status().as_u16();
-    let elapsed = started.elapsed().as_secs_f64();
-    {
-        let map = ROUTE_METRICS.read().expect("route metrics");
-        if let Some(m) = map.get(route)
-            && let Some((_, _, counter)) = m.requests.iter().find(|(me, st, _)| *me == method && *st == status)
-        {
-            counter.increment(1);
-            m.duration.record(elapsed);
-            return resp;
-        }
-    }
-    let mut map = ROUTE_METRICS.write().expect("route metrics");
-    let m = map.entry(route.to_owned()).or_insert_with(|| RouteMetrics {
-        duration: metrics::histogram!("weir_http_request_duration_seconds", "route" => route.to_owned()),
-        requests: Vec::new(),
-    });
-    let counter = match m.requests.iter().position(|(me, st, _)| *me == method && *st == status) {
-        Some(i) => &m.requests[i].2,
-        None => {
-            let counter = metrics::counter!("weir_http_requests_total", "route" => route.to_owned(),
-                "method" => method.as_str().to_owned(), "status" => status.to_string());
-            m.requests.push((method, status, counter));
-            &m.requests[m.requests.len() - 1].2
-        }
-    };
-    counter.increment(1);
-    m.duration.record(elapsed);
+    let (duration, requests) = route_metrics(
+        route.as_ref().map_or("unmatched", |p| p.as_str()),
+        &method,
+        resp.status(),
+    );
+    requests.increment(1);
+    duration.record(started.elapsed().as_secs_f64());
     resp
 }
