@@ -7,14 +7,7 @@ use serde_json::{Value, json};
 #[tokio::test]
 async fn served_openapi_equals_the_committed_spec() {
     let s = Server::start();
-    let served: Value = client()
-        .get(s.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let served: Value = s.get_json("/openapi.json").await;
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json");
     let generated = weir::http::openapi::spec_json();
     if std::env::var_os("UPDATE_OPENAPI").is_some() {
@@ -89,28 +82,8 @@ async fn docs_health_ready_and_metrics() {
     );
     let js = client().get(s.url("/docs/swagger-ui-bundle.js")).send().await.unwrap();
     assert_eq!(js.status(), 200);
-    assert_eq!(
-        client()
-            .get(s.url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap(),
-        json!({"status": "ok"})
-    );
-    assert_eq!(
-        client()
-            .get(s.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap(),
-        json!({"status": "ready"})
-    );
+    assert_eq!(s.get_json("/healthz").await, json!({"status": "ok"}));
+    assert_eq!(s.get_json("/readyz").await, json!({"status": "ready"}));
 
     s.create_topic("m", 1, json!({})).await;
     s.produce("m", json!({"records": [{"value": "x"}, {"value": "y"}]}))

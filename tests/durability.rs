@@ -22,14 +22,7 @@ async fn restart_keeps_topics_records_and_offsets() {
     }
     s.stop();
     s.restart();
-    let d: Value = client()
-        .get(s.url("/v1/topics/keep"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let d: Value = s.get_json("/v1/topics/keep").await;
     assert_eq!(d["config"]["retention.ms"], 123456789);
     assert_eq!(d["config"]["durability"], "fsync");
     assert_eq!(d["partitions"][0]["next_offset"], 3);
@@ -130,14 +123,7 @@ async fn retention_by_time_removes_old_records_and_advances_earliest() {
     s.produce("ret", json!({"records": [{"value": "fresh"}]})).await;
     let mut earliest = 0;
     for _ in 0..100 {
-        let d: Value = client()
-            .get(s.url("/v1/topics/ret"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let d: Value = s.get_json("/v1/topics/ret").await;
         earliest = d["partitions"][0]["earliest_offset"].as_u64().unwrap();
         if earliest == 3 {
             assert_eq!(d["partitions"][0]["records"], 1);
@@ -171,14 +157,7 @@ async fn retention_by_bytes_keeps_the_newest() {
     }
     let mut d = Value::Null;
     for _ in 0..100 {
-        d = client()
-            .get(s.url("/v1/topics/rb"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        d = s.get_json("/v1/topics/rb").await;
         if d["partitions"][0]["bytes"].as_u64().unwrap() <= 3000 {
             break;
         }

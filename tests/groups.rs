@@ -1499,14 +1499,7 @@ async fn auto_commit_commits_what_the_previous_poll_returned() {
             .send()
     };
     let committed = || async {
-        let g: Value = client()
-            .get(s.url("/v1/groups/acg"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let g: Value = s.get_json("/v1/groups/acg").await;
         g["partitions"][0]["committed_offset"].clone()
     };
     let first: Value = poll("?max_records=2").await.unwrap().json().await.unwrap();

@@ -109,14 +109,7 @@ async fn every_operation_needs_credentials_and_the_right_permission() {
         .unwrap();
     let member = joined["member_id"].as_str().unwrap().to_owned();
 
-    let spec: Value = client()
-        .get(s.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let spec: Value = s.get_json("/openapi.json").await;
     let mut ops: Vec<(String, String)> = Vec::new();
     for (path, item) in spec["paths"].as_object().unwrap() {
         for method in item.as_object().unwrap().keys() {

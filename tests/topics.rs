@@ -21,14 +21,7 @@ async fn create_list_describe_alter_delete() {
     );
 
     s.create_topic("clicks", 1, json!({})).await;
-    let list: Value = client()
-        .get(s.url("/v1/topics"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = s.get_json("/v1/topics").await;
     let names: Vec<_> = list["topics"]
         .as_array()
         .unwrap()
@@ -42,14 +35,7 @@ async fn create_list_describe_alter_delete() {
         json!({"records": [{"value": 1, "partition": 1}, {"value": 2, "partition": 1}]}),
     )
     .await;
-    let d: Value = client()
-        .get(s.url("/v1/topics/orders"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let d: Value = s.get_json("/v1/topics/orders").await;
     assert_eq!(d["partitions"][1]["next_offset"], 2);
     assert_eq!(d["partitions"][1]["records"], 2);
     assert!(d["partitions"][1]["bytes"].as_u64().unwrap() > 0);
@@ -196,24 +182,10 @@ async fn invalid_topics_and_configs_are_rejected_with_codes() {
         .unwrap();
     expect_problem(r, 400, "invalid_config").await;
     // Nothing was changed by the rejected requests.
-    let d: Value = client()
-        .get(s.url("/v1/topics/dup"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let d: Value = s.get_json("/v1/topics/dup").await;
     assert_eq!(d["partition_count"], 2);
     assert_eq!(d["config"]["durability"], "wal");
-    let list: Value = client()
-        .get(s.url("/v1/topics"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = s.get_json("/v1/topics").await;
     assert_eq!(list["topics"].as_array().unwrap().len(), 1);
 
     expect_problem(client().get(s.url("/v1/nope")).send().await.unwrap(), 404, "not_found").await;

@@ -78,14 +78,7 @@ async fn websocket_member_receives_commits_and_leaves() {
     ws.close(None).await.unwrap();
     let mut g = Value::Null;
     for _ in 0..50 {
-        g = client()
-            .get(s.url("/v1/groups/wsg"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        g = s.get_json("/v1/groups/wsg").await;
         if g["state"] == "empty" {
             break;
         }

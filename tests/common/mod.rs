@@ -125,6 +125,11 @@ impl Server {
         format!("{}{}", self.base, path)
     }
 
+    /// GETs `path` and reads its JSON answer, whatever the status.
+    pub async fn get_json(&self, path: &str) -> Value {
+        client().get(self.url(path)).send().await.unwrap().json().await.unwrap()
+    }
+
     /// Creates a topic and returns its description.
     pub async fn create_topic(&self, name: &str, partitions: u32, config: Value) -> Value {
         let r = client()
