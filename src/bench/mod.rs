@@ -23,6 +23,8 @@ use serde_json::{Value, json};
 use crate::config::Config;
 use crate::storage::{BatchBuilder, BatchIter, Format, Payload, RecordView, Store, StoreOptions};
 
+mod load;
+
 /// Options of `weir bench`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
@@ -82,6 +84,41 @@ fn ms(us: Option<u64>) -> String {
 }
 
 /// Starts Weir on its own runtime thread; returns its address and a shutdown sender.
+/// Runs `serve` on a listener of its own thread and two-worker runtime, as a server process on
+/// this machine would: the server under test and its no-op ceiling run alike, apart from the
+/// load generator's runtime. Returns the address, a stop sender and the thread.
+fn spawn_server<F, Fut>(
+    name: &str,
+    serve: F,
+) -> anyhow::Result<(
+    SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    std::thread::JoinHandle<()>,
+)>
+where
+    F: FnOnce(tokio::net::TcpListener, tokio::sync::oneshot::Receiver<()>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let name = name.to_owned();
+    let handle = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name(name)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            addr_tx.send(listener.local_addr().expect("addr")).expect("send addr");
+            serve(listener, stop_rx).await;
+        });
+    });
+    Ok((addr_rx.recv_timeout(Duration::from_secs(60))?, stop_tx, handle))
+}
+
+/// Starts Weir with `config`; see [`spawn_server`].
 fn start_server(
     config: Config,
 ) -> anyhow::Result<(
@@ -89,41 +126,33 @@ fn start_server(
     tokio::sync::oneshot::Sender<()>,
     std::thread::JoinHandle<()>,
 )> {
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let handle = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("weir-server")
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-            addr_tx.send(listener.local_addr().expect("addr")).expect("send addr");
-            if let Err(e) = crate::run(listener, config, async move {
-                let _ = stop_rx.await;
-            })
-            .await
-            {
-                tracing::error!(error = %e, "bench server failed");
-            }
-        });
-    });
-    Ok((addr_rx.recv_timeout(Duration::from_secs(60))?, stop_tx, handle))
+    spawn_server("weir-server", move |listener, stop| async move {
+        if let Err(e) = crate::run(listener, config, async move {
+            let _ = stop.await;
+        })
+        .await
+        {
+            tracing::error!(error = %e, "bench server failed");
+        }
+    })
 }
 
-/// Starts the no-op ceiling server: a POST handler that takes the body and answers `{}`.
-async fn start_noop() -> anyhow::Result<SocketAddr> {
-    let app = Router::new().route(
-        "/noop",
-        post(|body: Bytes| async move { (axum::http::StatusCode::OK, format!("{{\"n\":{}}}", body.len())) }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+/// Starts the no-op ceiling server: a POST handler that takes the body and answers with its
+/// length; see [`spawn_server`].
+fn start_noop() -> anyhow::Result<SocketAddr> {
+    let (addr, stop, _thread) = spawn_server("noop-server", |listener, stop| async move {
+        let app = Router::new().route(
+            "/noop",
+            post(|body: Bytes| async move { (axum::http::StatusCode::OK, format!("{{\"n\":{}}}", body.len())) }),
+        );
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.await;
+            })
+            .await;
+    })?;
+    // Serves until the process ends.
+    std::mem::forget(stop);
     Ok(addr)
 }
 
@@ -157,7 +186,8 @@ impl Tally {
     }
 }
 
-/// Runs `concurrency` loops of POSTs of `body` to `url` for `seconds`; returns (requests, elapsed, latencies).
+/// Runs `concurrency` connections POSTing `body` to the plain-HTTP `url` for `seconds` with the
+/// lean load generator ([`load`]); returns (requests, elapsed, latencies).
 async fn post_loop(
     url: &str,
     body: Bytes,
@@ -165,14 +195,12 @@ async fn post_loop(
     concurrency: usize,
     seconds: f64,
 ) -> (u64, Duration, Histogram<u64>) {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(concurrency)
-        .build()
-        .expect("client");
-    post_loop_with(&client, url, body, content_type, concurrency, seconds).await
+    let post = load::Post::new(url, content_type, &body).expect("bench URL");
+    load::run(&post, concurrency, seconds).await.expect("bench requests")
 }
 
-/// [`post_loop`] with a given client.
+/// Runs `concurrency` loops of POSTs of `body` to `url` for `seconds` with a given reqwest
+/// client (for what the lean load generator does not speak: TLS, extra headers).
 async fn post_loop_with(
     client: &reqwest::Client,
     url: &str,
@@ -283,7 +311,7 @@ pub async fn main(args: BenchArgs) -> anyhow::Result<()> {
     };
     let (addr, stop, server) = start_server(config)?;
     let base = format!("http://{addr}");
-    let noop = format!("http://{}/noop", start_noop().await?);
+    let noop = format!("http://{}/noop", start_noop()?);
     let raw_store = Store::open(&tmp.join("raw"), &StoreOptions::default())?;
     let secs = args.seconds;
     let mut report = String::new();

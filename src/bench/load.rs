@@ -1,0 +1,152 @@
+//! The benchmark's load generator for plain-HTTP POST workloads: a minimal HTTP/1.1 client that
+//! sends one request, prepared once, over each keep-alive connection and reads the response
+//! before sending it again, as `wrk` does.
+//!
+//! It shares the machine's two cores with the server it measures, so it does as little as it
+//! can per request: the request bytes (head and body) are built once and written with one call,
+//! and a response is only framed (status and `Content-Length`), never parsed. A general client
+//! (reqwest) spent about an eighth of the machine on the batch produce workloads.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use bytes::{Buf as _, BytesMut};
+use hdrhistogram::Histogram;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+/// A POST request prepared once and sent many times.
+#[derive(Debug, Clone)]
+pub(crate) struct Post {
+    addr: SocketAddr,
+    bytes: bytes::Bytes,
+}
+
+impl Post {
+    /// The request `POST url` with `body` of `content_type`; `url` is `http://ip:port/path`.
+    pub(crate) fn new(url: &str, content_type: &str, body: &[u8]) -> anyhow::Result<Self> {
+        let rest = url
+            .strip_prefix("http://")
+            .context("the load generator speaks plain http:// only")?;
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let addr: SocketAddr = authority
+            .parse()
+            .context("the load generator needs an ip:port address")?;
+        let path = if path.is_empty() { "/" } else { path };
+        let mut bytes = format!(
+            "POST {path} HTTP/1.1\r\nhost: {authority}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        bytes.extend_from_slice(body);
+        Ok(Self {
+            addr,
+            bytes: bytes.into(),
+        })
+    }
+}
+
+/// Sends `req` over `concurrency` connections for `seconds`; returns the requests answered, the
+/// time taken and their latencies in µs. Any answer but a 2xx is an error.
+pub(crate) async fn run(
+    req: &Post,
+    concurrency: usize,
+    seconds: f64,
+) -> anyhow::Result<(u64, Duration, Histogram<u64>)> {
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let req = req.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut stream = TcpStream::connect(req.addr).await?;
+            stream.set_nodelay(true)?;
+            let mut buf = BytesMut::with_capacity(128 << 10);
+            let mut latency = super::histogram();
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                exchange(&mut stream, &req.bytes, &mut buf).await?;
+                latency.saturating_record(t.elapsed().as_micros() as u64);
+                n += 1;
+            }
+            anyhow::Ok((n, latency))
+        }));
+    }
+    let mut total = 0;
+    let mut latency = super::histogram();
+    for t in tasks {
+        let (n, h) = t.await??;
+        total += n;
+        latency.add(h).map_err(|e| anyhow::anyhow!("merge histograms: {e:?}"))?;
+    }
+    Ok((total, started.elapsed(), latency))
+}
+
+/// Writes one request and reads its whole response.
+async fn exchange(stream: &mut TcpStream, request: &[u8], buf: &mut BytesMut) -> anyhow::Result<()> {
+    stream.write_all(request).await?;
+    loop {
+        if let Some((status, len)) = frame(buf)?
+            && buf.len() >= len
+        {
+            if !(200..300).contains(&status) {
+                bail!("bench request failed: {}", String::from_utf8_lossy(&buf[..len]));
+            }
+            buf.advance(len);
+            return Ok(());
+        }
+        buf.reserve(64 << 10);
+        if stream.read_buf(buf).await? == 0 {
+            bail!("the server closed the connection mid-response");
+        }
+    }
+}
+
+/// The status and whole length (head and body) of the response at the start of `buf`, once its
+/// head is in. Only `Content-Length` framing is understood (what the servers measured send).
+fn frame(buf: &[u8]) -> anyhow::Result<Option<(u16, usize)>> {
+    let Some(end) = memchr::memmem::find(buf, b"\r\n\r\n") else {
+        return Ok(None);
+    };
+    let head = std::str::from_utf8(&buf[..end]).context("response head is not UTF-8")?;
+    let status = head
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|s| s.get(..3))
+        .and_then(|s| s.parse().ok())
+        .with_context(|| format!("not an HTTP/1.1 status line: {head:?}"))?;
+    let length = head
+        .split("\r\n")
+        .skip(1)
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse::<usize>())
+        })
+        .with_context(|| format!("response without Content-Length: {head:?}"))??;
+    Ok(Some((status, end + 4 + length)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_a_response_by_its_content_length() {
+        let r = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nContent-Length: 7\r\n\r\n{\"a\":1}";
+        assert_eq!(frame(r).unwrap(), Some((200, r.len())));
+        assert_eq!(frame(&r[..20]).unwrap(), None);
+        let chunked = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n";
+        assert!(frame(chunked).is_err());
+    }
+
+    #[test]
+    fn builds_the_request_once() {
+        let p = Post::new("http://127.0.0.1:8080/v1/topics/t/records", "application/json", b"{}").unwrap();
+        assert_eq!(p.addr, "127.0.0.1:8080".parse().unwrap());
+        assert!(p.bytes.starts_with(b"POST /v1/topics/t/records HTTP/1.1\r\n"));
+        assert!(p.bytes.ends_with(b"content-length: 2\r\n\r\n{}"));
+        assert!(Post::new("https://127.0.0.1:1/", "text/plain", b"").is_err());
+    }
+}
