@@ -248,10 +248,10 @@ fn produce_response(outcome: ProduceOutcome) -> Response {
     // The `ProduceResponse` shape, written directly: serializing 1000 results through serde
     // costs more than the rest of the response path.
     let mut out = Vec::with_capacity(64 + outcome.results.len() * 56);
-    let mut num = itoa::Buffer::new();
-    // Records of a batch mostly share partition and timestamp: their text is kept, not redone.
-    let (mut partition, mut partition_text) = (None, Vec::new());
-    let (mut timestamp, mut timestamp_text) = (None, Vec::new());
+    // Records of a batch share partition and timestamp and have consecutive offsets: the text
+    // around the offset is kept while they stay the same, and the offset's text is advanced.
+    let (mut head, mut tail, mut around) = (Vec::new(), Vec::new(), None);
+    let mut offset = Decimal::default();
     out.extend_from_slice(b"{\"results\":[");
     for (i, r) in outcome.results.into_iter().enumerate() {
         if i > 0 {
@@ -259,23 +259,20 @@ fn produce_response(outcome: ProduceOutcome) -> Response {
         }
         match r {
             Ok(a) => {
-                if partition != Some(a.partition) {
-                    partition = Some(a.partition);
-                    partition_text.clear();
-                    partition_text.extend_from_slice(num.format(a.partition).as_bytes());
+                if around != Some((a.partition, a.timestamp)) {
+                    around = Some((a.partition, a.timestamp));
+                    head.clear();
+                    head.extend_from_slice(b"{\"partition\":");
+                    head.extend_from_slice(itoa::Buffer::new().format(a.partition).as_bytes());
+                    head.extend_from_slice(b",\"offset\":");
+                    tail.clear();
+                    tail.extend_from_slice(b",\"timestamp\":");
+                    tail.extend_from_slice(itoa::Buffer::new().format(a.timestamp).as_bytes());
+                    tail.push(b'}');
                 }
-                if timestamp != Some(a.timestamp) {
-                    timestamp = Some(a.timestamp);
-                    timestamp_text.clear();
-                    timestamp_text.extend_from_slice(num.format(a.timestamp).as_bytes());
-                }
-                out.extend_from_slice(b"{\"partition\":");
-                out.extend_from_slice(&partition_text);
-                out.extend_from_slice(b",\"offset\":");
-                out.extend_from_slice(num.format(a.offset).as_bytes());
-                out.extend_from_slice(b",\"timestamp\":");
-                out.extend_from_slice(&timestamp_text);
-                out.push(b'}');
+                out.extend_from_slice(&head);
+                out.extend_from_slice(offset.text(a.offset));
+                out.extend_from_slice(&tail);
             }
             Err(e) => {
                 let failed: RecordResult = Err::<crate::broker::RecordAck, _>(e).into();
@@ -284,7 +281,7 @@ fn produce_response(outcome: ProduceOutcome) -> Response {
         }
     }
     out.extend_from_slice(b"],\"failed\":");
-    out.extend_from_slice(num.format(failed).as_bytes());
+    out.extend_from_slice(itoa::Buffer::new().format(failed).as_bytes());
     out.push(b'}');
     let mut resp = json_response(out);
     if replayed {
@@ -292,6 +289,41 @@ fn produce_response(outcome: ProduceOutcome) -> Response {
             .insert("idempotency-replayed", HeaderValue::from_static("true"));
     }
     resp
+}
+
+/// The decimal text of the last number written, reused for the same number and advanced in
+/// place for the next one (a batch's offsets count up by one).
+#[derive(Default)]
+struct Decimal {
+    last: Option<u64>,
+    text: Vec<u8>,
+}
+
+impl Decimal {
+    fn text(&mut self, v: u64) -> &[u8] {
+        match self.last {
+            Some(last) if last == v => {}
+            Some(last) if last.checked_add(1) == Some(v) => {
+                // Carry from the last digit; all nines grow by one digit.
+                match self.text.iter().rposition(|&d| d != b'9') {
+                    Some(at) => {
+                        self.text[at] += 1;
+                        self.text[at + 1..].fill(b'0');
+                    }
+                    None => {
+                        self.text.fill(b'0');
+                        self.text.insert(0, b'1');
+                    }
+                }
+            }
+            _ => {
+                self.text.clear();
+                self.text.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+            }
+        }
+        self.last = Some(v);
+        &self.text
+    }
 }
 
 /// Produce records.
@@ -713,4 +745,34 @@ pub async fn fetch(
     out.extend_from_slice(itoa::Buffer::new().format(res.high_watermark).as_bytes());
     out.push(b'}');
     Ok(json_response(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Decimal;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Repeated, consecutive and jumping numbers all come out as their decimal text.
+        #[test]
+        fn decimal_text_matches_formatting(start in any::<u64>(), steps in proptest::collection::vec(0u64..3, 1..40)) {
+            let mut d = Decimal::default();
+            let mut v = start;
+            for step in steps {
+                v = if step == 2 { v / 7 } else { v.saturating_add(step) };
+                let want = v.to_string();
+                prop_assert_eq!(d.text(v), want.as_bytes());
+            }
+        }
+    }
+
+    #[test]
+    fn decimal_carries_into_a_new_digit() {
+        let mut d = Decimal::default();
+        for v in 97..=1001u64 {
+            assert_eq!(d.text(v), v.to_string().as_bytes());
+        }
+        assert_eq!(d.text(u64::MAX - 1), (u64::MAX - 1).to_string().as_bytes());
+        assert_eq!(d.text(u64::MAX), u64::MAX.to_string().as_bytes());
+    }
 }
