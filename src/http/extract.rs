@@ -15,12 +15,12 @@ use crate::error::{Error, ErrorCode};
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
 
-    /// The caller the authentication middleware established.
+    /// The caller the authentication middleware established, taken out of the request (a
+    /// handler extracts it once; nothing reads it after the handler).
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         parts
             .extensions
-            .get::<Caller>()
-            .cloned()
+            .remove::<Caller>()
             .ok_or_else(|| Error::new(ErrorCode::Unauthenticated, "credentials required").into())
     }
 }

@@ -140,9 +140,15 @@ impl Store {
 
     /// Starts an atomic write batch.
     pub fn batch(&self) -> StoreBatch<'_> {
+        self.batch_with_capacity(0)
+    }
+
+    /// Starts an atomic write batch with room for about `bytes` of keys and values, so that
+    /// RocksDB copies a large group of record batches into it once instead of regrowing it.
+    pub fn batch_with_capacity(&self, bytes: usize) -> StoreBatch<'_> {
         StoreBatch {
             store: self,
-            inner: WriteBatch::default(),
+            inner: WriteBatch::with_capacity_bytes(bytes),
         }
     }
 
