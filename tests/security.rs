@@ -341,8 +341,10 @@ async fn jwts_are_verified_and_mapped_to_permissions() {
     let raw = key.public_key_raw();
     use base64::Engine as _;
     let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    // And an RS256 key (a test-only fixture: RSA keys take long to generate).
+    let rsa_jwk: Value = serde_json::from_str(include_str!("fixtures/rs256-test-key.jwk.json")).unwrap();
     let jwks = json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "k1", "alg": "ES256", "use": "sig",
-        "x": b64(&raw[1..33]), "y": b64(&raw[33..65])}]});
+        "x": b64(&raw[1..33]), "y": b64(&raw[33..65])}, rsa_jwk]});
     let jwks_path = dir.path().join("jwks.json");
     std::fs::write(&jwks_path, jwks.to_string()).unwrap();
     let s = Server::start_env(
@@ -410,6 +412,30 @@ async fn jwts_are_verified_and_mapped_to_permissions() {
     )
     .unwrap();
     expect_problem(get(forged).await.unwrap(), 401, "unauthenticated").await;
+
+    // RS256 from the JWKS: accepted when signed by its key, refused when tampered with or when
+    // it names a key of another family.
+    let rsa = jsonwebtoken::EncodingKey::from_rsa_pem(include_bytes!("fixtures/rs256-test-key.pem")).unwrap();
+    let rs_header = jsonwebtoken::Header {
+        alg: jsonwebtoken::Algorithm::RS256,
+        kid: Some("rsa1".into()),
+        ..Default::default()
+    };
+    let rs = jsonwebtoken::encode(&rs_header, &claims, &rsa).unwrap();
+    let r = get(rs.clone()).await.unwrap();
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    let (head, rest) = rs.split_once('.').unwrap();
+    let (_, signature) = rest.split_once('.').unwrap();
+    let wider = json!({"sub": "bob", "iss": "https://idp.test", "aud": "weir", "exp": epoch() + 300,
+        "weir_permissions": ["topic:*:read", "topic:*:write"]});
+    let tampered = format!("{head}.{}.{signature}", b64(wider.to_string().as_bytes()));
+    expect_problem(get(tampered).await.unwrap(), 401, "unauthenticated").await;
+    let wrong_family = jsonwebtoken::Header {
+        kid: Some("k1".into()),
+        ..rs_header
+    };
+    let confused = jsonwebtoken::encode(&wrong_family, &claims, &rsa).unwrap();
+    expect_problem(get(confused).await.unwrap(), 401, "unauthenticated").await;
 }
 
 struct Pki {
@@ -592,6 +618,46 @@ async fn quotas_answer_429_with_retry_after() {
     );
 }
 
+/// The fetch-bytes quota is charged after the read, as Kafka does: a fetch that overdraws is
+/// served, the next one waits until the debt is repaid.
+#[tokio::test]
+async fn fetch_bytes_quota_charges_after_the_read() {
+    let s = Server::start_with(&["--quota-fetch-bytes-per-sec", "2000"]);
+    s.create_topic("fq", 1, json!({})).await;
+    let records: Vec<Value> = (0..3).map(|_| json!({"value": "x".repeat(1500)})).collect();
+    let r = client()
+        .post(s.url("/v1/topics/fq/records"))
+        .json(&json!({ "records": records }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let fetch = || {
+        client()
+            .get(s.url("/v1/topics/fq/partitions/0/records?offset=0"))
+            .send()
+    };
+    let first = fetch().await.unwrap();
+    assert_eq!(first.status(), 200);
+    let body: Value = first.json().await.unwrap();
+    assert_eq!(
+        body["records"].as_array().unwrap().len(),
+        3,
+        "an overdrawing fetch is still served whole"
+    );
+    let refused = fetch().await.unwrap();
+    assert!(refused.headers().contains_key("retry-after"));
+    let p = expect_problem(refused, 429, "quota_exceeded").await;
+    let wait = p["retry_after_ms"].as_u64().expect("retry_after_ms");
+    // About 4.5 KB owed at 2000 bytes/s beyond the one-second burst.
+    assert!((500..=3000).contains(&wait), "retry_after_ms {wait}");
+    tokio::time::sleep(Duration::from_millis(wait + 100)).await;
+    assert_eq!(
+        fetch().await.unwrap().status(),
+        200,
+        "served again once the debt is repaid"
+    );
+}
 #[tokio::test]
 async fn load_is_shed_with_503_instead_of_queueing() {
     let s = Server::start_with(&["--max-concurrent-requests", "2", "--max-streams", "1"]);
