@@ -665,7 +665,8 @@ pub async fn main(args: BenchArgs) -> anyhow::Result<()> {
         let doc = format!(
             "# Benchmarks\n\nProduced by `cargo run --release -- bench --out BENCHMARKS.md` ({} s per phase; produce \
 workloads in {} alternating rounds with their ceilings; backlog {} records). Server and load generator share the \
-machine: the server runs on its own 2-worker runtime, the client on another.\n\n\
+machine: Weir and the no-op ceiling each run on their own 2-worker runtime, the load generator (a minimal \
+HTTP/1.1 client, like wrk) on another.\n\n\
 ## Machine\n\n{}\n\n## Results\n\n{}{}",
             secs,
             rounds,
