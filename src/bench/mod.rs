@@ -283,6 +283,20 @@ async fn create_topic(base: &str, name: &str, partitions: u32) -> anyhow::Result
     Ok(())
 }
 
+/// POSTs the JSON batch `body` to `url` `requests` times, one after another (a backlog to read).
+async fn fill(client: &reqwest::Client, url: &str, body: &Bytes, requests: u64) -> anyhow::Result<()> {
+    for i in 0..requests {
+        let r = client
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await?;
+        anyhow::ensure!(r.status() == 200, "fill backlog, request {i}: {}", r.status());
+    }
+    Ok(())
+}
+
 /// Raw storage ceiling: appends `batch` as fast as possible for `seconds`.
 fn raw_append(store: &Store, batch: &[u8], seconds: f64) -> anyhow::Result<(u64, Duration)> {
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
@@ -393,17 +407,8 @@ pub async fn main(args: BenchArgs) -> anyhow::Result<()> {
     let (body, _) = records_body(1000, 100);
     let client = reqwest::Client::new();
     let url = format!("{base}/v1/topics/bench-fetch/records");
-    let mut filled = 0;
-    while filled < args.backlog {
-        let r = client
-            .post(&url)
-            .header("content-type", "application/json")
-            .body(body.clone())
-            .send()
-            .await?;
-        anyhow::ensure!(r.status() == 200, "fill backlog: {}", r.status());
-        filled += 1000;
-    }
+    let filled = args.backlog.div_ceil(1000) * 1000;
+    fill(&client, &url, &body, filled / 1000).await?;
     let (elapsed, h, records, bytes) = fetch_all(&client, &base, "bench-fetch", 1).await?;
     let fetch = Row::new(
         "catch-up fetch, 100 B records, 10000 per request",
@@ -470,16 +475,8 @@ pub async fn main(args: BenchArgs) -> anyhow::Result<()> {
     create_topic(&base, "bench-group", 4).await?;
     let (body, _) = records_body(1000, 100);
     let url = format!("{base}/v1/topics/bench-group/records");
-    for i in 0..group_backlog / 1000 {
-        // Keyless records of one request go to one partition; four requests cover the four.
-        let r = client
-            .post(&url)
-            .header("content-type", "application/json")
-            .body(body.clone())
-            .send()
-            .await?;
-        anyhow::ensure!(r.status() == 200, "fill group backlog {i}: {}", r.status());
-    }
+    // Keyless records of one request go to one partition; four requests cover the four.
+    fill(&client, &url, &body, group_backlog / 1000).await?;
     let filled = (group_backlog / 1000) * 1000;
     let plain = fetch_all(&client, &base, "bench-group", 4).await?;
     let plain_row = Row::new(
