@@ -108,6 +108,50 @@ async fn keyed_records_land_where_kafka_puts_them() {
     assert_eq!(seen.len(), 7);
 }
 
+/// Several MiB of log (several time-index entries), timestamps that rise but with one outlier
+/// far ahead of its neighbours: every lookup returns the first record at or after its timestamp, before and after a
+/// `kill -9` and restart, as a brute-force search over what was produced says.
+#[tokio::test]
+async fn fetch_by_timestamp_over_a_large_partition_with_an_outlier() {
+    let mut s = Server::start();
+    // Kept for ever: the timestamps are from 1970, which retention would otherwise remove.
+    s.create_topic("tsl", 1, json!({"retention.ms": -1})).await;
+    let value = "v".repeat(1000);
+    let mut stamps = Vec::new();
+    for r in 0..30i64 {
+        let records: Vec<Value> = (0..100i64)
+            .map(|i| {
+                let offset = r * 100 + i;
+                let ts = if offset == 150 {
+                    10_000_000
+                } else {
+                    10_000 + offset * 10
+                };
+                stamps.push(ts);
+                json!({"value": value, "timestamp": ts})
+            })
+            .collect();
+        s.produce("tsl", json!({ "records": records })).await;
+    }
+    let targets = [
+        0, 10_000, 11_495, 11_500, 11_501, 25_000, 34_990, 35_000, 35_001, 39_990, 40_000, 9_999_999, 10_000_000,
+        10_000_001,
+    ];
+    for round in ["before restart", "after restart"] {
+        for t in targets {
+            let want = stamps.iter().position(|&ts| ts >= t);
+            let f = s.fetch("tsl", 0, &format!("timestamp={t}&max_records=1")).await;
+            match want {
+                Some(offset) => assert_eq!(f["records"][0]["offset"], offset, "{round}: timestamp {t}"),
+                None => assert_eq!(f["records"], json!([]), "{round}: timestamp {t}"),
+            }
+        }
+        // The index is written with the records: it survives kill -9 like them.
+        s.kill9();
+        s.restart();
+    }
+}
+
 #[tokio::test]
 async fn fetch_by_timestamp_earliest_latest_and_limits() {
     let s = Server::start();

@@ -159,7 +159,8 @@ impl Broker {
                 let (earliest, hw) = (part.earliest_offset(), part.next_offset());
                 tokio::task::spawn_blocking(move || {
                     let mut found = None;
-                    store.scan_batches(topic_id, partition, earliest, |base, bytes| {
+                    let from = super::time_index::scan_start(&store, topic_id, partition, ts, earliest)?;
+                    store.scan_batches(topic_id, partition, from, |base, bytes| {
                         match BatchHeader::parse(bytes) {
                             Ok(h) if h.max_timestamp >= ts => {}
                             _ => return true,

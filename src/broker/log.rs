@@ -108,6 +108,7 @@ impl LogWriter {
             last_topic_id,
             rx,
             pending: HashMap::new(),
+            time_index: Default::default(),
         };
         let thread = std::thread::Builder::new()
             .name("weir-log-writer".into())
@@ -154,6 +155,8 @@ struct Writer {
     rx: mpsc::Receiver<Op>,
     /// The partitions of the group being appended, with their counters as they grow.
     pending: HashMap<(u32, u32), (Arc<Partition>, PartitionStats)>,
+    /// The time index's upkeep state.
+    time_index: super::time_index::Upkeep,
 }
 
 fn now_ms() -> i64 {
@@ -221,6 +224,11 @@ impl Writer {
                     .entry((a.topic.id, p.partition))
                     .or_insert_with(|| (part.clone(), part.stats()));
                 let base = stats.next_offset;
+                let at = (a.topic.id, p.partition, stats.earliest_offset);
+                if let Err(e) = self.time_index.on_append(&self.store, &mut batch, at, base, &p.batch) {
+                    // Without the entry, timestamp lookups scan further: slower, never wrong.
+                    tracing::error!(topic = %a.topic.name, partition = p.partition, error = %e, "time index upkeep failed");
+                }
                 batch.put_batch(
                     RecordKey {
                         topic_id: a.topic.id,
@@ -264,6 +272,7 @@ impl Writer {
                 }
             }
             Err(e) => {
+                self.time_index.reset();
                 let err = Error::from(e);
                 for (reply, _) in acked {
                     let _ = reply.send(Err(err.clone()));
@@ -430,6 +439,7 @@ impl Writer {
         let mut batch = self.store.batch();
         batch.delete_topic(name);
         batch.delete_topic_data(topic.id);
+        self.time_index.forget_topic(topic.id);
         for p in topic.partitions().iter() {
             batch.delete_partition_stats(PartitionKey {
                 topic_id: topic.id,
@@ -453,6 +463,7 @@ impl Writer {
         stats.bytes = stats.bytes.saturating_sub(freed);
         let mut batch = self.store.batch();
         batch.delete_batches_below(topic.id, partition, new_earliest);
+        super::time_index::prune(&self.store, &mut batch, topic.id, partition, new_earliest)?;
         batch.put_partition_stats(
             PartitionKey {
                 topic_id: topic.id,

@@ -13,6 +13,7 @@ pub mod partitioner;
 pub mod produce;
 mod quotas;
 mod retention;
+mod time_index;
 pub mod tokens;
 pub mod topics;
 

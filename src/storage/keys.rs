@@ -9,6 +9,14 @@
 //! | topic_id  u32BE | partition u32BE | base_offset u64BE               |
 //! +-----------------+-----------------+---------------------------------+
 //!
+//! time CF       TimeIndexKey (24 bytes, empty value): a sparse time index, one entry about
+//!               every MiB of a partition's batches (and at its first batch)
+//! +-----------------+-----------------+----------------------+-------------------+
+//! | topic_id  u32BE | partition u32BE | max_before u64BE     | base_offset u64BE |
+//! +-----------------+-----------------+----------------------+-------------------+
+//!               max_before: the largest timestamp of every record before base_offset
+//!               (0 when none), so it never decreases along a partition
+//!
 //! meta CF       PartitionKey (10 bytes), the per-partition counters
 //! +------+------+-----------------+-----------------+
 //! | 'p'  | '/'  | topic_id  u32BE | partition u32BE |
@@ -95,6 +103,67 @@ impl RecordKey {
         match topic_id.checked_add(1) {
             Some(next) => Self::topic_start(next).to_vec(),
             None => vec![0xff; RECORD_KEY_LEN + 1],
+        }
+    }
+}
+
+/// Length of an encoded [`TimeIndexKey`].
+pub const TIME_INDEX_KEY_LEN: usize = 24;
+
+/// One entry of a partition's sparse time index: no record before `base_offset` has a
+/// timestamp above `max_before`. The first record at or after a timestamp `t` is therefore at
+/// or after the `base_offset` of the last entry whose `max_before` is below `t`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TimeIndexKey {
+    /// Internal topic id.
+    pub topic_id: u32,
+    /// Partition number.
+    pub partition: u32,
+    /// The largest timestamp (ms) of the records before `base_offset`; 0 when there are none.
+    pub max_before: u64,
+    /// The base offset of a batch.
+    pub base_offset: u64,
+}
+
+impl TimeIndexKey {
+    /// Encodes the key.
+    pub fn encode(&self) -> [u8; TIME_INDEX_KEY_LEN] {
+        let mut out = [0u8; TIME_INDEX_KEY_LEN];
+        out[0..4].copy_from_slice(&self.topic_id.to_be_bytes());
+        out[4..8].copy_from_slice(&self.partition.to_be_bytes());
+        out[8..16].copy_from_slice(&self.max_before.to_be_bytes());
+        out[16..24].copy_from_slice(&self.base_offset.to_be_bytes());
+        out
+    }
+
+    /// Decodes a key; `None` unless `bytes` is exactly one encoded key.
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        let b: &[u8; TIME_INDEX_KEY_LEN] = bytes.try_into().ok()?;
+        let u64_at = |i: usize| u64::from_be_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+        Some(Self {
+            topic_id: u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+            partition: u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
+            max_before: u64_at(8),
+            base_offset: u64_at(16),
+        })
+    }
+
+    /// The first key of a partition's index whose `max_before` is `max_before`.
+    pub fn partition_at(topic_id: u32, partition: u32, max_before: u64) -> [u8; TIME_INDEX_KEY_LEN] {
+        Self {
+            topic_id,
+            partition,
+            max_before,
+            base_offset: 0,
+        }
+        .encode()
+    }
+
+    /// The exclusive end of a partition's index.
+    pub fn partition_end(topic_id: u32, partition: u32) -> Vec<u8> {
+        match partition.checked_add(1) {
+            Some(next) => Self::partition_at(topic_id, next, 0).to_vec(),
+            None => RecordKey::topic_end(topic_id),
         }
     }
 }
@@ -267,6 +336,17 @@ mod tests {
             let k = RecordKey { topic_id: t, partition: p, base_offset: o }.encode();
             prop_assert!(k.as_slice() >= RecordKey::topic_start(t).as_slice());
             prop_assert!(k.as_slice() < RecordKey::topic_end(t).as_slice());
+        }
+
+        #[test]
+        fn time_index_key_round_trips_and_orders(a: (u32, u32, u64, u64), b: (u32, u32, u64, u64)) {
+            let k = |(topic_id, partition, max_before, base_offset)| TimeIndexKey { topic_id, partition, max_before, base_offset };
+            let (ka, kb) = (k(a), k(b));
+            prop_assert_eq!(TimeIndexKey::decode(&ka.encode()), Some(ka));
+            prop_assert_eq!(ka.encode().cmp(&kb.encode()), ka.cmp(&kb));
+            // A partition's keys sort inside its bounds.
+            prop_assert!(ka.encode().as_slice() >= TimeIndexKey::partition_at(ka.topic_id, ka.partition, 0).as_slice());
+            prop_assert!(ka.encode().as_slice() < TimeIndexKey::partition_end(ka.topic_id, ka.partition).as_slice());
         }
 
         #[test]

@@ -13,7 +13,7 @@ use rocksdb::{
 
 use super::keys::{
     GroupOffsetKey, IdempotencyKey, NEXT_TOPIC_ID_KEY, PartitionKey, RecordKey, TOKEN_KEY_PREFIX, TOPIC_KEY_PREFIX,
-    token_key, topic_key,
+    TimeIndexKey, token_key, topic_key,
 };
 use super::records::{BatchHeader, PartitionStats};
 
@@ -21,6 +21,7 @@ const CF_RECORDS: &str = "records";
 const CF_META: &str = "meta";
 const CF_IDEMPOTENCY: &str = "idempotency";
 const CF_OFFSETS: &str = "offsets";
+const CF_TIME: &str = "time";
 
 /// A storage failure: I/O, corruption, or RocksDB itself.
 #[derive(Debug, thiserror::Error)]
@@ -119,12 +120,15 @@ impl Store {
         idem.set_block_based_table_factory(&table);
         let mut offsets = Options::default();
         offsets.set_block_based_table_factory(&table);
+        let mut time = Options::default();
+        time.set_block_based_table_factory(&table);
 
         let cfs = vec![
             ColumnFamilyDescriptor::new(CF_RECORDS, records),
             ColumnFamilyDescriptor::new(CF_META, meta),
             ColumnFamilyDescriptor::new(CF_IDEMPOTENCY, idem),
             ColumnFamilyDescriptor::new(CF_OFFSETS, offsets),
+            ColumnFamilyDescriptor::new(CF_TIME, time),
         ];
         std::fs::create_dir_all(path)?;
         let db = DB::open_cf_descriptors(&db_opts, path, cfs)?;
@@ -261,6 +265,60 @@ impl Store {
         Ok(())
     }
 
+    /// The last entry of a partition's time index whose `max_before` is below `below`.
+    pub fn time_index_last_below(&self, topic_id: u32, partition: u32, below: u64) -> Result<Option<TimeIndexKey>> {
+        let mut it = self.db.raw_iterator_cf(self.cf(CF_TIME));
+        it.seek_for_prev(TimeIndexKey::partition_at(topic_id, partition, below));
+        // The last key at or before that point: it may be the point itself or another
+        // partition's, so it is checked rather than trusted.
+        while it.valid() {
+            match it.key().and_then(TimeIndexKey::decode) {
+                Some(k) if (k.topic_id, k.partition) != (topic_id, partition) => break,
+                Some(k) if k.max_before < below => return Ok(Some(k)),
+                Some(_) => it.prev(),
+                None => break,
+            }
+        }
+        it.status()?;
+        Ok(None)
+    }
+
+    /// The last entry of a partition's time index.
+    pub fn time_index_last(&self, topic_id: u32, partition: u32) -> Result<Option<TimeIndexKey>> {
+        let mut it = self.db.raw_iterator_cf(self.cf(CF_TIME));
+        it.seek_for_prev(TimeIndexKey::partition_end(topic_id, partition));
+        while it.valid() {
+            match it.key().and_then(TimeIndexKey::decode) {
+                Some(k) if (k.topic_id, k.partition) == (topic_id, partition) => return Ok(Some(k)),
+                // The end key itself (the next partition's first entry) or an earlier partition's.
+                Some(k) if (k.topic_id, k.partition) > (topic_id, partition) => it.prev(),
+                _ => break,
+            }
+        }
+        it.status()?;
+        Ok(None)
+    }
+
+    /// The first entry of a partition's time index at or after `offset` (entries are in offset
+    /// order too: `max_before` never decreases along a partition).
+    pub fn time_index_first_from(&self, topic_id: u32, partition: u32, offset: u64) -> Result<Option<TimeIndexKey>> {
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_lower_bound(TimeIndexKey::partition_at(topic_id, partition, 0).to_vec());
+        ro.set_iterate_upper_bound(TimeIndexKey::partition_end(topic_id, partition));
+        let mut it = self.db.raw_iterator_cf_opt(self.cf(CF_TIME), ro);
+        it.seek_to_first();
+        while it.valid() {
+            match it.key().and_then(TimeIndexKey::decode) {
+                Some(k) if (k.topic_id, k.partition) != (topic_id, partition) => break,
+                Some(k) if k.base_offset >= offset => return Ok(Some(k)),
+                Some(_) => it.next(),
+                None => break,
+            }
+        }
+        it.status()?;
+        Ok(None)
+    }
+
     /// A stored idempotent-produce result.
     pub fn idempotency_get(&self, key: &IdempotencyKey) -> Result<Option<Vec<u8>>> {
         Ok(self.db.get_cf(self.cf(CF_IDEMPOTENCY), key.encode())?)
@@ -305,7 +363,7 @@ impl Store {
     /// Bytes used on disk and in memtables by the whole store.
     pub fn size_bytes(&self) -> u64 {
         let mut total = 0;
-        for cf in [CF_RECORDS, CF_META, CF_IDEMPOTENCY, CF_OFFSETS] {
+        for cf in [CF_RECORDS, CF_META, CF_IDEMPOTENCY, CF_OFFSETS, CF_TIME] {
             for prop in [
                 "rocksdb.total-sst-files-size",
                 "rocksdb.total-blob-file-size",
@@ -397,10 +455,32 @@ impl StoreBatch<'_> {
         self.inner.delete_range_cf(self.store.cf(CF_RECORDS), from, to);
     }
 
-    /// Deletes every batch of a topic and its idempotency results.
+    /// Adds an entry to a partition's time index.
+    pub fn put_time_index(&mut self, key: TimeIndexKey) {
+        self.inner.put_cf(self.store.cf(CF_TIME), key.encode(), []);
+    }
+
+    /// Deletes a partition's time index entries before `until` (a key of that partition, or
+    /// `None` for all of them).
+    pub fn delete_time_index_before(&mut self, topic_id: u32, partition: u32, until: Option<TimeIndexKey>) {
+        let from = TimeIndexKey::partition_at(topic_id, partition, 0).to_vec();
+        let to = match until {
+            Some(k) => k.encode().to_vec(),
+            None => TimeIndexKey::partition_end(topic_id, partition),
+        };
+        self.inner.delete_range_cf(self.store.cf(CF_TIME), from, to);
+    }
+
+    /// Deletes every batch of a topic, its time index and its idempotency results.
     pub fn delete_topic_data(&mut self, topic_id: u32) {
         self.inner.delete_range_cf(
             self.store.cf(CF_RECORDS),
+            RecordKey::topic_start(topic_id).as_slice(),
+            RecordKey::topic_end(topic_id).as_slice(),
+        );
+        // Time index keys share the records' topic/partition prefix.
+        self.inner.delete_range_cf(
+            self.store.cf(CF_TIME),
             RecordKey::topic_start(topic_id).as_slice(),
             RecordKey::topic_end(topic_id).as_slice(),
         );
