@@ -6,6 +6,7 @@
 //!   ceiling);
 //! - single-record produce from 64 connections vs the no-op handler;
 //! - catch-up fetch of a large backlog vs a raw scan of the same batches;
+//! - one-record fetches by timestamp into that backlog vs the same by offset;
 //! - produce-to-consume latency with a long-polling reader at half of peak single-record load.
 
 use std::fmt::Write as _;
@@ -442,6 +443,52 @@ pub async fn main(args: BenchArgs) -> anyhow::Result<()> {
     );
     rows.push((fetch, fetch_ceiling, None));
 
+    // 3b. Point reads into the backlog: by timestamp (the time index and a short scan) next to
+    // by offset (a direct seek), one at a time at positions spread over the whole partition.
+    let stamp_at = |offset: u64| {
+        let (client, base) = (client.clone(), base.clone());
+        async move {
+            let v: Value = client
+                .get(format!(
+                    "{base}/v1/topics/bench-fetch/partitions/0/records?offset={offset}&max_records=1"
+                ))
+                .send()
+                .await?
+                .json()
+                .await?;
+            v["records"][0]["timestamp"]
+                .as_i64()
+                .ok_or_else(|| anyhow::anyhow!("no record at offset {offset}"))
+        }
+    };
+    let (first, last) = (stamp_at(0).await?, stamp_at(filled - 1).await?);
+    let span = (last - first + 1) as u64;
+    let by_time = point_reads(&client, &base, "bench-fetch", secs, |r| {
+        format!("timestamp={}", first + (r % span) as i64)
+    })
+    .await?;
+    let by_offset = point_reads(&client, &base, "bench-fetch", secs, |r| {
+        format!("offset={}", r % filled)
+    })
+    .await?;
+    rows.push((
+        Row::new(
+            "fetch 1 record by timestamp, random over the backlog",
+            by_time.0,
+            by_time.0 * 100,
+            by_time.1,
+            &by_time.2,
+        ),
+        Row::new(
+            "  ceiling: fetch 1 record by offset, same backlog",
+            by_offset.0,
+            by_offset.0 * 100,
+            by_offset.1,
+            &by_offset.2,
+        ),
+        None,
+    ));
+
     // 4. Produce-to-consume latency at half of peak single-record load.
     create_topic(&base, "bench-e2e", 1).await?;
     let rate = (peak_single / 2.0).max(10.0);
@@ -752,6 +799,42 @@ async fn end_to_end(base: &str, rate: f64, seconds: f64) -> anyhow::Result<(Hist
 
 /// Reads every partition from offset 0 to its end with plain fetches of up to 10000 records;
 /// returns the time, per-request latencies, records and response bytes.
+/// One-record fetches from partition 0 of `topic`, one after another for `seconds`, the n-th
+/// with the query `query(r)` for a pseudo-random `r`; each must return a record.
+async fn point_reads(
+    client: &reqwest::Client,
+    base: &str,
+    topic: &str,
+    seconds: f64,
+    query: impl Fn(u64) -> String,
+) -> anyhow::Result<(u64, Duration, Histogram<u64>)> {
+    let mut h = histogram();
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs_f64(seconds);
+    let (mut n, mut r) = (0u64, 0x9e37_79b9_7f4a_7c15u64);
+    while Instant::now() < deadline {
+        // xorshift: positions spread over the partition, the same sequence every run.
+        r ^= r << 13;
+        r ^= r >> 7;
+        r ^= r << 17;
+        let t = Instant::now();
+        let body = client
+            .get(format!(
+                "{base}/v1/topics/{topic}/partitions/0/records?{}&max_records=1",
+                query(r)
+            ))
+            .send()
+            .await?
+            .bytes()
+            .await?;
+        h.saturating_record(t.elapsed().as_micros() as u64);
+        let v: FetchSummary = serde_json::from_slice(&body)?;
+        anyhow::ensure!(v.records.len() == 1, "point read {} found no record", query(r));
+        n += 1;
+    }
+    Ok((n, started.elapsed(), h))
+}
+
 async fn fetch_all(
     client: &reqwest::Client,
     base: &str,
