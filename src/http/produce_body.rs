@@ -219,8 +219,9 @@ impl<'a> Parser<'a> {
         self.i - start
     }
 
-    /// Skips a number of JSON's grammar.
-    fn skip_number(&mut self) -> Option<()> {
+    /// The integer part of a JSON number: an optional minus, then `0` or digits not starting
+    /// with `0`.
+    fn int_part(&mut self) -> Option<()> {
         self.eat_if(b'-');
         match self.peek()? {
             b'0' => self.i += 1,
@@ -229,6 +230,12 @@ impl<'a> Parser<'a> {
             }
             _ => return None,
         }
+        Some(())
+    }
+
+    /// Skips a number of JSON's grammar.
+    fn skip_number(&mut self) -> Option<()> {
+        self.int_part()?;
         if self.eat_if(b'.') && self.digits() == 0 {
             return None;
         }
@@ -291,14 +298,7 @@ impl<'a> Parser<'a> {
             return Some(None);
         }
         let start = self.i;
-        self.eat_if(b'-');
-        match self.peek()? {
-            b'0' => self.i += 1,
-            b'1'..=b'9' => {
-                self.digits();
-            }
-            _ => return None,
-        }
+        self.int_part()?;
         if let Some(b'.' | b'e' | b'E' | b'0'..=b'9') = self.peek() {
             return None;
         }
