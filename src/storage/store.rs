@@ -283,30 +283,17 @@ impl Store {
         Ok(None)
     }
 
-    /// The last entry of a partition's time index.
+    /// The last entry of a partition's time index (no `max_before` reaches `u64::MAX`: it holds
+    /// a timestamp, at most `i64::MAX`).
     pub fn time_index_last(&self, topic_id: u32, partition: u32) -> Result<Option<TimeIndexKey>> {
-        let mut it = self.db.raw_iterator_cf(self.cf(CF_TIME));
-        it.seek_for_prev(TimeIndexKey::partition_end(topic_id, partition));
-        while it.valid() {
-            match it.key().and_then(TimeIndexKey::decode) {
-                Some(k) if (k.topic_id, k.partition) == (topic_id, partition) => return Ok(Some(k)),
-                // The end key itself (the next partition's first entry) or an earlier partition's.
-                Some(k) if (k.topic_id, k.partition) > (topic_id, partition) => it.prev(),
-                _ => break,
-            }
-        }
-        it.status()?;
-        Ok(None)
+        self.time_index_last_below(topic_id, partition, u64::MAX)
     }
 
     /// The first entry of a partition's time index at or after `offset` (entries are in offset
     /// order too: `max_before` never decreases along a partition).
     pub fn time_index_first_from(&self, topic_id: u32, partition: u32, offset: u64) -> Result<Option<TimeIndexKey>> {
-        let mut ro = ReadOptions::default();
-        ro.set_iterate_lower_bound(TimeIndexKey::partition_at(topic_id, partition, 0).to_vec());
-        ro.set_iterate_upper_bound(TimeIndexKey::partition_end(topic_id, partition));
-        let mut it = self.db.raw_iterator_cf_opt(self.cf(CF_TIME), ro);
-        it.seek_to_first();
+        let mut it = self.db.raw_iterator_cf(self.cf(CF_TIME));
+        it.seek(TimeIndexKey::partition_at(topic_id, partition, 0));
         while it.valid() {
             match it.key().and_then(TimeIndexKey::decode) {
                 Some(k) if (k.topic_id, k.partition) != (topic_id, partition) => break,
