@@ -47,21 +47,6 @@ fn reload_tls_on_sighup(config: Config, shared: http::tls::SharedTls) {
 }
 pub use config::Config;
 
-/// The Prometheus recorder keeps every histogram sample until it is rendered: without a
-/// periodic drain, a server nobody scrapes grows by every request's latency forever.
-fn drain_metrics(stop: tokio_util::sync::CancellationToken) {
-    let handle = http::metrics_handle();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(5));
-        loop {
-            tokio::select! {
-                _ = tick.tick() => handle.run_upkeep(),
-                _ = stop.cancelled() => break,
-            }
-        }
-    });
-}
-
 /// Serves Weir on `listener` until `shutdown` completes, then lets in-flight requests finish
 /// (up to `config.shutdown_grace_ms`), writes out everything acknowledged and closes the store.
 pub async fn run(
@@ -79,7 +64,7 @@ pub async fn run(
     let broker = Broker::open(config.clone()).await?;
     let app = http::router(broker.clone());
     let token = broker.shutdown_token();
-    drain_metrics(token.clone());
+    http::drain_metrics(token.clone());
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(addr = %listener.local_addr()?, scheme, "weir listening");
     let signal_token = token.clone();

@@ -18,7 +18,7 @@ pub mod topics;
 
 use std::collections::HashMap;
 use std::sync::{LazyLock, OnceLock, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
@@ -130,6 +130,21 @@ async fn method_not_allowed() -> Response {
         ErrorCode::MethodNotAllowed,
         "this route does not accept that method",
     ))
+}
+
+/// The Prometheus recorder keeps every histogram sample until it is rendered: without a
+/// periodic drain, a server nobody scrapes grows by every request's latency forever.
+pub fn drain_metrics(stop: tokio_util::sync::CancellationToken) {
+    let handle = metrics_handle();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => handle.run_upkeep(),
+                _ = stop.cancelled() => break,
+            }
+        }
+    });
 }
 
 /// One route's request timer and its counters by method and status.
