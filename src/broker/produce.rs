@@ -149,7 +149,18 @@ enum Slot {
     Err(Box<Error>),
 }
 
+/// The stored bytes of a key or value given as `input` in `format`.
+#[inline]
 fn resolve<'a>(input: PayloadInput<'a>, format: Format, field: &dyn Fn() -> String) -> Result<Cow<'a, [u8]>> {
+    match (input, format) {
+        // The common case, kept inline: JSON text on one line is stored as it is.
+        (PayloadInput::JsonLine(raw), Format::Json) => Ok(Cow::Borrowed(raw.as_bytes())),
+        _ => convert(input, format, field),
+    }
+}
+
+/// [`resolve`] for inputs that need checking or converting.
+fn convert<'a>(input: PayloadInput<'a>, format: Format, field: &dyn Fn() -> String) -> Result<Cow<'a, [u8]>> {
     let as_json_string = |raw: &'a str| -> Result<Cow<'a, str>> {
         serde_json::from_str::<Cow<'a, str>>(raw).map_err(|_| {
             Error::new(
@@ -161,7 +172,7 @@ fn resolve<'a>(input: PayloadInput<'a>, format: Format, field: &dyn Fn() -> Stri
     };
     match (input, format) {
         (PayloadInput::JsonLine(raw), Format::Json) => Ok(Cow::Borrowed(raw.as_bytes())),
-        (PayloadInput::JsonLine(raw), format) => resolve(PayloadInput::Json(raw), format, field),
+        (PayloadInput::JsonLine(raw), format) => convert(PayloadInput::Json(raw), format, field),
         (PayloadInput::Json(raw), Format::Json) => Ok(single_line(raw.as_bytes())),
         (PayloadInput::Json(raw), Format::String) => Ok(match as_json_string(raw)? {
             Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
@@ -292,7 +303,11 @@ impl Broker {
                             format: req.value_format,
                             bytes,
                         }),
-                        headers: r.headers.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())).collect(),
+                        headers: if r.headers.is_empty() {
+                            Vec::new()
+                        } else {
+                            r.headers.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())).collect()
+                        },
                     };
                     let before = b.encoded_len();
                     b.push(&view);
