@@ -149,10 +149,37 @@ impl<'a> Parser<'a> {
     /// An object member's name (without escapes) and the colon after it.
     fn name(&mut self) -> Option<&'a str> {
         let name = self.plain_string()?;
+        self.colon()?;
+        Some(name)
+    }
+
+    /// The `:` after a member name, with whitespace around it.
+    fn colon(&mut self) -> Option<()> {
         self.ws();
         self.eat(b':')?;
         self.ws();
-        Some(name)
+        Some(())
+    }
+
+    /// A record field's name when it is written plainly (`"value"`, not `"val\u0075e"`), with
+    /// the cursor moved past its closing quote; else `None` and the cursor stays. One compare
+    /// instead of a string scan: every record has these names.
+    fn record_field(&mut self) -> Option<&'static str> {
+        let rest = self.s.get(self.i..)?;
+        let name = match rest.get(1)? {
+            b'v' => "value",
+            b'k' => "key",
+            b'h' => "headers",
+            b'p' => "partition",
+            b't' => "timestamp",
+            _ => return None,
+        };
+        let quoted = rest.get(..name.len() + 2)?;
+        let plain = quoted[0] == b'"' && &quoted[1..=name.len()] == name.as_bytes() && quoted[name.len() + 1] == b'"';
+        plain.then(|| {
+            self.i += name.len() + 2;
+            name
+        })
     }
     fn peek(&self) -> Option<u8> {
         self.s.get(self.i).copied()
@@ -357,7 +384,14 @@ impl<'a> Parser<'a> {
         };
         let mut seen = 0u8;
         self.list(b'{', b'}', |p| {
-            match p.name()? {
+            let name = match p.record_field() {
+                Some(name) => {
+                    p.colon()?;
+                    name
+                }
+                None => p.name()?,
+            };
+            match name {
                 "value" => {
                     first(&mut seen, 1)?;
                     r.value = match p.value()? {
@@ -442,6 +476,11 @@ mod tests {
             &br#"{"records": [{"value": 1}], "extra": 1}"#[..],
             br#"{"records": [{"value": 1, "value": 2}]}"#,
             br#"{"records": [{"valu\u0065": 1}]}"#,
+            br#"{"records": [{"values": 1}]}"#,
+            br#"{"records": [{"value": 1, "keys": 2}]}"#,
+            br#"{"records": [{"v": 1}]}"#,
+            br#"{"records": [{"value"#,
+            br#"{"records": [{"value" 1}]}"#,
             br#"{"records": [{"value": 1,}]}"#,
             br#"{"records": [{"value": 01}]}"#,
             br#"{"records": [{"value": 1, "partition": 1.0}]}"#,
