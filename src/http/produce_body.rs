@@ -103,6 +103,35 @@ fn stop(s: &[u8]) -> Option<usize> {
     s[at..].iter().position(|&b| is_stop(b)).map(|p| at + p)
 }
 
+/// The members of a record object; each value is its bit in the set of members seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Value = 1,
+    Key = 2,
+    Headers = 4,
+    Partition = 8,
+    Timestamp = 16,
+}
+
+impl Field {
+    const fn name(self) -> &'static str {
+        match self {
+            Self::Value => "value",
+            Self::Key => "key",
+            Self::Headers => "headers",
+            Self::Partition => "partition",
+            Self::Timestamp => "timestamp",
+        }
+    }
+
+    /// The member called `name`; `None` for a name the fast path does not take.
+    fn named(name: &str) -> Option<Self> {
+        [Self::Value, Self::Key, Self::Headers, Self::Partition, Self::Timestamp]
+            .into_iter()
+            .find(|f| f.name() == name)
+    }
+}
+
 /// A cursor over valid UTF-8 text.
 struct Parser<'a> {
     s: &'a [u8],
@@ -164,21 +193,22 @@ impl<'a> Parser<'a> {
     /// A record field's name when it is written plainly (`"value"`, not `"val\u0075e"`), with
     /// the cursor moved past its closing quote; else `None` and the cursor stays. One compare
     /// instead of a string scan: every record has these names.
-    fn record_field(&mut self) -> Option<&'static str> {
+    fn record_field(&mut self) -> Option<Field> {
         let rest = self.s.get(self.i..)?;
-        let name = match rest.get(1)? {
-            b'v' => "value",
-            b'k' => "key",
-            b'h' => "headers",
-            b'p' => "partition",
-            b't' => "timestamp",
+        let field = match rest.get(1)? {
+            b'v' => Field::Value,
+            b'k' => Field::Key,
+            b'h' => Field::Headers,
+            b'p' => Field::Partition,
+            b't' => Field::Timestamp,
             _ => return None,
         };
+        let name = field.name();
         let quoted = rest.get(..name.len() + 2)?;
         let plain = quoted[0] == b'"' && &quoted[1..=name.len()] == name.as_bytes() && quoted[name.len() + 1] == b'"';
         plain.then(|| {
             self.i += name.len() + 2;
-            name
+            field
         })
     }
     fn peek(&self) -> Option<u8> {
@@ -384,41 +414,36 @@ impl<'a> Parser<'a> {
         };
         let mut seen = 0u8;
         self.list(b'{', b'}', |p| {
-            let name = match p.record_field() {
-                Some(name) => {
+            let field = match p.record_field() {
+                Some(field) => {
                     p.colon()?;
-                    name
+                    field
                 }
-                None => p.name()?,
+                None => Field::named(p.name()?)?,
             };
-            match name {
-                "value" => {
-                    first(&mut seen, 1)?;
+            first(&mut seen, field as u8)?;
+            match field {
+                Field::Value => {
                     r.value = match p.value()? {
                         PayloadInput::JsonLine("null") => ValueInput::Null,
                         v => ValueInput::Given(v),
                     };
                 }
-                "key" => {
-                    first(&mut seen, 2)?;
+                Field::Key => {
                     r.key = match p.value()? {
                         PayloadInput::JsonLine("null") => None,
                         k => Some(k),
                     };
                 }
-                "headers" => {
-                    first(&mut seen, 4)?;
+                Field::Headers => {
                     p.headers(&mut r.headers)?;
                 }
-                "partition" => {
-                    first(&mut seen, 8)?;
+                Field::Partition => {
                     r.partition = p.opt_i64()?;
                 }
-                "timestamp" => {
-                    first(&mut seen, 16)?;
+                Field::Timestamp => {
                     r.timestamp = p.opt_i64()?;
                 }
-                _ => return None,
             }
             Some(())
         })?;
