@@ -253,14 +253,14 @@ fn produce_response(outcome: ProduceOutcome) -> Response {
     // result's text is kept and only its offset digits are advanced.
     let mut line = ResultLine::default();
     out.extend_from_slice(b"{\"results\":[");
-    for (i, r) in outcome.results.into_iter().enumerate() {
+    for (i, r) in outcome.results.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
         match r {
-            Ok(a) => out.extend_from_slice(line.text(&a)),
+            Ok(a) => out.extend_from_slice(line.text(a)),
             Err(e) => {
-                let failed: RecordResult = Err::<crate::broker::RecordAck, _>(e).into();
+                let failed: RecordResult = Err::<crate::broker::RecordAck, _>(e.clone()).into();
                 serde_json::to_writer(&mut out, &failed).expect("writing to a Vec cannot fail");
             }
         }
