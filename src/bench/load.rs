@@ -54,26 +54,36 @@ pub(crate) async fn run(
     concurrency: usize,
     seconds: f64,
 ) -> anyhow::Result<(u64, Duration, Histogram<u64>)> {
-    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency {
+    drive(concurrency, seconds, |deadline| {
         let req = req.clone();
-        tasks.push(tokio::spawn(async move {
+        async move {
             let mut stream = TcpStream::connect(req.addr).await?;
             stream.set_nodelay(true)?;
             let mut buf = BytesMut::with_capacity(128 << 10);
-            let mut latency = super::histogram();
-            let mut n = 0u64;
-            while Instant::now() < deadline {
-                let t = Instant::now();
-                exchange(&mut stream, &req.bytes, &mut buf).await?;
-                latency.saturating_record(t.elapsed().as_micros() as u64);
-                n += 1;
+            let mut runs = Runs::until(deadline);
+            while runs.due() {
+                runs.time(exchange(&mut stream, &req.bytes, &mut buf)).await?;
             }
-            anyhow::Ok((n, latency))
-        }));
-    }
+            Ok(runs.finish())
+        }
+    })
+    .await
+}
+
+/// Runs `concurrency` tasks made by `task` (given the deadline, `seconds` from now) and merges
+/// what they return: requests answered and their latencies. Returns those with the time taken.
+pub(crate) async fn drive<F, T>(
+    concurrency: usize,
+    seconds: f64,
+    task: F,
+) -> anyhow::Result<(u64, Duration, Histogram<u64>)>
+where
+    F: Fn(Instant) -> T,
+    T: Future<Output = anyhow::Result<(u64, Histogram<u64>)>> + Send + 'static,
+{
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..concurrency).map(|_| tokio::spawn(task(deadline))).collect();
     let mut total = 0;
     let mut latency = super::histogram();
     for t in tasks {
@@ -82,6 +92,43 @@ pub(crate) async fn run(
         latency.add(h).map_err(|e| anyhow::anyhow!("merge histograms: {e:?}"))?;
     }
     Ok((total, started.elapsed(), latency))
+}
+
+/// One task's requests until a deadline: how many ran and their latencies in µs.
+pub(crate) struct Runs {
+    deadline: Instant,
+    n: u64,
+    latency: Histogram<u64>,
+}
+
+impl Runs {
+    /// No requests yet; more are due until `deadline`.
+    pub(crate) fn until(deadline: Instant) -> Self {
+        Self {
+            deadline,
+            n: 0,
+            latency: super::histogram(),
+        }
+    }
+
+    /// Whether the deadline is still ahead.
+    pub(crate) fn due(&self) -> bool {
+        Instant::now() < self.deadline
+    }
+
+    /// Awaits one request, timing it.
+    pub(crate) async fn time<T>(&mut self, request: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+        let t = Instant::now();
+        let out = request.await?;
+        self.latency.saturating_record(t.elapsed().as_micros() as u64);
+        self.n += 1;
+        Ok(out)
+    }
+
+    /// How many requests ran and their latencies.
+    pub(crate) fn finish(self) -> (u64, Histogram<u64>) {
+        (self.n, self.latency)
+    }
 }
 
 /// Writes one request and reads its whole response.

@@ -211,45 +211,36 @@ async fn post_loop_with(
     concurrency: usize,
     seconds: f64,
 ) -> (u64, Duration, Histogram<u64>) {
-    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        // Parsed once: the load generator should spend as little as it can per request.
-        let url: reqwest::Url = url.parse().expect("bench URL");
-        let (client, body) = (client.clone(), body.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut h = histogram();
-            let mut n = 0u64;
-            while Instant::now() < deadline {
-                let t = Instant::now();
-                let r = client
-                    .post(url.clone())
-                    .header("content-type", content_type)
-                    .body(body.clone())
-                    .send()
-                    .await;
-                match r {
-                    Ok(r) if r.status().is_success() => {
-                        let _ = r.bytes().await;
-                    }
-                    Ok(r) => panic!("bench request failed: {} {:?}", r.status(), r.text().await),
-                    Err(e) => panic!("bench request failed: {e}"),
-                }
-                h.saturating_record(t.elapsed().as_micros() as u64);
-                n += 1;
+    // Parsed once: the load generator should spend as little as it can per request.
+    let url: reqwest::Url = url.parse().expect("bench URL");
+    load::drive(concurrency, seconds, |deadline| {
+        let (client, url, body) = (client.clone(), url.clone(), body.clone());
+        async move {
+            let mut runs = load::Runs::until(deadline);
+            while runs.due() {
+                runs.time(async {
+                    let r = client
+                        .post(url.clone())
+                        .header("content-type", content_type)
+                        .body(body.clone())
+                        .send()
+                        .await?;
+                    anyhow::ensure!(
+                        r.status().is_success(),
+                        "bench request failed: {} {:?}",
+                        r.status(),
+                        r.text().await
+                    );
+                    r.bytes().await?;
+                    Ok(())
+                })
+                .await?;
             }
-            (n, h)
-        }));
-    }
-    let mut total = 0;
-    let mut h = histogram();
-    for t in tasks {
-        let (n, th) = t.await.expect("task");
-        total += n;
-        h.add(th).expect("merge histograms");
-    }
-    (total, started.elapsed(), h)
+            Ok(runs.finish())
+        }
+    })
+    .await
+    .expect("bench requests")
 }
 
 fn records_body(count: usize, value_bytes: usize) -> (Bytes, Vec<Vec<u8>>) {
