@@ -80,8 +80,9 @@ fn first(seen: &mut u8, bit: u8) -> Option<()> {
 const MAX_DEPTH: u32 = 100;
 
 /// Whether `b` ends the plain run of a JSON string: a quote, a backslash or a control byte.
+/// Written with `|`, not `||`, so that a block of them compiles to a few vector instructions.
 const fn is_stop(b: u8) -> bool {
-    b == b'"' || b == b'\\' || b < 0x20
+    (b == b'"') | (b == b'\\') | (b < 0x20)
 }
 
 /// Position of the first byte of `s` that [`is_stop`], in one pass: 16-byte blocks tested
@@ -92,10 +93,7 @@ fn stop(s: &[u8]) -> Option<usize> {
     const BLOCK: usize = 16;
     let mut at = 0;
     for block in s.chunks_exact(BLOCK) {
-        if block
-            .iter()
-            .fold(false, |any, &b| any | (b == b'"') | (b == b'\\') | (b < 0x20))
-        {
+        if block.iter().fold(false, |any, &b| any | is_stop(b)) {
             break;
         }
         at += BLOCK;
