@@ -37,15 +37,27 @@ use crate::broker::Broker;
 use crate::error::{Error, ErrorCode};
 use error::problem_response;
 
-/// What handlers share.
+/// What handlers share, behind one reference count: axum clones the state for every request
+/// (the door and each handler's `State`), and one atomic increment is cheaper than one per part.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(std::sync::Arc<Shared>);
+
+/// The parts of [`AppState`].
+pub struct Shared {
     /// The broker service.
     pub broker: Broker,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
     /// Load-shedding counters.
-    pub limits: std::sync::Arc<limits::Limits>,
+    pub limits: limits::Limits,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 /// The process-wide Prometheus recorder (installed once; several servers in one test process
@@ -99,11 +111,11 @@ pub fn api_router() -> OpenApiRouter<AppState> {
 /// The complete application: API, `/openapi.json`, `/docs`, fallbacks and middleware.
 pub fn router(broker: Broker) -> Router {
     let cors = limits::cors(broker.config());
-    let state = AppState {
-        limits: std::sync::Arc::new(limits::Limits::new(broker.config())),
+    let state = AppState(std::sync::Arc::new(Shared {
+        limits: limits::Limits::new(broker.config()),
         broker,
         metrics: metrics_handle(),
-    };
+    }));
     let (api, spec) = api_router().split_for_parts();
     let app = api
         .fallback(not_found)

@@ -116,8 +116,8 @@ pub fn write_records(out: &mut Vec<u8>, reads: &[crate::broker::FetchResult], re
 
 /// A 200 response with a JSON body that was written by hand.
 pub fn json_response(body: Vec<u8>) -> axum::response::Response {
-    use axum::response::IntoResponse as _;
-    let mut resp = (axum::http::StatusCode::OK, body).into_response();
+    // Built directly: `(StatusCode, Vec<u8>)` would set an octet-stream type to be replaced.
+    let mut resp = axum::response::Response::new(axum::body::Body::from(body));
     resp.headers_mut().insert(
         axum::http::header::CONTENT_TYPE,
         axum::http::HeaderValue::from_static("application/json"),
