@@ -205,11 +205,12 @@ impl<'a> Parser<'a> {
     /// array of its own length, which compiles to a load and a compare (a slice compare of a
     /// length known only at run time calls `memcmp`).
     fn record_field(&mut self) -> Option<Field> {
-        fn quoted<const N: usize>(rest: &[u8], name: &[u8; N]) -> bool {
-            rest.get(..N).is_some_and(|r| r == name)
+        /// `N` when `rest` starts with `name`.
+        fn quoted<const N: usize>(rest: &[u8], name: &[u8; N]) -> Option<usize> {
+            rest.get(..N).filter(|r| *r == name).map(|_| N)
         }
         let rest = self.s.get(self.i..)?;
-        let (field, plain) = match rest.get(1)? {
+        let (field, len) = match rest.get(1)? {
             b'v' => (Field::Value, quoted(rest, b"\"value\"")),
             b'k' => (Field::Key, quoted(rest, b"\"key\"")),
             b'h' => (Field::Headers, quoted(rest, b"\"headers\"")),
@@ -217,10 +218,8 @@ impl<'a> Parser<'a> {
             b't' => (Field::Timestamp, quoted(rest, b"\"timestamp\"")),
             _ => return None,
         };
-        plain.then(|| {
-            self.i += field.name().len() + 2;
-            field
-        })
+        self.i += len?;
+        Some(field)
     }
 
     fn peek(&self) -> Option<u8> {
