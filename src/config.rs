@@ -56,6 +56,10 @@ pub const fn default_max_concurrent_requests() -> usize {
 pub const fn default_max_streams() -> usize {
     1024
 }
+/// Default nice steps by which the log writer thread runs ahead of the request workers.
+pub const fn default_writer_priority_boost() -> u8 {
+    10
+}
 /// Default `Access-Control-Max-Age` of CORS preflights.
 pub const fn default_cors_max_age_secs() -> u64 {
     600
@@ -148,6 +152,11 @@ pub struct Config {
     pub max_streams: usize,
     /// Also append audit lines to this topic (created if missing).
     pub audit_topic: Option<String>,
+    /// Nice steps by which the log writer thread runs ahead of the rest of the server (0: same
+    /// priority). Every produce waits for that one thread, so under CPU contention it should not
+    /// queue behind request workers. Needs `CAP_SYS_NICE` (or root); without it the writer runs at
+    /// the server's priority and start-up says so.
+    pub writer_priority_boost: u8,
 }
 
 /// Permissions given to a JWT or certificate principal in the config file.
@@ -198,6 +207,7 @@ impl Default for Config {
             max_concurrent_requests: default_max_concurrent_requests(),
             max_streams: default_max_streams(),
             audit_topic: None,
+            writer_priority_boost: default_writer_priority_boost(),
         }
     }
 }
@@ -301,6 +311,10 @@ pub struct ConfigArgs {
     /// Also append audit lines to this topic.
     #[arg(long, env = "WEIR_AUDIT_TOPIC")]
     pub audit_topic: Option<String>,
+    /// Nice steps the log writer thread runs ahead of request workers; 0 turns it off (needs
+    /// CAP_SYS_NICE) [default: 10].
+    #[arg(long, env = "WEIR_WRITER_PRIORITY_BOOST", value_parser = clap::value_parser!(u8).range(0..=39))]
+    pub writer_priority_boost: Option<u8>,
 }
 
 /// A configuration problem found at start-up.
@@ -367,7 +381,8 @@ impl Config {
             quota_fetch_bytes_per_sec,
             quota_requests_per_sec,
             max_concurrent_requests,
-            max_streams
+            max_streams,
+            writer_priority_boost
         );
         macro_rules! overlay_opt {
             ($($f:ident),*) => { $( if args.$f.is_some() { c.$f = args.$f.clone(); } )* };
@@ -432,6 +447,11 @@ impl Config {
             if v == 0 {
                 return Err(ConfigError::Invalid(format!("{name}: must be greater than 0")));
             }
+        }
+        if self.writer_priority_boost > 39 {
+            return Err(ConfigError::Invalid(
+                "writer_priority_boost: must be at most 39 (the span of nice values)".into(),
+            ));
         }
         if self.admin_token.as_ref().is_some_and(|t| t.len() < 16) {
             return Err(ConfigError::Invalid(

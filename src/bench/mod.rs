@@ -50,6 +50,14 @@ pub struct BenchArgs {
     /// a quick loop while working on the produce path.
     #[arg(long)]
     pub produce_only: bool,
+    /// Nice steps by which Weir's log writer, and the raw storage ceiling's thread alike, run
+    /// ahead of the rest (the server's `writer_priority_boost`; 0: no boost).
+    #[arg(long, default_value_t = weir_default_boost())]
+    pub writer_priority_boost: u8,
+}
+
+const fn weir_default_boost() -> u8 {
+    crate::config::default_writer_priority_boost()
 }
 
 /// One measured line of the report.
@@ -290,8 +298,20 @@ async fn fill(client: &reqwest::Client, url: &str, body: &Bytes, requests: u64) 
     Ok(())
 }
 
-/// Raw storage ceiling: appends `batch` as fast as possible for `seconds`.
-fn raw_append(store: &Store, batch: &[u8], seconds: f64) -> anyhow::Result<(u64, Duration)> {
+/// Raw storage ceiling: appends `batch` as fast as possible for `seconds`, from a thread at the
+/// priority Weir's log writer gets (`boost` nice steps up), so that neither side is favoured.
+fn raw_append(store: &Store, batch: &[u8], seconds: f64, boost: u8) -> anyhow::Result<(u64, Duration)> {
+    let raised = (boost > 0)
+        .then(|| crate::broker::raise_thread_priority(boost).ok())
+        .flatten();
+    let result = raw_append_loop(store, batch, seconds);
+    if let Some((from, _)) = raised {
+        crate::broker::set_thread_nice(from)?;
+    }
+    result
+}
+
+fn raw_append_loop(store: &Store, batch: &[u8], seconds: f64) -> anyhow::Result<(u64, Duration)> {
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let started = Instant::now();
     let mut n = 0u64;
@@ -314,6 +334,7 @@ pub async fn main(args: BenchArgs) -> anyhow::Result<()> {
         data_dir: tmp.join("weir"),
         listen: "127.0.0.1:0".parse()?,
         max_fetch_records: 10_000,
+        writer_priority_boost: args.writer_priority_boost,
         ..Config::default()
     };
     let (addr, stop, server) = start_server(config)?;
@@ -339,7 +360,8 @@ pub async fn main(args: BenchArgs) -> anyhow::Result<()> {
         for _ in 0..rounds {
             weir.add(post_loop(&url, body.clone(), "application/json", conns, slice).await);
             http.add(post_loop(&noop, body.clone(), "application/json", conns, slice).await);
-            let (n, el) = tokio::task::block_in_place(|| raw_append(&raw_store, &batches[0], slice))?;
+            let (n, el) =
+                tokio::task::block_in_place(|| raw_append(&raw_store, &batches[0], slice, args.writer_priority_boost))?;
             storage.add((n, el, histogram()));
         }
         rows.push((
@@ -541,7 +563,7 @@ pub async fn main(args: BenchArgs) -> anyhow::Result<()> {
     let failover = failover_time(&base).await?;
 
     // 8. The cost of authentication and TLS: the same produce and fetch, off and on.
-    let security_rows = security_cost(&tmp, secs, rounds).await?;
+    let security_rows = security_cost(&tmp, secs, rounds, args.writer_priority_boost).await?;
 
     let _ = stop.send(());
     tokio::task::spawn_blocking(move || server.join()).await?.ok();
@@ -1028,7 +1050,12 @@ async fn failover_time(base: &str) -> anyhow::Result<(f64, usize)> {
 
 /// Batch produce (1000 × 100 B, 4 connections) and catch-up fetch with no auth, with an API
 /// token, and with a token over TLS (HTTP/1.1), each against its own server.
-async fn security_cost(tmp: &std::path::Path, secs: f64, rounds: usize) -> anyhow::Result<Vec<(Row, Row)>> {
+async fn security_cost(
+    tmp: &std::path::Path,
+    secs: f64,
+    rounds: usize,
+    writer_priority_boost: u8,
+) -> anyhow::Result<Vec<(Row, Row)>> {
     const ADMIN: &str = "bench-admin-token-0123456789";
     let key = rcgen::KeyPair::generate()?;
     let cert =
@@ -1049,6 +1076,7 @@ async fn security_cost(tmp: &std::path::Path, secs: f64, rounds: usize) -> anyho
         let mut config = Config {
             data_dir: tmp.join(format!("sec-{i}")),
             listen: "127.0.0.1:0".parse()?,
+            writer_priority_boost,
             ..Config::default()
         };
         if token {

@@ -9,6 +9,7 @@ pub mod fetch;
 pub mod groups;
 mod jwt;
 mod log;
+pub use log::{raise_thread_priority, set_thread_nice, thread_nice};
 pub mod partitioner;
 pub mod produce;
 mod quotas;
@@ -119,7 +120,12 @@ impl Broker {
         }
         tracing::info!(topics = topics.len(), data_dir = %config.data_dir.display(), "store opened");
         let registry: Registry = Arc::new(RwLock::new(topics));
-        let writer = LogWriter::start(store.clone(), registry.clone(), store.last_topic_id()?)?;
+        let writer = LogWriter::start(
+            store.clone(),
+            registry.clone(),
+            store.last_topic_id()?,
+            config.writer_priority_boost,
+        )?;
         let groups = groups::Groups::load(store.committed_offsets()?);
         let tokens = tokens::Tokens::load(store.tokens()?, config.admin_token.as_deref());
         let broker = Self {
