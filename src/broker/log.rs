@@ -178,7 +178,7 @@ const SMALL_GROUPS_TO_DROP: u32 = 16;
 /// ~100 µs or more, and every request in flight waits for it: there the writer is the stage to
 /// run first, and with the default scheduler weights request workers woken by the network preempt
 /// it (measured: a fifth of its time spent waiting in the run queue on a busy two-core machine;
-/// with the boost, 6 %; batch produce +10-15 %). Small groups (single records) are the opposite
+/// with the boost, 6 %; batch produce +5-15 % records/s). Small groups (single records) are the opposite
 /// case: a boosted writer preempts the worker that just handed it one record, writes groups of
 /// one, and single-record produce lost 15 % that way. Hence the boost follows the group size,
 /// with hysteresis so that a mixed load does not switch priority on every group.
