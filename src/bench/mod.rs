@@ -311,6 +311,17 @@ fn raw_append(store: &Store, batch: &[u8], seconds: f64, boost: u8) -> anyhow::R
     result
 }
 
+/// Whether this process can give the writer its boost: tried on a throwaway thread.
+fn boost_note(boost: u8) -> String {
+    if boost == 0 {
+        return "off".into();
+    }
+    match std::thread::spawn(move || crate::broker::raise_thread_priority(boost)).join() {
+        Ok(Ok(_)) => format!("{boost} nice steps"),
+        _ => format!("{boost} asked, not applied (no CAP_SYS_NICE)"),
+    }
+}
+
 fn raw_append_loop(store: &Store, batch: &[u8], seconds: f64) -> anyhow::Result<(u64, Duration)> {
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let started = Instant::now();
@@ -723,13 +734,15 @@ pub async fn main(args: BenchArgs) -> anyhow::Result<()> {
             .unwrap_or_default();
         let doc = format!(
             "# Benchmarks\n\nProduced by `cargo run --release -- bench --out BENCHMARKS.md` ({} s per phase; produce \
-workloads in {} alternating rounds with their ceilings; backlog {} records). Server and load generator share the \
+workloads in {} alternating rounds with their ceilings; backlog {} records; log writer priority boost: {}). \
+Server and load generator share the \
 machine: Weir and the no-op ceiling each run on their own 2-worker runtime, the load generator (a minimal \
 HTTP/1.1 client, like wrk) on another.\n\n\
 ## Machine\n\n{}\n\n## Results\n\n{}{}",
             secs,
             rounds,
             args.backlog,
+            boost_note(args.writer_priority_boost),
             machine(),
             report,
             analysis
