@@ -507,4 +507,22 @@ mod tests {
         };
         assert!(matches!(Config::load(&args), Err(ConfigError::Invalid(_))));
     }
+
+    #[test]
+    fn writer_priority_boost_is_bounded_by_the_span_of_nice_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("weir.toml");
+        std::fs::write(&path, "writer_priority_boost = 40\n").unwrap();
+        let args = ConfigArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        };
+        match Config::load(&args) {
+            Err(ConfigError::Invalid(m)) => assert!(m.contains("writer_priority_boost"), "{m}"),
+            other => panic!("expected the boost to be refused, got {other:?}"),
+        }
+        std::fs::write(&path, "writer_priority_boost = 0\n").unwrap();
+        assert_eq!(Config::load(&args).unwrap().writer_priority_boost, 0);
+        assert_eq!(Config::default().writer_priority_boost, default_writer_priority_boost());
+    }
 }

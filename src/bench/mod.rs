@@ -52,12 +52,8 @@ pub struct BenchArgs {
     pub produce_only: bool,
     /// Nice steps by which Weir's log writer, and the raw storage ceiling's thread alike, run
     /// ahead of the rest (the server's `writer_priority_boost`; 0: no boost).
-    #[arg(long, default_value_t = weir_default_boost())]
+    #[arg(long, default_value_t = crate::config::default_writer_priority_boost())]
     pub writer_priority_boost: u8,
-}
-
-const fn weir_default_boost() -> u8 {
-    crate::config::default_writer_priority_boost()
 }
 
 /// One measured line of the report.

@@ -197,13 +197,15 @@ struct Priority {
 
 impl Priority {
     fn new(boost: u8) -> Self {
-        let base = thread_nice().unwrap_or(0);
+        // Without a readable nice value there is nothing to raise from: stay disabled.
+        let base = thread_nice().ok();
+        let start = base.unwrap_or(0);
         Self {
-            base,
-            raised: (base - i32::from(boost)).max(-20),
+            base: start,
+            raised: boosted(start, boost),
             is_raised: false,
             small_run: 0,
-            enabled: boost > 0 && thread_nice().is_ok(),
+            enabled: boost > 0 && base.is_some(),
         }
     }
 
@@ -243,9 +245,14 @@ impl Priority {
 /// has it); raising it back, see [`set_thread_nice`], needs nothing.
 pub fn raise_thread_priority(boost: u8) -> std::io::Result<(i32, i32)> {
     let from = thread_nice()?;
-    let to = (from - i32::from(boost)).max(-20);
+    let to = boosted(from, boost);
     set_thread_nice(to)?;
     Ok((from, to))
+}
+
+/// The nice value `boost` steps above `nice`, within the range Linux allows (-20 at best).
+fn boosted(nice: i32, boost: u8) -> i32 {
+    (nice - i32::from(boost)).max(-20)
 }
 
 /// The calling thread's nice value.

@@ -9,7 +9,7 @@ pub mod fetch;
 pub mod groups;
 mod jwt;
 mod log;
-pub use log::{raise_thread_priority, set_thread_nice, thread_nice};
+pub use log::{raise_thread_priority, set_thread_nice};
 pub mod partitioner;
 pub mod produce;
 mod quotas;
