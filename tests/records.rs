@@ -366,6 +366,51 @@ async fn idempotent_retry_appends_nothing() {
     assert_eq!(f["records"].as_array().unwrap().len(), 6);
 }
 
+/// The replay of a request whose records went to several partitions, with one refused, gives
+/// back each record's own result in request order.
+#[tokio::test]
+async fn idempotent_replay_keeps_per_record_results() {
+    let s = Server::start();
+    s.create_topic("idem-mixed", 2, json!({"max.message.bytes": 100})).await;
+    let body = json!({"records": [
+        {"value": 1, "partition": 1},
+        {"value": 2, "partition": 0},
+        {"value": "x".repeat(200), "partition": 0},
+        {"value": 3, "partition": 1},
+        {"value": 4, "partition": 0},
+    ]});
+    let send = || {
+        client()
+            .post(s.url("/v1/topics/idem-mixed/records"))
+            .header("idempotency-key", "mixed-1")
+            .json(&body)
+            .send()
+    };
+    let first: Value = send().await.unwrap().json().await.unwrap();
+    assert_eq!(first["failed"], 1, "{first}");
+    let placed: Vec<(Value, Value)> = first["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["partition"].clone(), r["offset"].clone()))
+        .collect();
+    assert_eq!(
+        placed,
+        vec![
+            (json!(1), json!(0)),
+            (json!(0), json!(0)),
+            (Value::Null, Value::Null),
+            (json!(1), json!(1)),
+            (json!(0), json!(1)),
+        ]
+    );
+    assert_eq!(first["results"][2]["error"]["code"], "record_too_large");
+    let second = send().await.unwrap();
+    assert_eq!(second.headers()["idempotency-replayed"], "true");
+    let second: Value = second.json().await.unwrap();
+    assert_eq!(first, second);
+}
+
 #[tokio::test]
 async fn idempotency_window_expires() {
     let s = Server::start_with(&["--idempotency-window-ms", "300", "--retention-check-interval-ms", "100"]);

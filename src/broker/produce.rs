@@ -13,7 +13,7 @@ use super::partitioner::partition_for_key;
 use super::topics::Durability;
 use super::{Broker, now_ms};
 use crate::error::{Error, ErrorCode, Result};
-use crate::storage::{BatchBuilder, Format, IdempotencyKey, Payload, RecordView};
+use crate::storage::{BatchBuilder, Format, IdempotencyKey, Payload};
 
 /// A key or value as the client sent it.
 #[derive(Debug, Clone, Copy)]
@@ -108,18 +108,89 @@ pub struct RecordAck {
 }
 
 /// The result of a produce call: one entry per record, in request order.
+///
+/// Kept as the slots the records were given before offsets were known plus the base offset of
+/// each partition's batch, and read through [`results`](Self::results): a 1000-record request
+/// builds no list of 1000 results (nor drops one).
 #[derive(Debug, Clone)]
 pub struct ProduceOutcome {
-    /// Per record: where it was written, or why not.
-    pub results: Vec<Result<RecordAck>>,
-    /// Whether this is the stored result of an earlier request with the same idempotency key.
-    pub replayed: bool,
+    slots: Vec<Slot>,
+    /// Base offset of each part (a partition's batch) that slots refer to.
+    bases: Vec<u64>,
+    /// The errors that `Slot::Err` refers to, in record order.
+    errors: Vec<Error>,
+    replayed: bool,
 }
 
 impl ProduceOutcome {
+    /// Number of records (written or not).
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether the outcome holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
     /// How many records were not written.
     pub fn failed(&self) -> usize {
-        self.results.iter().filter(|r| r.is_err()).count()
+        self.errors.len()
+    }
+
+    /// Whether this is the stored result of an earlier request with the same idempotency key.
+    pub fn replayed(&self) -> bool {
+        self.replayed
+    }
+
+    /// Per record, in request order: where it was written, or why not.
+    pub fn results(&self) -> impl ExactSizeIterator<Item = std::result::Result<RecordAck, &Error>> + '_ {
+        self.slots.iter().map(|s| match *s {
+            Slot::Ok {
+                part,
+                index,
+                partition,
+                timestamp,
+            } => Ok(RecordAck {
+                partition,
+                offset: self.bases[part as usize] + u64::from(index),
+                timestamp,
+            }),
+            Slot::Err(e) => Err(&self.errors[e as usize]),
+        })
+    }
+
+    /// The results as owned values.
+    pub fn into_results(self) -> Vec<Result<RecordAck>> {
+        self.results().map(|r| r.map_err(Error::clone)).collect()
+    }
+
+    /// An outcome of results given one by one (a stored outcome being replayed).
+    fn from_results(results: impl IntoIterator<Item = Result<RecordAck>>, replayed: bool) -> Self {
+        let mut out = Self {
+            slots: Vec::new(),
+            bases: Vec::new(),
+            errors: Vec::new(),
+            replayed,
+        };
+        for r in results {
+            match r {
+                Ok(a) => {
+                    out.slots.push(Slot::Ok {
+                        part: out.bases.len() as u32,
+                        index: 0,
+                        partition: a.partition,
+                        timestamp: a.timestamp,
+                    });
+                    out.bases.push(a.offset);
+                }
+                Err(e) => {
+                    out.slots.push(Slot::Err(out.errors.len() as u32));
+                    out.errors.push(e);
+                }
+            }
+        }
+        out
     }
 }
 
@@ -137,8 +208,10 @@ struct StoredOutcome {
     results: Vec<std::result::Result<RecordAck, StoredError>>,
 }
 
-/// Where a record went before offsets are known (24 bytes: one per record of a batch; the
-/// rare error is boxed).
+/// Where a record went before offsets are known (24 bytes, one per record of a request): its
+/// part (the batch of its partition) and index in it, or the index of its error in the
+/// outcome's error list. Plain data: a list of them is dropped without visiting each.
+#[derive(Debug, Clone, Copy)]
 enum Slot {
     Ok {
         part: u32,
@@ -146,7 +219,7 @@ enum Slot {
         partition: u32,
         timestamp: i64,
     },
-    Err(Box<Error>),
+    Err(u32),
 }
 
 /// The stored bytes of a key or value given as `input` in `format`.
@@ -263,6 +336,7 @@ impl Broker {
         let sticky = self.inner.round_robin.next(count);
         let now = now_ms();
         let mut slots = Vec::with_capacity(req.records.len());
+        let mut errors = Vec::new();
         let mut batches: Vec<(u32, BatchBuilder)> = Vec::new();
         // Room for the records as given plus their framing, so that a batch is usually allocated
         // once: all of it for the first partition (keyless records of a request go to one), a
@@ -275,43 +349,42 @@ impl Broker {
                 8 + r.key.map_or(0, |k| k.len()) + r.value.len() + headers
             })
             .sum();
-        let mut bytes_in = 0u64;
+        // The part (index in `batches`) the last record went to: consecutive records mostly
+        // share a partition, which spares the search.
+        let mut last_part = usize::MAX;
         for (i, r) in req.records.iter().enumerate() {
             match prepare(i, r, &req, count, sticky, now, max_message_bytes) {
                 Ok(p) => {
-                    let part = match batches.iter().position(|(pp, _)| *pp == p.partition) {
-                        Some(x) => x,
-                        None => {
-                            let room = if batches.is_empty() {
-                                estimate
-                            } else {
-                                estimate / count as usize
-                            };
-                            batches.push((p.partition, BatchBuilder::with_capacity(room)));
-                            batches.len() - 1
-                        }
+                    let part = match batches.get(last_part) {
+                        Some((pp, _)) if *pp == p.partition => last_part,
+                        _ => match batches.iter().position(|(pp, _)| *pp == p.partition) {
+                            Some(x) => x,
+                            None => {
+                                let room = if batches.is_empty() {
+                                    estimate
+                                } else {
+                                    estimate / count as usize
+                                };
+                                batches.push((p.partition, BatchBuilder::with_capacity(room)));
+                                batches.len() - 1
+                            }
+                        },
                     };
+                    last_part = part;
                     let b = &mut batches[part].1;
                     let index = b.len();
-                    let view = RecordView {
-                        timestamp: p.timestamp,
-                        key: p.key.as_deref().map(|bytes| Payload {
+                    b.push_parts(
+                        p.timestamp,
+                        p.key.as_deref().map(|bytes| Payload {
                             format: req.key_format,
                             bytes,
                         }),
-                        value: p.value.as_deref().map(|bytes| Payload {
+                        p.value.as_deref().map(|bytes| Payload {
                             format: req.value_format,
                             bytes,
                         }),
-                        headers: if r.headers.is_empty() {
-                            Vec::new()
-                        } else {
-                            r.headers.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())).collect()
-                        },
-                    };
-                    let before = b.encoded_len();
-                    b.push(&view);
-                    bytes_in += (b.encoded_len() - before) as u64;
+                        &r.headers,
+                    );
                     slots.push(Slot::Ok {
                         part: part as u32,
                         index,
@@ -319,26 +392,27 @@ impl Broker {
                         timestamp: p.timestamp,
                     });
                 }
-                Err(e) => slots.push(Slot::Err(Box::new(e))),
+                Err(e) => {
+                    slots.push(Slot::Err(errors.len() as u32));
+                    errors.push(e);
+                }
             }
         }
+        // What the records take in their batches (headers excluded).
+        let bytes_in: u64 = batches.iter().map(|(_, b)| b.records_len() as u64).sum();
 
-        let written = slots.len() - slots.iter().filter(|s| matches!(s, Slot::Err(_))).count();
-        if written > 0 {
-            self.inner
-                .quotas
-                .take(caller, super::quotas::Kind::ProduceBytes, bytes_in, false)?;
-        }
+        let written = slots.len() - errors.len();
         if written == 0 {
-            let results = slots.into_iter().map(|s| match s {
-                Slot::Err(e) => Err(*e),
-                Slot::Ok { .. } => unreachable!("no record was prepared"),
-            });
             return Ok(ProduceOutcome {
-                results: results.collect(),
+                slots,
+                bases: Vec::new(),
+                errors,
                 replayed: false,
             });
         }
+        self.inner
+            .quotas
+            .take(caller, super::quotas::Kind::ProduceBytes, bytes_in, false)?;
 
         let parts: Vec<PartAppend> = batches
             .into_iter()
@@ -349,22 +423,29 @@ impl Broker {
             })
             .collect();
         let sync = req.durability.unwrap_or(durability) == Durability::Fsync;
-        let slots = Arc::new(slots);
         let idempotency = match (idempotency_key, &req.idempotency) {
             (Some(key), Some(idem)) => {
-                let slots = slots.clone();
+                // The rare path: the stored result is rendered in the writer, once offsets are
+                // known, from a copy of the slots.
+                let mut stored = ProduceOutcome {
+                    slots: slots.clone(),
+                    bases: Vec::new(),
+                    errors: errors.clone(),
+                    replayed: false,
+                };
                 let fingerprint = idem.fingerprint;
                 let render: super::log::RenderIdempotency = Box::new(move |bases: &[u64]| {
+                    stored.bases = bases.to_vec();
                     let stored = StoredOutcome {
                         created_at: now_ms(),
                         fingerprint,
-                        results: outcome(&slots, bases)
-                            .into_iter()
+                        results: stored
+                            .results()
                             .map(|r| {
                                 r.map_err(|e| StoredError {
                                     code: e.code,
-                                    detail: e.detail,
-                                    field: e.field,
+                                    detail: e.detail.clone(),
+                                    field: e.field.clone(),
                                 })
                             })
                             .collect(),
@@ -389,13 +470,14 @@ impl Broker {
         let bases = rx
             .await
             .map_err(|_| Error::new(ErrorCode::Unavailable, "the server is shutting down"))??;
-        let results = outcome(&slots, &bases);
 
         topic.metrics.records_in.increment(written as u64);
         topic.metrics.bytes_in.increment(bytes_in);
         metrics::histogram!("weir_produce_duration_seconds").record(started.elapsed().as_secs_f64());
         Ok(ProduceOutcome {
-            results,
+            slots,
+            bases,
+            errors,
             replayed: false,
         })
     }
@@ -433,22 +515,15 @@ impl Broker {
             )
             .with_field("Idempotency-Key"));
         }
-        let results = stored
-            .results
-            .into_iter()
-            .map(|r| {
-                r.map_err(|e| Error {
-                    code: e.code,
-                    detail: e.detail,
-                    field: e.field,
-                    extensions: None,
-                })
+        let results = stored.results.into_iter().map(|r| {
+            r.map_err(|e| Error {
+                code: e.code,
+                detail: e.detail,
+                field: e.field,
+                extensions: None,
             })
-            .collect();
-        Ok(Some(ProduceOutcome {
-            results,
-            replayed: true,
-        }))
+        });
+        Ok(Some(ProduceOutcome::from_results(results, true)))
     }
 }
 
@@ -466,25 +541,6 @@ impl Drop for IdempotencyGuard {
             locks.remove(&self.key);
         }
     }
-}
-
-fn outcome(slots: &[Slot], bases: &[u64]) -> Vec<Result<RecordAck>> {
-    slots
-        .iter()
-        .map(|s| match s {
-            Slot::Ok {
-                part,
-                index,
-                partition,
-                timestamp,
-            } => Ok(RecordAck {
-                partition: *partition,
-                offset: bases[*part as usize] + u64::from(*index),
-                timestamp: *timestamp,
-            }),
-            Slot::Err(e) => Err(Error::clone(e)),
-        })
-        .collect()
 }
 
 fn validate_idempotency_key(key: &str) -> Result<()> {
@@ -570,6 +626,56 @@ fn prepare<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn outcome_reads_each_record_from_its_part_in_request_order() {
+        let outcome = ProduceOutcome {
+            slots: vec![
+                Slot::Ok {
+                    part: 1,
+                    index: 0,
+                    partition: 3,
+                    timestamp: 7,
+                },
+                Slot::Err(0),
+                Slot::Ok {
+                    part: 0,
+                    index: 0,
+                    partition: 0,
+                    timestamp: 8,
+                },
+                Slot::Ok {
+                    part: 1,
+                    index: 1,
+                    partition: 3,
+                    timestamp: 9,
+                },
+            ],
+            bases: vec![40, 100],
+            errors: vec![Error::new(ErrorCode::RecordTooLarge, "too large").with_field("records[1].value")],
+            replayed: false,
+        };
+        assert_eq!((outcome.len(), outcome.failed()), (4, 1));
+        let ack = |partition, offset, timestamp| RecordAck {
+            partition,
+            offset,
+            timestamp,
+        };
+        let results = outcome.clone().into_results();
+        assert_eq!(results[0].as_ref().ok(), Some(&ack(3, 100, 7)));
+        assert_eq!(
+            results[1].as_ref().err().map(|e| e.code),
+            Some(ErrorCode::RecordTooLarge)
+        );
+        assert_eq!(results[2].as_ref().ok(), Some(&ack(0, 40, 8)));
+        assert_eq!(results[3].as_ref().ok(), Some(&ack(3, 101, 9)));
+        // A replayed outcome, rebuilt from results one by one, reads the same.
+        let replayed = ProduceOutcome::from_results(results, true);
+        assert!(replayed.replayed());
+        let again: Vec<_> = replayed.results().map(|r| r.map_err(|e| e.code)).collect();
+        let before: Vec<_> = outcome.results().map(|r| r.map_err(|e| e.code)).collect();
+        assert_eq!(again, before);
+    }
 
     #[test]
     fn json_is_stored_on_one_line_with_its_meaning_kept() {

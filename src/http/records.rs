@@ -238,27 +238,26 @@ fn idempotency(headers: &HeaderMap, body: &[u8], extra: &str) -> Result<Option<I
 
 fn produce_response(outcome: ProduceOutcome) -> Response {
     let failed = outcome.failed();
-    if failed == outcome.results.len() {
-        if let Some(Err(e)) = outcome.results.into_iter().next() {
-            return problem_response(&e);
+    if failed == outcome.len() {
+        if let Some(Err(e)) = outcome.results().next() {
+            return problem_response(e);
         }
         return problem_response(&Error::new(ErrorCode::Internal, "empty produce outcome"));
     }
-    let replayed = outcome.replayed;
     // The `ProduceResponse` shape, written directly: serializing 1000 results through serde
     // costs more than the rest of the response path.
     // A result is ~60 bytes (up to 64 with a 12-digit offset and a 3-digit partition).
-    let mut out = Vec::with_capacity(64 + outcome.results.len() * 64);
+    let mut out = Vec::with_capacity(64 + outcome.len() * 64);
     // Records of a batch share partition and timestamp and have consecutive offsets: one
     // result's text is kept and only its offset digits are advanced.
     let mut line = ResultLine::default();
     out.extend_from_slice(b"{\"results\":[");
-    for (i, r) in outcome.results.iter().enumerate() {
+    for (i, r) in outcome.results().enumerate() {
         if i > 0 {
             out.push(b',');
         }
         match r {
-            Ok(a) => out.extend_from_slice(line.text(a)),
+            Ok(a) => out.extend_from_slice(line.text(&a)),
             Err(e) => {
                 let failed: RecordResult = Err::<crate::broker::RecordAck, _>(e.clone()).into();
                 serde_json::to_writer(&mut out, &failed).expect("writing to a Vec cannot fail");
@@ -269,7 +268,7 @@ fn produce_response(outcome: ProduceOutcome) -> Response {
     out.extend_from_slice(itoa::Buffer::new().format(failed).as_bytes());
     out.push(b'}');
     let mut resp = json_response(out);
-    if replayed {
+    if outcome.replayed() {
         resp.headers_mut()
             .insert("idempotency-replayed", HeaderValue::from_static("true"));
     }
@@ -571,7 +570,7 @@ async fn produce_lines(
             idempotency: None,
         };
         match broker.produce(caller, topic, req).await {
-            Ok(o) => o.results.into_iter(),
+            Ok(o) => o.into_results().into_iter(),
             Err(e) => vec![Err(e); parsed.iter().filter(|r| r.is_ok()).count()].into_iter(),
         }
     };

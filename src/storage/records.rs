@@ -145,6 +145,11 @@ impl BatchBuilder {
         self.buf.len()
     }
 
+    /// Bytes taken by the records pushed so far (the batch without its header).
+    pub fn records_len(&self) -> usize {
+        self.buf.len() - BATCH_HEADER_LEN
+    }
+
     /// The encoded size of one record, as [`push`](Self::push) would add it (within a few bytes
     /// of varint slack); used to enforce `max.message.bytes` before a record is accepted.
     pub fn record_size(key: Option<&[u8]>, value: Option<&[u8]>, headers: &[(&[u8], &[u8])]) -> usize {
@@ -157,32 +162,42 @@ impl BatchBuilder {
 
     /// Appends a record.
     pub fn push(&mut self, record: &RecordView<'_>) {
+        self.push_parts(record.timestamp, record.key, record.value, &record.headers);
+    }
+
+    /// Appends a record given by its parts (no [`RecordView`] to build: the produce path pushes
+    /// every record of a request through here).
+    #[inline]
+    pub fn push_parts<H: AsRef<[u8]>>(
+        &mut self,
+        timestamp: i64,
+        key: Option<Payload<'_>>,
+        value: Option<Payload<'_>>,
+        headers: &[(H, H)],
+    ) {
         if self.count == 0 {
-            self.base_timestamp = record.timestamp;
+            self.base_timestamp = timestamp;
         }
-        self.max_timestamp = self.max_timestamp.max(record.timestamp);
+        self.max_timestamp = self.max_timestamp.max(timestamp);
         let mut flags = 0u8;
-        if let Some(k) = record.key {
+        if let Some(k) = key {
             flags |= FLAG_KEY | (k.format.to_bits() << 2);
         }
-        if let Some(v) = record.value {
+        if let Some(v) = value {
             flags |= FLAG_VALUE | (v.format.to_bits() << 4);
         }
         self.buf.push(flags);
-        put_varint(
-            &mut self.buf,
-            zigzag(record.timestamp.wrapping_sub(self.base_timestamp)),
-        );
-        if let Some(k) = record.key {
+        put_varint(&mut self.buf, zigzag(timestamp.wrapping_sub(self.base_timestamp)));
+        if let Some(k) = key {
             put_bytes(&mut self.buf, k.bytes);
         }
-        if let Some(v) = record.value {
+        if let Some(v) = value {
             put_bytes(&mut self.buf, v.bytes);
         }
-        put_varint(&mut self.buf, record.headers.len() as u64);
-        for (name, value) in &record.headers {
-            put_bytes(&mut self.buf, name);
-            put_bytes(&mut self.buf, value);
+        put_varint(&mut self.buf, headers.len() as u64);
+        for (name, value) in headers {
+            put_bytes(&mut self.buf, name.as_ref());
+            put_bytes(&mut self.buf, value.as_ref());
         }
         self.count += 1;
     }
@@ -349,6 +364,7 @@ fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
+#[inline]
 fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         buf.push((v as u8) | 0x80);
@@ -357,6 +373,7 @@ fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
     buf.push(v as u8);
 }
 
+#[inline]
 fn put_bytes(buf: &mut Vec<u8>, bytes: &[u8]) {
     put_varint(buf, bytes.len() as u64);
     buf.extend_from_slice(bytes);
