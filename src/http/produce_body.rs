@@ -474,41 +474,69 @@ impl<'a> Parser<'a> {
             timestamp: None,
         };
         let mut seen = 0u8;
-        self.list(b'{', b'}', |p| {
-            let field = match p.record_field() {
-                Some(field) => {
-                    p.colon()?;
-                    field
+        // Most records open with `{"value":`: brace, name and colon in one compare, then the
+        // members after it as `list` reads them.
+        const OPENING: &[u8; 9] = b"{\"value\":";
+        if self.s.get(self.i..self.i + OPENING.len()).is_some_and(|o| o == OPENING) {
+            self.i += OPENING.len();
+            self.ws();
+            self.member(Field::Value, &mut r, &mut seen)?;
+            loop {
+                self.ws();
+                if self.eat_if(b'}') {
+                    return Some(r);
                 }
-                None => Field::named(p.name()?)?,
-            };
-            first(&mut seen, field as u8)?;
-            match field {
-                Field::Value => {
-                    r.value = match p.value()? {
-                        PayloadInput::JsonLine("null") => ValueInput::Null,
-                        v => ValueInput::Given(v),
-                    };
-                }
-                Field::Key => {
-                    r.key = match p.value()? {
-                        PayloadInput::JsonLine("null") => None,
-                        k => Some(k),
-                    };
-                }
-                Field::Headers => {
-                    p.headers(&mut r.headers)?;
-                }
-                Field::Partition => {
-                    r.partition = p.opt_i64()?;
-                }
-                Field::Timestamp => {
-                    r.timestamp = p.opt_i64()?;
-                }
+                self.eat(b',')?;
+                self.ws();
+                let field = self.field()?;
+                self.member(field, &mut r, &mut seen)?;
             }
-            Some(())
+        }
+        self.list(b'{', b'}', |p| {
+            let field = p.field()?;
+            p.member(field, &mut r, &mut seen)
         })?;
         Some(r)
+    }
+
+    /// A record member's name and the colon after it.
+    fn field(&mut self) -> Option<Field> {
+        match self.record_field() {
+            Some(field) => {
+                self.colon()?;
+                Some(field)
+            }
+            None => Field::named(self.name()?),
+        }
+    }
+
+    /// A record member's value, read into `r`; `None` for a member seen before.
+    fn member(&mut self, field: Field, r: &mut RecordInput<'a>, seen: &mut u8) -> Option<()> {
+        first(seen, field as u8)?;
+        match field {
+            Field::Value => {
+                r.value = match self.value()? {
+                    PayloadInput::JsonLine("null") => ValueInput::Null,
+                    v => ValueInput::Given(v),
+                };
+            }
+            Field::Key => {
+                r.key = match self.value()? {
+                    PayloadInput::JsonLine("null") => None,
+                    k => Some(k),
+                };
+            }
+            Field::Headers => {
+                self.headers(&mut r.headers)?;
+            }
+            Field::Partition => {
+                r.partition = self.opt_i64()?;
+            }
+            Field::Timestamp => {
+                r.timestamp = self.opt_i64()?;
+            }
+        }
+        Some(())
     }
 
     /// A `{"name": "value", ...}` object of plain strings, sorted by name with the last of
@@ -578,6 +606,32 @@ mod tests {
             br#"{"records": null}"#,
             br#"{}"#,
             b"{\"records\": [{\"value\": \"\xff\"}]}",
+        ] {
+            assert!(parse_body(body).is_none(), "{}", String::from_utf8_lossy(body));
+        }
+    }
+
+    #[test]
+    fn records_opening_with_their_value_read_like_any_other() {
+        let b = parse_body(br#"{"records":[{"value":1,"key":"k"},{"value": "v" , "partition":2},{"value":null}]}"#)
+            .expect("fast path");
+        assert!(matches!(
+            b.records[0].value,
+            ValueInput::Given(PayloadInput::JsonLine("1"))
+        ));
+        assert!(matches!(b.records[0].key, Some(PayloadInput::JsonLine("\"k\""))));
+        assert!(matches!(
+            b.records[1].value,
+            ValueInput::Given(PayloadInput::JsonLine("\"v\""))
+        ));
+        assert_eq!(b.records[1].partition, Some(2));
+        assert!(matches!(b.records[2].value, ValueInput::Null));
+        // What the general reading refuses, the opening's reading refuses too.
+        for body in [
+            &br#"{"records":[{"value":1,"value":2}]}"#[..],
+            br#"{"records":[{"value":1,}]}"#,
+            br#"{"records":[{"value":}]}"#,
+            br#"{"records":[{"value":1"#,
         ] {
             assert!(parse_body(body).is_none(), "{}", String::from_utf8_lossy(body));
         }
