@@ -203,14 +203,21 @@ impl<'a> Parser<'a> {
         if self.eat_if(close) {
             return Some(());
         }
+        self.ws();
+        item(self)?;
+        self.list_rest(close, item)
+    }
+
+    /// The rest of a list after an item: `(, item)* close`, whitespace allowed around items.
+    fn list_rest(&mut self, close: u8, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
         loop {
-            self.ws();
-            item(self)?;
             self.ws();
             if self.eat_if(close) {
                 return Some(());
             }
             self.eat(b',')?;
+            self.ws();
+            item(self)?;
         }
     }
 
@@ -477,25 +484,21 @@ impl<'a> Parser<'a> {
         // Most records open with `{"value":`: brace, name and colon in one compare, then the
         // members after it as `list` reads them.
         const OPENING: &[u8; 9] = b"{\"value\":";
-        if self.s.get(self.i..self.i + OPENING.len()).is_some_and(|o| o == OPENING) {
+        let opened = self.s.get(self.i..self.i + OPENING.len()).is_some_and(|o| o == OPENING);
+        if opened {
             self.i += OPENING.len();
             self.ws();
             self.member(Field::Value, &mut r, &mut seen)?;
-            loop {
-                self.ws();
-                if self.eat_if(b'}') {
-                    return Some(r);
-                }
-                self.eat(b',')?;
-                self.ws();
-                let field = self.field()?;
-                self.member(field, &mut r, &mut seen)?;
-            }
         }
-        self.list(b'{', b'}', |p| {
+        let mut next = |p: &mut Self| {
             let field = p.field()?;
             p.member(field, &mut r, &mut seen)
-        })?;
+        };
+        if opened {
+            self.list_rest(b'}', &mut next)?;
+        } else {
+            self.list(b'{', b'}', &mut next)?;
+        }
         Some(r)
     }
 
