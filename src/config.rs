@@ -60,6 +60,8 @@ pub const fn default_max_streams() -> usize {
 pub const fn default_writer_priority_boost() -> u8 {
     10
 }
+/// Largest `writer_priority_boost`: the span of Linux nice values, from 19 to -20.
+pub const MAX_WRITER_PRIORITY_BOOST: u8 = 39;
 /// Default `Access-Control-Max-Age` of CORS preflights.
 pub const fn default_cors_max_age_secs() -> u64 {
     600
@@ -313,7 +315,7 @@ pub struct ConfigArgs {
     pub audit_topic: Option<String>,
     /// Nice steps the log writer thread runs ahead of request workers; 0 turns it off (needs
     /// CAP_SYS_NICE) [default: 10].
-    #[arg(long, env = "WEIR_WRITER_PRIORITY_BOOST", value_parser = clap::value_parser!(u8).range(0..=39))]
+    #[arg(long, env = "WEIR_WRITER_PRIORITY_BOOST", value_parser = clap::value_parser!(u8).range(0..=i64::from(MAX_WRITER_PRIORITY_BOOST)))]
     pub writer_priority_boost: Option<u8>,
 }
 
@@ -448,10 +450,10 @@ impl Config {
                 return Err(ConfigError::Invalid(format!("{name}: must be greater than 0")));
             }
         }
-        if self.writer_priority_boost > 39 {
-            return Err(ConfigError::Invalid(
-                "writer_priority_boost: must be at most 39 (the span of nice values)".into(),
-            ));
+        if self.writer_priority_boost > MAX_WRITER_PRIORITY_BOOST {
+            return Err(ConfigError::Invalid(format!(
+                "writer_priority_boost: must be at most {MAX_WRITER_PRIORITY_BOOST} (the span of nice values)"
+            )));
         }
         if self.admin_token.as_ref().is_some_and(|t| t.len() < 16) {
             return Err(ConfigError::Invalid(
@@ -479,11 +481,17 @@ impl Config {
 mod tests {
     use super::*;
 
-    #[test]
-    fn file_then_flags_override_defaults() {
+    /// A config file holding `text`, in a directory that lives as long as the returned guard.
+    fn config_file(text: &str) -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("weir.toml");
-        std::fs::write(&path, "listen = \"127.0.0.1:9000\"\nmax_wait_ms = 5\n").unwrap();
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn file_then_flags_override_defaults() {
+        let (_dir, path) = config_file("listen = \"127.0.0.1:9000\"\nmax_wait_ms = 5\n");
         let args = ConfigArgs {
             config: Some(path),
             max_wait_ms: Some(7),
@@ -497,9 +505,7 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_zero_limits_are_rejected() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("weir.toml");
-        std::fs::write(&path, "listn = \"127.0.0.1:9000\"\n").unwrap();
+        let (_dir, path) = config_file("listn = \"127.0.0.1:9000\"\n");
         assert!(matches!(Config::from_file(&path), Err(ConfigError::Parse { .. })));
         let args = ConfigArgs {
             max_fetch_records: Some(0),
@@ -510,9 +516,7 @@ mod tests {
 
     #[test]
     fn writer_priority_boost_is_bounded_by_the_span_of_nice_values() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("weir.toml");
-        std::fs::write(&path, "writer_priority_boost = 40\n").unwrap();
+        let (_dir, path) = config_file("writer_priority_boost = 40\n");
         let args = ConfigArgs {
             config: Some(path.clone()),
             ..Default::default()
