@@ -57,17 +57,38 @@ pub(crate) async fn run(
     drive(concurrency, seconds, |deadline| {
         let req = req.clone();
         async move {
-            let mut stream = TcpStream::connect(req.addr).await?;
-            stream.set_nodelay(true)?;
-            let mut buf = BytesMut::with_capacity(128 << 10);
+            let mut conn = Conn::open(&req).await?;
             let mut runs = Runs::until(deadline);
             while runs.due() {
-                runs.time(exchange(&mut stream, &req.bytes, &mut buf)).await?;
+                runs.time(conn.send(&req)).await?;
             }
             Ok(runs.finish())
         }
     })
     .await
+}
+
+/// A keep-alive connection to a [`Post`]'s server that sends one request at a time.
+pub(crate) struct Conn {
+    stream: TcpStream,
+    buf: BytesMut,
+}
+
+impl Conn {
+    /// Connects to the server `req` is addressed to.
+    pub(crate) async fn open(req: &Post) -> anyhow::Result<Self> {
+        let stream = TcpStream::connect(req.addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Self {
+            stream,
+            buf: BytesMut::with_capacity(128 << 10),
+        })
+    }
+
+    /// Sends `req` and reads its whole response; any answer but a 2xx is an error.
+    pub(crate) async fn send(&mut self, req: &Post) -> anyhow::Result<()> {
+        exchange(&mut self.stream, &req.bytes, &mut self.buf).await
+    }
 }
 
 /// Runs `concurrency` tasks made by `task` (given the deadline, `seconds` from now) and merges
