@@ -637,6 +637,46 @@ mod tests {
         std::thread::spawn(f).join().expect("test thread")
     }
 
+    /// The writer answers ops that come while it looks for more and ops that wake it from
+    /// sleep, and its thread ends once the last sender is gone, whether that happens while it
+    /// looks for more (right after an op) or while it sleeps.
+    #[test]
+    fn writer_answers_while_spinning_and_after_sleeping_and_stops() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_owned();
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let store = Store::open(&path, &crate::storage::StoreOptions::default()).unwrap();
+            let writer = LogWriter::start(store, Registry::default(), 0, 0).unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let commit = |offset: u64| {
+                let key = GroupOffsetKey {
+                    group: "g".into(),
+                    topic_id: 1,
+                    partition: 0,
+                };
+                rt.block_on(writer.call(|reply| Op::CommitOffsets {
+                    entries: vec![(key, offset)],
+                    reply,
+                }))
+            };
+            let mut answers = vec![commit(1), commit(2)];
+            // Long after the spin: the writer sleeps and must be woken.
+            std::thread::sleep(IDLE_SPIN * 100);
+            answers.push(commit(3));
+            // Shut down right after an answer, while the writer still looks for more.
+            writer.shutdown();
+            let _ = done.send(answers.into_iter().all(|a| a.is_ok()));
+        });
+        let all_ok = finished
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the writer answers and its thread ends after shutdown");
+        assert!(all_ok, "every op was answered with success");
+    }
+
     #[test]
     #[cfg(target_os = "linux")]
     fn priority_follows_group_size_with_hysteresis() {
