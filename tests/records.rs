@@ -644,3 +644,56 @@ async fn bad_input_gets_problem_codes_and_stores_nothing() {
         .sum();
     assert_eq!(total, 2);
 }
+
+/// A client that sends `Expect: 100-continue` (as `curl -T` does) is told to go on before it
+/// sends its NDJSON lines, rather than answered before it has sent any.
+#[tokio::test]
+async fn ndjson_upload_expecting_continue_is_told_to_continue() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = Server::start();
+    s.create_topic("nd-expect", 1, json!({})).await;
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /v1/topics/nd-expect/records HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/x-ndjson\r\n\
+         transfer-encoding: chunked\r\nexpect: 100-continue\r\n\r\n"
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        let mut buf = [0u8; 1024];
+        let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut buf))
+            .await
+            .expect("an interim answer before the body is sent")
+            .unwrap();
+        assert!(n > 0, "connection closed");
+        got.extend_from_slice(&buf[..n]);
+    }
+    let interim = String::from_utf8_lossy(&got).to_string();
+    assert!(interim.starts_with("HTTP/1.1 100 Continue\r\n"), "{interim}");
+    let lines = b"{\"value\":1}\n{\"value\":2}\n";
+    let body = format!(
+        "{:x}\r\n{}\r\n0\r\n\r\n",
+        lines.len(),
+        std::str::from_utf8(lines).unwrap()
+    );
+    conn.write_all(body.as_bytes()).await.unwrap();
+    let mut rest = Vec::new();
+    let text = loop {
+        let mut buf = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut buf))
+            .await
+            .expect("the answer")
+            .unwrap();
+        rest.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&rest).to_string();
+        // The chunked answer ends with its last, empty chunk.
+        if n == 0 || text.ends_with("0\r\n\r\n") {
+            break text;
+        }
+    };
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert!(text.contains("\"offset\":0") && text.contains("\"offset\":1"), "{text}");
+    let f = s.fetch("nd-expect", 0, "offset=0").await;
+    assert_eq!(f["records"].as_array().unwrap().len(), 2);
+}

@@ -409,7 +409,7 @@ pub async fn produce(
                 .into());
             }
             s.broker.topic(&caller, &topic)?;
-            Ok(produce_ndjson(s.broker.clone(), caller, topic, p, body))
+            Ok(produce_ndjson(s.broker.clone(), caller, topic, p, body).await)
         }
         Some(ct @ ("application/octet-stream" | "text/plain")) => {
             let bytes = read_body(body, limit).await?;
@@ -479,15 +479,22 @@ enum Line<'a> {
     Slow(ProduceRecord<'a>),
 }
 
-fn produce_ndjson(broker: Broker, caller: Caller, topic: String, p: ProduceParams, body: Body) -> Response {
+/// Answers an NDJSON stream once its first chunk is in: reading the body before the answer's head
+/// goes out is what makes hyper send `100 Continue` to a client that asked for it (`curl -T`
+/// otherwise waits a second before it sends anything).
+async fn produce_ndjson(broker: Broker, caller: Caller, topic: String, p: ProduceParams, body: Body) -> Response {
     let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(64);
     let limit = broker.config().max_request_bytes;
     let max_records = broker.config().max_records_per_request;
+    let mut stream = body.into_data_stream();
+    let mut first = Some(stream.next().await);
     tokio::spawn(async move {
-        let mut stream = body.into_data_stream();
         let mut buf: Vec<u8> = Vec::new();
         loop {
-            let chunk = stream.next().await;
+            let chunk = match first.take() {
+                Some(chunk) => chunk,
+                None => stream.next().await,
+            };
             let eof = !matches!(chunk, Some(Ok(_)));
             if let Some(Ok(c)) = chunk {
                 buf.extend_from_slice(&c);
