@@ -764,17 +764,15 @@ async fn end_to_end(base: &str, rate: f64, seconds: f64) -> anyhow::Result<(Hist
     let producers = 64usize;
     let per = rate / producers as f64;
     let url = format!("{base}/v1/topics/bench-e2e/records");
+    let pad = "x".repeat(70);
     let mut tasks = Vec::new();
     for _ in 0..producers {
-        let (url, stop) = (url.clone(), stop.clone());
+        let (url, pad, stop) = (url.clone(), pad.clone(), stop.clone());
         tasks.push(tokio::spawn(async move {
             // The lean load generator, as for the peak this rate is half of: a general client
             // costs the shared cores more per request than the server does.
             let request = |t: u64| {
-                let body = format!(
-                    "{{\"records\":[{{\"value\":{{\"t\":{t},\"pad\":\"{}\"}}}}]}}",
-                    "x".repeat(70)
-                );
+                let body = format!("{{\"records\":[{{\"value\":{{\"t\":{t},\"pad\":\"{pad}\"}}}}]}}");
                 load::Post::new(&url, "application/json", body.as_bytes())
             };
             let mut conn = load::Conn::open(&request(0)?).await?;

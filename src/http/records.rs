@@ -486,15 +486,12 @@ async fn produce_ndjson(broker: Broker, caller: Caller, topic: String, p: Produc
     let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(64);
     let limit = broker.config().max_request_bytes;
     let max_records = broker.config().max_records_per_request;
-    let mut stream = body.into_data_stream();
-    let mut first = Some(stream.next().await);
+    let mut stream = body.into_data_stream().peekable();
+    std::pin::Pin::new(&mut stream).peek().await;
     tokio::spawn(async move {
         let mut buf: Vec<u8> = Vec::new();
         loop {
-            let chunk = match first.take() {
-                Some(chunk) => chunk,
-                None => stream.next().await,
-            };
+            let chunk = stream.next().await;
             let eof = !matches!(chunk, Some(Ok(_)));
             if let Some(Ok(c)) = chunk {
                 buf.extend_from_slice(&c);
