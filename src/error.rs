@@ -69,6 +69,21 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// The server is shutting down or not ready.
     Unavailable,
+    /// No connector of that name.
+    ConnectorNotFound,
+    /// A connector of that name exists already.
+    ConnectorAlreadyExists,
+    /// A connector config is invalid; the message lists every error, as `validate` does.
+    InvalidConnectorConfig,
+    /// No connector, transform or predicate plugin of that name.
+    PluginNotFound,
+    /// The connector has no task of that number.
+    TaskNotFound,
+    /// Offsets can only be changed while the connector is stopped.
+    ConnectorNotStopped,
+    /// A stored record batch could not be decoded; the problem names topic, partition and the
+    /// batch's offsets, and a consumer may seek past it.
+    CorruptRecordBatch,
     /// An unexpected server-side failure; details are in the server log.
     Internal,
 }
@@ -107,6 +122,13 @@ impl ErrorCode {
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Unavailable => "unavailable",
+            Self::ConnectorNotFound => "connector_not_found",
+            Self::ConnectorAlreadyExists => "connector_already_exists",
+            Self::InvalidConnectorConfig => "invalid_connector_config",
+            Self::PluginNotFound => "plugin_not_found",
+            Self::TaskNotFound => "task_not_found",
+            Self::ConnectorNotStopped => "connector_not_stopped",
+            Self::CorruptRecordBatch => "corrupt_record_batch",
             Self::Internal => "internal",
         }
     }

@@ -5,7 +5,10 @@
 //! ```text
 //!  HTTP clients ──> http/    axum routes, problem+json errors, OpenAPI (thin)
 //!                     │      one broker call per request, with a Caller context
-//!                   broker/  topics, produce, fetch, retention, the log writer thread
+//!                   connect/ connector runtime: configs, tasks, transforms, connectors
+//!                     │      (an in-process client of the broker, as its own principals)
+//!                   broker/  topics, produce, fetch, groups, transactions, state tables,
+//!                     │      retention, the log writer thread; authorizes every operation
 //!                     │
 //!                   storage/ the only module that imports rocksdb: keys, batch codec, store
 //! ```
@@ -15,9 +18,11 @@
 pub mod bench;
 pub mod broker;
 pub mod config;
+pub mod connect;
 pub mod error;
 pub mod http;
 pub mod storage;
+pub mod testing;
 
 use std::future::Future;
 use std::time::Duration;
@@ -62,7 +67,8 @@ pub async fn run(
     // The recorder first: topics register their counters as they are loaded.
     http::metrics_handle();
     let broker = Broker::open(config.clone()).await?;
-    let app = http::router(broker.clone());
+    let connect = connect::Connect::start(broker.clone()).await?;
+    let app = http::router(broker.clone(), connect);
     let token = broker.shutdown_token();
     http::drain_metrics(token.clone());
     let scheme = if tls.is_some() { "https" } else { "http" };
@@ -90,8 +96,7 @@ pub async fn run(
             }
         }
     }
-    let b = broker.clone();
-    tokio::task::spawn_blocking(move || b.close()).await?;
+    broker.close().await;
     tracing::info!("weir stopped");
     Ok(())
 }

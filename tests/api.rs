@@ -52,7 +52,8 @@ fn every_operation_is_documented_with_examples_and_errors() {
                 .iter()
                 .find(|(code, _)| code.starts_with('2') || code.as_str() == "101")
                 .unwrap_or_else(|| panic!("{name}: no success"));
-            if ok.0 != "204" {
+            // 204 and 202 (accepted, as Kafka Connect answers pause and resume) carry no body.
+            if ok.0 != "204" && !(ok.0 == "202" && ok.1.get("content").is_none()) {
                 assert!(has_example(&ok.1["content"]), "{name}: no response example");
             }
             if let Some(body) = op.get("requestBody") {

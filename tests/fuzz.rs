@@ -43,7 +43,11 @@ fn app() -> &'static App {
                     .await
                     .unwrap();
             }
-            (weir::http::router(open), weir::http::router(secured))
+            let (c1, c2) = (
+                weir::connect::Connect::start(open.clone()).await.unwrap(),
+                weir::connect::Connect::start(secured.clone()).await.unwrap(),
+            );
+            (weir::http::router(open, c1), weir::http::router(secured, c2))
         });
         App {
             rt,

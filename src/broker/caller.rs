@@ -73,6 +73,30 @@ pub struct Permission {
 }
 
 impl Permission {
+    /// A literal grant of `operations` on one resource.
+    pub fn literal(resource: Resource, name: impl Into<String>, operations: &[Operation]) -> Self {
+        Self {
+            resource,
+            name: name.into(),
+            pattern: PatternType::Literal,
+            operations: operations.to_vec(),
+        }
+    }
+
+    /// Whether this grant allows `operation` on every resource that `other` names.
+    fn covers(&self, other: &Permission, operation: Operation) -> bool {
+        let names = match (self.pattern, other.pattern) {
+            (PatternType::Literal, _) if self.name == "*" => true,
+            (PatternType::Literal, PatternType::Literal) => self.name == other.name,
+            (PatternType::Prefix, _) => other.name.starts_with(&self.name),
+            (PatternType::Literal, PatternType::Prefix) => false,
+        };
+        self.resource == other.resource
+            && names
+            && (self.operations.contains(&operation)
+                || (operation == Operation::Describe && !self.operations.is_empty()))
+    }
+
     /// Whether this grant allows `operation` on `resource` `name`.
     pub fn allows(&self, operation: Operation, resource: Resource, name: &str) -> bool {
         self.resource == resource
@@ -111,6 +135,16 @@ pub enum Principal {
         /// The certificate's subject.
         subject: String,
     },
+    /// A connector's tasks, running inside the server.
+    Connector {
+        /// The connector's name.
+        name: String,
+    },
+    /// A persistent stream query, running inside the server.
+    Query {
+        /// The query's id.
+        id: String,
+    },
 }
 
 impl Principal {
@@ -123,6 +157,8 @@ impl Principal {
             Self::Token { id, name } => format!("token:{id}:{name}"),
             Self::Jwt { subject } => format!("jwt:{subject}"),
             Self::Certificate { subject } => format!("cert:{subject}"),
+            Self::Connector { name } => format!("connector:{name}"),
+            Self::Query { id } => format!("query:{id}"),
         }
     }
 }
@@ -138,6 +174,30 @@ pub struct Caller {
     pub request_id: Option<String>,
     /// Cancelled when the caller's credential is revoked or expires: long streams end on it.
     pub revoked: Option<CancellationToken>,
+    /// When the credential expires, ms since the epoch (API token `expires_at`, JWT `exp`).
+    pub expires_at: Option<i64>,
+}
+
+/// Why a credential stopped being valid while a stream or long poll was open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialEnd {
+    /// It was revoked.
+    Revoked,
+    /// It reached its expiry time.
+    Expired,
+}
+
+impl CredentialEnd {
+    /// The error a request or stream ends with.
+    pub fn error(self) -> Error {
+        Error::new(
+            ErrorCode::Unauthenticated,
+            match self {
+                Self::Revoked => "the credential was revoked",
+                Self::Expired => "the credential expired",
+            },
+        )
+    }
 }
 
 impl Caller {
@@ -150,6 +210,7 @@ impl Caller {
             permissions: NONE.clone(),
             request_id: None,
             revoked: None,
+            expires_at: None,
         }
     }
 
@@ -169,6 +230,60 @@ impl Caller {
             ..Self::anonymous()
         }
     }
+
+    /// Completes when the caller's credential is revoked or expires (never for callers without
+    /// a revocable or expiring credential). Long polls and streams select on it.
+    pub fn credential_ended(&self) -> impl std::future::Future<Output = CredentialEnd> + Send + 'static {
+        let revoked = self.revoked.clone();
+        let expires_at = self.expires_at;
+        async move {
+            let revoked = async {
+                match revoked {
+                    Some(t) => t.cancelled_owned().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let expired = async {
+                match expires_at {
+                    Some(at) => {
+                        let left = at.saturating_sub(super::now_ms()).max(0) as u64;
+                        tokio::time::sleep(std::time::Duration::from_millis(left)).await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = revoked => CredentialEnd::Revoked,
+                _ = expired => CredentialEnd::Expired,
+            }
+        }
+    }
+}
+
+/// Checks that `creator` holds every grant it hands to an in-process client it creates (a
+/// connector or a query): a client never gets more than its creator had.
+pub fn grants_within(creator: &Caller, grants: &[Permission]) -> Result<()> {
+    if matches!(
+        creator.principal,
+        Principal::Anonymous | Principal::Internal | Principal::Admin
+    ) {
+        return Ok(());
+    }
+    for g in grants {
+        for &op in &g.operations {
+            if !creator.permissions.iter().any(|p| p.covers(g, op)) {
+                return Err(Error::new(
+                    ErrorCode::Forbidden,
+                    format!(
+                        "cannot grant {op:?} on {:?} '{}' to a client: the caller does not hold it",
+                        g.resource, g.name
+                    )
+                    .to_lowercase(),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The one place where permissions are decided. The answer for a missing grant is the same
@@ -196,6 +311,40 @@ mod tests {
             },
             serde_json::from_value(perms).unwrap(),
         )
+    }
+
+    #[test]
+    fn clients_get_no_more_than_their_creator_holds() {
+        let creator = caller(serde_json::json!([
+            {"resource": "topic", "name": "orders", "operations": ["read"]},
+            {"resource": "topic", "name": "out.", "pattern": "prefix", "operations": ["write", "create"]},
+        ]));
+        let ok = [
+            Permission::literal(Resource::Topic, "orders", &[Operation::Read]),
+            Permission::literal(Resource::Topic, "out.enriched", &[Operation::Write, Operation::Create]),
+            Permission {
+                resource: Resource::Topic,
+                name: "out.x".into(),
+                pattern: PatternType::Prefix,
+                operations: vec![Operation::Write],
+            },
+        ];
+        assert!(grants_within(&creator, &ok).is_ok());
+        for bad in [
+            Permission::literal(Resource::Topic, "orders", &[Operation::Write]),
+            Permission::literal(Resource::Topic, "other", &[Operation::Read]),
+            Permission {
+                resource: Resource::Topic,
+                name: "o".into(),
+                pattern: PatternType::Prefix,
+                operations: vec![Operation::Read],
+            },
+            Permission::literal(Resource::Group, "orders", &[Operation::Read]),
+        ] {
+            let e = grants_within(&creator, std::slice::from_ref(&bad)).unwrap_err();
+            assert_eq!(e.code, ErrorCode::Forbidden, "{bad:?}");
+        }
+        assert!(grants_within(&Caller::anonymous(), &ok).is_ok());
     }
 
     #[test]

@@ -107,6 +107,7 @@ impl Broker {
         let wait = req.wait.min(Duration::from_millis(self.inner.config.max_wait_ms));
         let deadline = tokio::time::Instant::now() + wait;
         let shutdown = self.shutdown_token();
+        let mut ended = std::pin::pin!(caller.credential_ended());
         loop {
             if topic.is_deleted() {
                 return Err(Error::topic_not_found(&topic.name));
@@ -127,6 +128,7 @@ impl Broker {
                 _ = hw_rx.wait_for(|hw| *hw > offset) => {}
                 _ = tokio::time::sleep_until(deadline) => {}
                 _ = shutdown.cancelled() => {}
+                end = &mut ended => return Err(end.error()),
             }
             if shutdown.is_cancelled() {
                 return Ok(FetchResult::empty(&topic, partition, offset, part.next_offset()));
@@ -134,8 +136,15 @@ impl Broker {
         }
     }
 
+    /// Resolves where a read of a partition starts, for a caller that may read the topic.
+    pub async fn position(&self, caller: &Caller, topic: &Arc<Topic>, partition: u32, start: StartAt) -> Result<u64> {
+        caller::authorize(caller, Operation::Read, caller::Resource::Topic, &topic.name)?;
+        let part = topic.partition(partition)?;
+        self.resolve_start(topic, &part, start).await
+    }
+
     /// Resolves where a read starts; an offset outside `[earliest, next]` is an error.
-    pub async fn resolve_start(&self, topic: &Arc<Topic>, part: &Partition, start: StartAt) -> Result<u64> {
+    pub(super) async fn resolve_start(&self, topic: &Arc<Topic>, part: &Partition, start: StartAt) -> Result<u64> {
         match start {
             StartAt::Earliest => Ok(part.earliest_offset()),
             StartAt::Latest => Ok(part.next_offset()),
@@ -185,9 +194,11 @@ impl Broker {
         }
     }
 
-    /// Reads what is there now, without waiting. Always returns at least one record when the
-    /// partition has one at `offset`, even if it is larger than `max_bytes`.
-    pub async fn read(
+    /// Reads what is there now, without waiting, with no permission check: callers inside the
+    /// broker authorize first. Always returns at least one record when the partition has one at
+    /// `offset`, even if it is larger than `max_bytes`. A batch that cannot be decoded where the
+    /// read starts is a `corrupt_record_batch` error naming where it is and where to seek past it.
+    pub(super) async fn read(
         &self,
         topic: &Arc<Topic>,
         partition: u32,
@@ -205,10 +216,12 @@ impl Broker {
         }
         let store = self.inner.store.clone();
         let topic_id = topic.id;
-        let mut res = tokio::task::spawn_blocking(move || {
+        let (mut res, corrupt) = tokio::task::spawn_blocking(move || {
             let mut first = None;
+            let mut corrupt = None;
             store.scan_batches(topic_id, partition, offset, |base, bytes| {
                 let Ok((_, iter)) = BatchIter::new(bytes) else {
+                    corrupt = Some((base, offset.max(base)));
                     return false;
                 };
                 let mut used = false;
@@ -219,6 +232,7 @@ impl Broker {
                         continue;
                     }
                     let Ok(r) = r else {
+                        corrupt = Some((base, o));
                         more = false;
                         break;
                     };
@@ -241,10 +255,20 @@ impl Broker {
             if let Some(first) = first {
                 res.start_offset = first;
             }
-            Ok::<_, Error>(res)
+            // Records read before the damage are returned; the next read starts at it.
+            let corrupt = match corrupt {
+                Some((base, at)) if res.count == 0 => {
+                    Some((at, store.next_batch_base(topic_id, partition, base)?.unwrap_or(hw)))
+                }
+                _ => None,
+            };
+            Ok::<_, Error>((res, corrupt))
         })
         .await
         .map_err(Error::internal)??;
+        if let Some((at, skip_to)) = corrupt {
+            return Err(corrupt_batch(topic, partition, at, skip_to));
+        }
         if res.count == 0 {
             // Retention removed what was asked for: continue from what remains.
             res.start_offset = res.start_offset.max(part.earliest_offset());
@@ -254,4 +278,24 @@ impl Broker {
         topic.metrics.bytes_out.increment(res.bytes as u64);
         Ok(res)
     }
+}
+
+/// The error for a batch that cannot be decoded: where it is, and the offset to seek to past it.
+fn corrupt_batch(topic: &Topic, partition: u32, offset: u64, skip_to: u64) -> Error {
+    metrics::counter!("weir_corrupt_record_batches_total", "topic" => topic.name.clone()).increment(1);
+    tracing::error!(topic = %topic.name, partition, offset, skip_to, "stored record batch cannot be decoded");
+    let mut ext = serde_json::Map::new();
+    ext.insert("topic".into(), topic.name.clone().into());
+    ext.insert("partition".into(), partition.into());
+    ext.insert("offset".into(), offset.into());
+    ext.insert("next_offset".into(), skip_to.into());
+    Error::new(
+        ErrorCode::CorruptRecordBatch,
+        format!(
+            "the records of partition {partition} of '{}' from offset {offset} cannot be decoded; \
+             seek to offset {skip_to} to skip them",
+            topic.name
+        ),
+    )
+    .with_extensions(ext)
 }

@@ -49,7 +49,8 @@ impl JwtVerifier {
         }))
     }
 
-    fn verify(&self, token: &str) -> Result<(String, Vec<Permission>)> {
+    /// The subject, the permissions and the expiry (`exp`, ms since the epoch) of a valid JWT.
+    fn verify(&self, token: &str) -> Result<(String, Vec<Permission>, Option<i64>)> {
         let bad = |detail: String| Error::new(ErrorCode::Unauthenticated, detail);
         let header = decode_header(token).map_err(|e| bad(format!("malformed JWT: {e}")))?;
         let key = match header.alg {
@@ -95,7 +96,12 @@ impl JwtVerifier {
                 .collect(),
             _ => Vec::new(),
         };
-        Ok((sub, perms))
+        let exp = data
+            .claims
+            .get("exp")
+            .and_then(Value::as_i64)
+            .map(|s| s.saturating_mul(1000));
+        Ok((sub, perms, exp))
     }
 }
 
@@ -129,10 +135,12 @@ impl Broker {
             .jwt
             .as_ref()
             .ok_or_else(|| Error::new(ErrorCode::Unauthenticated, "unknown or revoked token"))?;
-        let (subject, mut permissions) = verifier.verify(token)?;
+        let (subject, mut permissions, expires_at) = verifier.verify(token)?;
         let principal = Principal::Jwt { subject };
         permissions.extend(self.configured_grants(&principal.name()));
-        Ok(Caller::with(principal, permissions))
+        let mut caller = Caller::with(principal, permissions);
+        caller.expires_at = expires_at;
+        Ok(caller)
     }
 }
 

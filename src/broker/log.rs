@@ -6,15 +6,18 @@
 //! publishes the new high watermarks and acknowledges. Admin ops (create, alter, delete,
 //! truncate) are written on their own, fsynced, in queue order.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 
+use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
+use super::groups::{GroupCommit, Groups};
+use super::state::StateWrite;
 use super::topics::{Partition, Topic, TopicConfig, TopicDescriptor};
 use crate::error::{Error, ErrorCode, Result};
-use crate::storage::{GroupOffsetKey, IdempotencyKey, PartitionKey, PartitionStats, RecordKey, Store};
+use crate::storage::{IdempotencyKey, PartitionKey, PartitionStats, RecordKey, Store, StoreBatch};
 
 /// Most ops grouped into one write.
 const MAX_GROUP_OPS: usize = 1024;
@@ -35,14 +38,42 @@ pub(crate) struct PartAppend {
 /// Renders the stored idempotency result once base offsets are known.
 pub(crate) type RenderIdempotency = Box<dyn FnOnce(&[u64]) -> Vec<u8> + Send>;
 
-/// Batches for some partitions of one topic, written atomically.
-pub(crate) struct AppendOp {
+/// Batches for some partitions of one topic.
+pub(crate) struct TopicAppend {
     pub topic: Arc<Topic>,
     pub parts: Vec<PartAppend>,
+}
+
+/// One atomic write: record batches for any topics and partitions, a fenced consumer-group
+/// commit and state-table changes — all of it in one RocksDB write, or none of it.
+pub(crate) struct AppendOp {
+    pub writes: Vec<TopicAppend>,
     pub sync: bool,
     pub idempotency: Option<(IdempotencyKey, RenderIdempotency)>,
-    /// Base offset of each part, in `parts` order.
+    /// Offsets to commit, checked against the group's membership when written.
+    pub commit: Option<GroupCommit>,
+    pub state: Vec<StateWrite>,
+    /// Base offset of each part, in `writes` then `parts` order.
     pub reply: oneshot::Sender<Result<Vec<u64>>>,
+}
+
+impl AppendOp {
+    /// An op that only appends batches to one topic (a plain produce).
+    pub fn produce(
+        topic: Arc<Topic>,
+        parts: Vec<PartAppend>,
+        sync: bool,
+        reply: oneshot::Sender<Result<Vec<u64>>>,
+    ) -> Self {
+        Self {
+            writes: vec![TopicAppend { topic, parts }],
+            sync,
+            idempotency: None,
+            commit: None,
+            state: Vec::new(),
+            reply,
+        }
+    }
 }
 
 /// A mutation of the store.
@@ -54,10 +85,13 @@ pub(crate) enum Op {
         config: TopicConfig,
         reply: oneshot::Sender<Result<Arc<Topic>>>,
     },
+    /// Config changes are applied to the config as it is when the writer reaches them, so that
+    /// concurrent changes of different keys are all kept.
     AlterTopic {
         topic: Arc<Topic>,
-        partitions: u32,
-        config: TopicConfig,
+        partitions: Option<u32>,
+        changes: BTreeMap<String, Value>,
+        defaults: TopicConfig,
         reply: oneshot::Sender<Result<()>>,
     },
     DeleteTopic {
@@ -70,12 +104,10 @@ pub(crate) enum Op {
         new_earliest: u64,
         freed_bytes: u64,
     },
+    /// Forgets idempotency results chosen by a retention pass, each only if it is still the
+    /// result created at the given time (a key reused since keeps its fresh result).
     ExpireIdempotency {
-        keys: Vec<IdempotencyKey>,
-    },
-    CommitOffsets {
-        entries: Vec<(GroupOffsetKey, u64)>,
-        reply: oneshot::Sender<Result<()>>,
+        keys: Vec<(IdempotencyKey, i64)>,
     },
     DeleteGroupOffsets {
         group: String,
@@ -101,11 +133,18 @@ pub(crate) struct LogWriter {
 impl LogWriter {
     /// Starts the writer thread. While it writes large groups it runs `priority_boost` nice steps
     /// ahead of the server, when the process may raise priorities (see `Priority`).
-    pub fn start(store: Store, registry: Registry, last_topic_id: u32, priority_boost: u8) -> std::io::Result<Self> {
+    pub fn start(
+        store: Store,
+        registry: Registry,
+        groups: Arc<Groups>,
+        last_topic_id: u32,
+        priority_boost: u8,
+    ) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel(4096);
         let mut w = Writer {
             store,
             registry,
+            groups,
             last_topic_id,
             rx,
             pending: HashMap::new(),
@@ -155,6 +194,9 @@ impl LogWriter {
 struct Writer {
     store: Store,
     registry: Registry,
+    /// Consumer groups: commits are checked against membership and applied to memory here, in
+    /// the order they are written.
+    groups: Arc<Groups>,
     last_topic_id: u32,
     rx: mpsc::Receiver<Op>,
     /// The partitions of the group being appended, with their counters as they grow.
@@ -345,53 +387,53 @@ impl Writer {
             return;
         }
         // Record batches plus, per partition, a key, stats and RocksDB's framing.
-        let room: usize = appends
-            .iter()
-            .map(|a| a.parts.iter().map(|p| p.batch.len() + 64).sum::<usize>())
-            .sum();
+        let room: usize = appends.iter().map(AppendOp::bytes).sum::<usize>() + 64 * appends.len();
         let mut batch = self.store.batch_with_capacity(room + 1024);
         // Kept between groups (emptied, its room kept): one fewer allocation and rehash a group.
         let mut pending = std::mem::take(&mut self.pending);
         let mut sync = false;
         let mut acked = Vec::with_capacity(appends.len());
         let mut topics: Vec<Arc<Topic>> = Vec::new();
+        let mut commits = Vec::new();
+        // Commits are checked and applied under the groups lock, held until memory follows disk.
+        let groups = Arc::clone(&self.groups);
+        let mut guard = appends.iter().any(|a| a.commit.is_some()).then(|| groups.lock());
         for a in appends.drain(..) {
-            if a.topic.is_deleted() {
-                let _ = a.reply.send(Err(Error::topic_not_found(&a.topic.name)));
+            if let Some(t) = a.writes.iter().find(|w| w.topic.is_deleted()) {
+                let _ = a.reply.send(Err(Error::topic_not_found(&t.topic.name)));
                 continue;
             }
-            let parts = a.topic.partitions();
-            let mut bases = Vec::with_capacity(a.parts.len());
-            for p in &a.parts {
-                let part = &parts[p.partition as usize];
-                let (_, stats) = pending
-                    .entry((a.topic.id, p.partition))
-                    .or_insert_with(|| (part.clone(), part.stats()));
-                let base = stats.next_offset;
-                let at = (a.topic.id, p.partition, stats.earliest_offset);
-                if let Err(e) = self.time_index.on_append(&self.store, &mut batch, at, base, &p.batch) {
-                    // Without the entry, timestamp lookups scan further: slower, never wrong.
-                    tracing::error!(topic = %a.topic.name, partition = p.partition, error = %e, "time index upkeep failed");
-                }
-                batch.put_batch(
-                    RecordKey {
-                        topic_id: a.topic.id,
-                        partition: p.partition,
-                        base_offset: base,
-                    },
-                    &p.batch,
+            if let (Some(c), Some(g)) = (&a.commit, guard.as_deref())
+                && let Err(e) = c.check(g)
+            {
+                let _ = a.reply.send(Err(e));
+                continue;
+            }
+            let mut bases = Vec::with_capacity(a.writes.iter().map(|w| w.parts.len()).sum());
+            for w in &a.writes {
+                put_parts(
+                    &self.store,
+                    &mut self.time_index,
+                    &mut batch,
+                    &mut pending,
+                    w,
+                    &mut bases,
                 );
-                stats.next_offset += u64::from(p.count);
-                stats.bytes += p.batch.len() as u64;
-                bases.push(base);
+                if !topics.iter().any(|t| Arc::ptr_eq(t, &w.topic)) {
+                    topics.push(w.topic.clone());
+                }
             }
             if let Some((key, render)) = a.idempotency {
                 batch.put_idempotency(&key, &render(&bases));
             }
-            sync |= a.sync;
-            if !topics.iter().any(|t| Arc::ptr_eq(t, &a.topic)) {
-                topics.push(a.topic.clone());
+            if let Some(c) = a.commit {
+                c.put(&mut batch);
+                commits.push(c);
             }
+            for s in &a.state {
+                s.put(&mut batch);
+            }
+            sync |= a.sync;
             acked.push((a.reply, bases));
         }
         for ((topic_id, partition), (_, stats)) in &pending {
@@ -408,6 +450,12 @@ impl Writer {
                 for (_, (part, stats)) in pending.drain() {
                     part.publish(stats);
                 }
+                if let Some(g) = guard.as_deref_mut() {
+                    for c in &commits {
+                        c.apply(g);
+                    }
+                }
+                drop(guard);
                 for t in topics {
                     t.notify();
                 }
@@ -416,6 +464,7 @@ impl Writer {
                 }
             }
             Err(e) => {
+                drop(guard);
                 self.time_index.reset();
                 let err = Error::from(e);
                 for (reply, _) in acked {
@@ -441,10 +490,11 @@ impl Writer {
             Op::AlterTopic {
                 topic,
                 partitions,
-                config,
+                changes,
+                defaults,
                 reply,
             } => {
-                let _ = reply.send(self.alter_topic(&topic, partitions, config));
+                let _ = reply.send(self.alter_topic(&topic, partitions, &changes, &defaults));
             }
             Op::DeleteTopic { name, reply } => {
                 let _ = reply.send(self.delete_topic(&name));
@@ -458,13 +508,6 @@ impl Writer {
                 if let Err(e) = self.truncate(&topic, partition, new_earliest, freed_bytes) {
                     tracing::error!(topic = %topic.name, partition, error = %e, "retention delete failed");
                 }
-            }
-            Op::CommitOffsets { entries, reply } => {
-                let mut batch = self.store.batch();
-                for (key, offset) in &entries {
-                    batch.put_committed_offset(key, *offset);
-                }
-                let _ = reply.send(self.store.write(batch, false).map_err(Error::from));
             }
             Op::PutToken { id, record, reply } => {
                 let mut batch = self.store.batch();
@@ -482,15 +525,27 @@ impl Writer {
                 let _ = reply.send(self.store.write(batch, true).map_err(Error::from));
             }
             Op::ExpireIdempotency { keys } => {
-                let mut batch = self.store.batch();
-                for k in &keys {
-                    batch.delete_idempotency(k);
-                }
-                if let Err(e) = self.store.write(batch, false) {
+                if let Err(e) = self.expire_idempotency(&keys) {
                     tracing::error!(error = %e, "expiring idempotency keys failed");
                 }
             }
         }
+    }
+
+    /// Deletes the chosen idempotency results that are still the ones chosen: a key reused
+    /// since (a newer `created_at`) keeps its fresh result.
+    fn expire_idempotency(&mut self, keys: &[(IdempotencyKey, i64)]) -> Result<()> {
+        let mut batch = self.store.batch();
+        for (key, chosen) in keys {
+            let Some(raw) = self.store.idempotency_get(key)? else {
+                continue;
+            };
+            if super::produce::stored_created_at(&raw) <= *chosen {
+                batch.delete_idempotency(key);
+            }
+        }
+        self.store.write(batch, false)?;
+        Ok(())
     }
 
     fn create_topic(&mut self, name: String, partitions: u32, config: TopicConfig) -> Result<Arc<Topic>> {
@@ -535,12 +590,21 @@ impl Writer {
         Ok(topic)
     }
 
-    fn alter_topic(&mut self, topic: &Arc<Topic>, partitions: u32, config: TopicConfig) -> Result<()> {
+    fn alter_topic(
+        &mut self,
+        topic: &Arc<Topic>,
+        partitions: Option<u32>,
+        changes: &BTreeMap<String, Value>,
+        defaults: &TopicConfig,
+    ) -> Result<()> {
         if topic.is_deleted() {
             return Err(Error::topic_not_found(&topic.name));
         }
+        let mut config = topic.config();
+        config.apply(changes, defaults)?;
         let current = topic.partitions();
         let have = current.len() as u32;
+        let partitions = partitions.unwrap_or(have);
         if partitions < have {
             return Err(Error::new(
                 ErrorCode::InvalidParameter,
@@ -590,7 +654,19 @@ impl Writer {
                 partition: p.index,
             });
         }
-        self.store.write(batch, true)?;
+        let forgotten = self.groups.lock_and_forget_topic(topic.id, |keys| {
+            for k in keys {
+                batch.delete_committed_offset(k);
+            }
+            self.store.write(batch, true).map_err(Error::from)
+        })?;
+        if forgotten > 0 {
+            tracing::info!(
+                topic = name,
+                offsets = forgotten,
+                "committed offsets of the deleted topic removed"
+            );
+        }
         Ok(topic)
     }
 
@@ -621,10 +697,56 @@ impl Writer {
     }
 }
 
+/// Adds one topic's batches to a write at the next offsets of their partitions.
+fn put_parts(
+    store: &Store,
+    time_index: &mut super::time_index::Upkeep,
+    batch: &mut StoreBatch<'_>,
+    pending: &mut HashMap<(u32, u32), (Arc<Partition>, PartitionStats)>,
+    w: &TopicAppend,
+    bases: &mut Vec<u64>,
+) {
+    let parts = w.topic.partitions();
+    for p in &w.parts {
+        let part = &parts[p.partition as usize];
+        let (_, stats) = pending
+            .entry((w.topic.id, p.partition))
+            .or_insert_with(|| (part.clone(), part.stats()));
+        let base = stats.next_offset;
+        let at = (w.topic.id, p.partition, stats.earliest_offset);
+        if let Err(e) = time_index.on_append(store, batch, at, base, &p.batch) {
+            // Without the entry, timestamp lookups scan further: slower, never wrong.
+            tracing::error!(topic = %w.topic.name, partition = p.partition, error = %e, "time index upkeep failed");
+        }
+        batch.put_batch(
+            RecordKey {
+                topic_id: w.topic.id,
+                partition: p.partition,
+                base_offset: base,
+            },
+            &p.batch,
+        );
+        stats.next_offset += u64::from(p.count);
+        stats.bytes += p.batch.len() as u64;
+        bases.push(base);
+    }
+}
+
 fn op_bytes(op: &Op) -> usize {
     match op {
-        Op::Append(a) => a.parts.iter().map(|p| p.batch.len()).sum(),
+        Op::Append(a) => a.bytes(),
         _ => 0,
+    }
+}
+
+impl AppendOp {
+    /// Bytes of record batches the op appends.
+    fn bytes(&self) -> usize {
+        self.writes
+            .iter()
+            .flat_map(|w| w.parts.iter())
+            .map(|p| p.batch.len())
+            .sum()
     }
 }
 
@@ -647,19 +769,16 @@ mod tests {
         let (done, finished) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let store = Store::open(&path, &crate::storage::StoreOptions::default()).unwrap();
-            let writer = LogWriter::start(store, Registry::default(), 0, 0).unwrap();
+            let groups = Arc::new(Groups::load(Vec::new()));
+            let writer = LogWriter::start(store, Registry::default(), groups, 0, 0).unwrap();
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .unwrap();
             let commit = |offset: u64| {
-                let key = GroupOffsetKey {
-                    group: "g".into(),
-                    topic_id: 1,
-                    partition: 0,
-                };
-                rt.block_on(writer.call(|reply| Op::CommitOffsets {
-                    entries: vec![(key, offset)],
+                rt.block_on(writer.call(|reply| Op::PutToken {
+                    id: format!("t{offset}"),
+                    record: b"{}".to_vec(),
                     reply,
                 }))
             };
@@ -675,6 +794,54 @@ mod tests {
             .recv_timeout(std::time::Duration::from_secs(10))
             .expect("the writer answers and its thread ends after shutdown");
         assert!(all_ok, "every op was answered with success");
+    }
+
+    /// A retention pass chooses expired idempotency results; the writer deletes one only if it
+    /// is still the result chosen, so a key reused in between keeps its fresh result (and a
+    /// retry of the new request is answered from it instead of appending again).
+    #[test]
+    fn idempotency_expiry_keeps_a_result_newer_than_the_one_chosen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &crate::storage::StoreOptions::default()).unwrap();
+        let key = IdempotencyKey {
+            topic_id: 1,
+            key: b"k".to_vec(),
+        };
+        let put = |created_at: i64| {
+            let mut b = store.batch();
+            b.put_idempotency(&key, format!("{{\"created_at\":{created_at}}}").as_bytes());
+            store.write(b, false).unwrap();
+        };
+        put(200);
+        let groups = Arc::new(Groups::load(Vec::new()));
+        let writer = LogWriter::start(store.clone(), Registry::default(), groups, 0, 0).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let expire = |chosen: i64| {
+            rt.block_on(async {
+                writer
+                    .send(Op::ExpireIdempotency {
+                        keys: vec![(key.clone(), chosen)],
+                    })
+                    .await
+                    .unwrap();
+                // Ops are handled in order: once this one is answered, the expiry is done.
+                writer
+                    .call(|reply| Op::DeleteToken { id: "x".into(), reply })
+                    .await
+                    .unwrap();
+            })
+        };
+        expire(100);
+        assert!(
+            store.idempotency_get(&key).unwrap().is_some(),
+            "the newer result is kept"
+        );
+        expire(200);
+        assert!(
+            store.idempotency_get(&key).unwrap().is_none(),
+            "the chosen result is deleted"
+        );
+        writer.shutdown();
     }
 
     #[test]

@@ -14,9 +14,11 @@ pub mod partitioner;
 pub mod produce;
 mod quotas;
 mod retention;
+pub mod state;
 mod time_index;
 pub mod tokens;
 pub mod topics;
+pub mod transactions;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
@@ -25,10 +27,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-pub use caller::{Caller, Operation, Principal, Resource};
+pub use caller::{Caller, CredentialEnd, Operation, Permission, Principal, Resource};
 pub use fetch::{FetchRequest, FetchResult, StartAt};
+pub use groups::{Consumer, JoinOptions, PollOutcome, Subscription};
 pub use produce::{Idempotency, PayloadInput, ProduceOutcome, RecordAck, RecordInput, ValueInput};
+pub use state::{StateTable, StateWrite};
 pub use topics::{Durability, Partition, Topic, TopicConfig};
+pub use transactions::{Transaction, TxnCommit, TxnOutcome, TxnProduce};
 
 use crate::config::Config;
 use crate::error::{Error, ErrorCode, Result};
@@ -69,12 +74,14 @@ struct Inner {
     writer: LogWriter,
     round_robin: RoundRobin,
     idempotency_locks: Mutex<HashMap<IdempotencyKey, Arc<tokio::sync::Mutex<()>>>>,
-    groups: groups::Groups,
+    groups: Arc<groups::Groups>,
     tokens: tokens::Tokens,
     jwt: Option<jwt::JwtVerifier>,
     quotas: quotas::Quotas,
     audit_tx: Option<tokio::sync::mpsc::Sender<String>>,
     shutdown: CancellationToken,
+    /// Runtimes started on the broker (Connect, Streams): stopped before the log writer.
+    runtimes: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -120,13 +127,14 @@ impl Broker {
         }
         tracing::info!(topics = topics.len(), data_dir = %config.data_dir.display(), "store opened");
         let registry: Registry = Arc::new(RwLock::new(topics));
+        let groups = Arc::new(groups::Groups::load(store.committed_offsets()?));
         let writer = LogWriter::start(
             store.clone(),
             registry.clone(),
+            groups.clone(),
             store.last_topic_id()?,
             config.writer_priority_boost,
         )?;
-        let groups = groups::Groups::load(store.committed_offsets()?);
         let tokens = tokens::Tokens::load(store.tokens()?, config.admin_token.as_deref());
         let broker = Self {
             inner: Arc::new(Inner {
@@ -142,6 +150,7 @@ impl Broker {
                 quotas,
                 audit_tx,
                 shutdown: CancellationToken::new(),
+                runtimes: Mutex::new(Vec::new()),
             }),
         };
         if let (Some(topic), Some(rx)) = (broker.inner.config.audit_topic.clone(), audit_rx) {
@@ -167,11 +176,31 @@ impl Broker {
         self.inner.shutdown.clone()
     }
 
-    /// Stops background work, writes out everything queued and flushes the write-ahead log.
-    /// Blocks; call it once, after the HTTP server has drained.
-    pub fn close(&self) {
+    /// Registers a runtime's task (Connect, Streams): [`Self::close`] waits for it to end —
+    /// it ends on [`Self::shutdown_token`] — before it stops the log writer, so that nothing
+    /// the runtime had acknowledged is lost.
+    pub fn register_runtime(&self, task: tokio::task::JoinHandle<()>) {
+        self.inner.runtimes.lock().expect("runtimes lock").push(task);
+    }
+
+    /// Stops background work and the runtimes, writes out everything queued and flushes the
+    /// write-ahead log. Call it once, after the HTTP server has drained.
+    pub async fn close(&self) {
         self.inner.shutdown.cancel();
-        self.inner.writer.shutdown();
+        let runtimes = std::mem::take(&mut *self.inner.runtimes.lock().expect("runtimes lock"));
+        let grace = std::time::Duration::from_millis(self.inner.config.shutdown_grace_ms);
+        for task in runtimes {
+            if tokio::time::timeout(grace, task).await.is_err() {
+                tracing::warn!("a runtime did not stop within the shutdown grace period");
+            }
+        }
+        let b = self.clone();
+        if tokio::task::spawn_blocking(move || b.inner.writer.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::error!("the log writer did not stop cleanly");
+        }
     }
 
     /// Whether callers must authenticate (an identity source is configured).
@@ -223,14 +252,24 @@ impl Broker {
         self.inner.quotas.take(caller, quotas::Kind::Requests, 1, false)
     }
 
-    /// Bytes used by the store.
-    pub fn storage_bytes(&self) -> u64 {
-        self.inner.store.size_bytes()
+    /// Bytes used by the store, for a caller that may describe the cluster.
+    pub async fn storage_bytes(&self, caller: &Caller) -> Result<u64> {
+        caller::authorize(caller, Operation::Describe, Resource::Cluster, tokens::CLUSTER)?;
+        let store = self.inner.store.clone();
+        tokio::task::spawn_blocking(move || store.size_bytes())
+            .await
+            .map_err(Error::internal)
     }
 
     /// Looks a live topic up by name.
     pub fn topic(&self, caller: &Caller, name: &str) -> Result<Arc<Topic>> {
         caller::authorize(caller, Operation::Describe, caller::Resource::Topic, name)?;
+        self.lookup(name)
+    }
+
+    /// Looks a live topic up by name for a caller that may read it.
+    pub fn topic_for_read(&self, caller: &Caller, name: &str) -> Result<Arc<Topic>> {
+        caller::authorize(caller, Operation::Read, caller::Resource::Topic, name)?;
         self.lookup(name)
     }
 
@@ -312,22 +351,23 @@ impl Broker {
     ) -> Result<TopicInfo> {
         caller::authorize(caller, Operation::Alter, caller::Resource::Topic, name)?;
         let topic = self.lookup(name)?;
-        let partitions = partitions.unwrap_or(topic.partitions().len() as u32);
-        validate_partition_count(partitions)?;
-        let defaults = self.default_topic_config();
-        let mut cfg = topic.config();
-        cfg.apply(config, &defaults)?;
+        if let Some(p) = partitions {
+            validate_partition_count(p)?;
+        }
+        // Checked here for a quick answer; applied by the writer to the config as it is then.
+        topic.config().apply(config, &self.default_topic_config())?;
         let t = topic.clone();
         self.inner
             .writer
             .call(|reply| Op::AlterTopic {
                 topic: t,
                 partitions,
-                config: cfg,
+                changes: config.clone(),
+                defaults: self.default_topic_config(),
                 reply,
             })
             .await?;
-        tracing::info!(topic = name, partitions, "topic altered");
+        tracing::info!(topic = name, partitions = topic.partitions().len(), "topic altered");
         self.audit(caller, "topic.alter", Resource::Topic, name);
         Ok(describe(&topic))
     }

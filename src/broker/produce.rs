@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::caller::{self, Caller, Operation};
 use super::log::{AppendOp, Op, PartAppend};
 use super::partitioner::partition_for_key;
-use super::topics::Durability;
+use super::topics::{Durability, Topic};
 use super::{Broker, now_ms};
 use crate::error::{Error, ErrorCode, Result};
 use crate::storage::{BatchBuilder, Format, IdempotencyKey, Payload};
@@ -64,8 +64,8 @@ pub struct RecordInput<'a> {
     pub key: Option<PayloadInput<'a>>,
     /// The value.
     pub value: ValueInput<'a>,
-    /// Headers, name and UTF-8 value.
-    pub headers: Vec<(&'a str, &'a str)>,
+    /// Headers: name (UTF-8 from HTTP) and value, as bytes.
+    pub headers: Vec<(&'a [u8], &'a [u8])>,
     /// Explicit partition.
     pub partition: Option<i64>,
     /// Explicit timestamp, ms since the epoch.
@@ -208,6 +208,50 @@ struct StoredOutcome {
     results: Vec<std::result::Result<RecordAck, StoredError>>,
 }
 
+/// A produce request's records checked and encoded into per-partition batches.
+pub(super) struct Encoded {
+    /// Each record's slot, in request order.
+    slots: Vec<Slot>,
+    /// The errors that error slots refer to.
+    pub(super) errors: Vec<Error>,
+    /// One batch per partition, in the order slots refer to them.
+    pub(super) parts: Vec<PartAppend>,
+    /// Bytes the records take in their batches.
+    pub(super) bytes_in: u64,
+}
+
+impl Encoded {
+    /// Where each record was written, once the parts' base offsets are known (for requests
+    /// with no error slot).
+    pub(super) fn acks(&self, bases: &[u64]) -> Vec<RecordAck> {
+        self.slots
+            .iter()
+            .filter_map(|s| match *s {
+                Slot::Ok {
+                    part,
+                    index,
+                    partition,
+                    timestamp,
+                } => Some(RecordAck {
+                    partition,
+                    offset: bases[part as usize] + u64::from(index),
+                    timestamp,
+                }),
+                Slot::Err(_) => None,
+            })
+            .collect()
+    }
+}
+
+/// The creation time of a stored idempotent-produce result (0 when unreadable: expired).
+pub(super) fn stored_created_at(raw: &[u8]) -> i64 {
+    #[derive(Deserialize)]
+    struct CreatedAt {
+        created_at: i64,
+    }
+    serde_json::from_slice::<CreatedAt>(raw).map_or(0, |c| c.created_at)
+}
+
 /// Where a record went before offsets are known (24 bytes, one per record of a request): its
 /// part (the batch of its partition) and index in it, or the index of its error in the
 /// outcome's error list. Plain data: a list of them is dropped without visiting each.
@@ -330,9 +374,83 @@ impl Broker {
             idempotency_key = Some(key);
         }
 
-        let (max_message_bytes, durability) = topic.produce_settings();
-        let partitions = topic.partitions();
-        let count = partitions.len() as u32;
+        let Encoded {
+            slots,
+            errors,
+            parts,
+            bytes_in,
+        } = self.encode(&topic, &req);
+        let written = slots.len() - errors.len();
+        if written == 0 {
+            return Ok(ProduceOutcome {
+                slots,
+                bases: Vec::new(),
+                errors,
+                replayed: false,
+            });
+        }
+        self.inner
+            .quotas
+            .take(caller, super::quotas::Kind::ProduceBytes, bytes_in, false)?;
+        let durability = topic.produce_settings().1;
+        let sync = req.durability.unwrap_or(durability) == Durability::Fsync;
+        let idempotency = match (idempotency_key, &req.idempotency) {
+            (Some(key), Some(idem)) => {
+                // The rare path: the stored result is rendered in the writer, once offsets are
+                // known, from a copy of the slots.
+                let mut stored = ProduceOutcome {
+                    slots: slots.clone(),
+                    bases: Vec::new(),
+                    errors: errors.clone(),
+                    replayed: false,
+                };
+                let fingerprint = idem.fingerprint;
+                let render: super::log::RenderIdempotency = Box::new(move |bases: &[u64]| {
+                    stored.bases = bases.to_vec();
+                    let stored = StoredOutcome {
+                        created_at: now_ms(),
+                        fingerprint,
+                        results: stored
+                            .results()
+                            .map(|r| {
+                                r.map_err(|e| StoredError {
+                                    code: e.code,
+                                    detail: e.detail.clone(),
+                                    field: e.field.clone(),
+                                })
+                            })
+                            .collect(),
+                    };
+                    serde_json::to_vec(&stored).unwrap_or_default()
+                });
+                Some((key, render))
+            }
+            _ => None,
+        };
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let mut op = AppendOp::produce(topic.clone(), parts, sync, reply);
+        op.idempotency = idempotency;
+        self.inner.writer.send(Op::Append(op)).await?;
+        let bases = rx
+            .await
+            .map_err(|_| Error::new(ErrorCode::Unavailable, "the server is shutting down"))??;
+
+        topic.metrics.records_in.increment(written as u64);
+        topic.metrics.bytes_in.increment(bytes_in);
+        metrics::histogram!("weir_produce_duration_seconds").record(started.elapsed().as_secs_f64());
+        Ok(ProduceOutcome {
+            slots,
+            bases,
+            errors,
+            replayed: false,
+        })
+    }
+
+    /// Checks and encodes the records of a produce request into one batch per partition.
+    /// Records that cannot be written get an error slot; the others a slot in their batch.
+    pub(super) fn encode(&self, topic: &Topic, req: &ProduceRequest<'_>) -> Encoded {
+        let max_message_bytes = topic.produce_settings().0;
+        let count = topic.partitions().len() as u32;
         let sticky = self.inner.round_robin.next(count);
         let now = now_ms();
         let mut slots = Vec::with_capacity(req.records.len());
@@ -353,7 +471,7 @@ impl Broker {
         // share a partition, which spares the search.
         let mut last_part = usize::MAX;
         for (i, r) in req.records.iter().enumerate() {
-            match prepare(i, r, &req, count, sticky, now, max_message_bytes) {
+            match prepare(i, r, req, count, sticky, now, max_message_bytes) {
                 Ok(p) => {
                     let part = match batches.get(last_part) {
                         Some((pp, _)) if *pp == p.partition => last_part,
@@ -400,21 +518,7 @@ impl Broker {
         }
         // What the records take in their batches (headers excluded).
         let bytes_in: u64 = batches.iter().map(|(_, b)| b.records_len() as u64).sum();
-
-        let written = slots.len() - errors.len();
-        if written == 0 {
-            return Ok(ProduceOutcome {
-                slots,
-                bases: Vec::new(),
-                errors,
-                replayed: false,
-            });
-        }
-        self.inner
-            .quotas
-            .take(caller, super::quotas::Kind::ProduceBytes, bytes_in, false)?;
-
-        let parts: Vec<PartAppend> = batches
+        let parts = batches
             .into_iter()
             .map(|(partition, b)| PartAppend {
                 partition,
@@ -422,64 +526,12 @@ impl Broker {
                 batch: b.finish(),
             })
             .collect();
-        let sync = req.durability.unwrap_or(durability) == Durability::Fsync;
-        let idempotency = match (idempotency_key, &req.idempotency) {
-            (Some(key), Some(idem)) => {
-                // The rare path: the stored result is rendered in the writer, once offsets are
-                // known, from a copy of the slots.
-                let mut stored = ProduceOutcome {
-                    slots: slots.clone(),
-                    bases: Vec::new(),
-                    errors: errors.clone(),
-                    replayed: false,
-                };
-                let fingerprint = idem.fingerprint;
-                let render: super::log::RenderIdempotency = Box::new(move |bases: &[u64]| {
-                    stored.bases = bases.to_vec();
-                    let stored = StoredOutcome {
-                        created_at: now_ms(),
-                        fingerprint,
-                        results: stored
-                            .results()
-                            .map(|r| {
-                                r.map_err(|e| StoredError {
-                                    code: e.code,
-                                    detail: e.detail.clone(),
-                                    field: e.field.clone(),
-                                })
-                            })
-                            .collect(),
-                    };
-                    serde_json::to_vec(&stored).unwrap_or_default()
-                });
-                Some((key, render))
-            }
-            _ => None,
-        };
-        let (reply, rx) = tokio::sync::oneshot::channel();
-        self.inner
-            .writer
-            .send(Op::Append(AppendOp {
-                topic: topic.clone(),
-                parts,
-                sync,
-                idempotency,
-                reply,
-            }))
-            .await?;
-        let bases = rx
-            .await
-            .map_err(|_| Error::new(ErrorCode::Unavailable, "the server is shutting down"))??;
-
-        topic.metrics.records_in.increment(written as u64);
-        topic.metrics.bytes_in.increment(bytes_in);
-        metrics::histogram!("weir_produce_duration_seconds").record(started.elapsed().as_secs_f64());
-        Ok(ProduceOutcome {
+        Encoded {
             slots,
-            bases,
             errors,
-            replayed: false,
-        })
+            parts,
+            bytes_in,
+        }
     }
 
     async fn idempotency_lock(&self, key: &IdempotencyKey) -> IdempotencyGuard {

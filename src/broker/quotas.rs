@@ -27,7 +27,11 @@ pub(crate) enum Kind {
 pub(crate) struct Quotas {
     rates: [u64; 3],
     buckets: Mutex<HashMap<(String, Kind), Bucket>>,
+    last_sweep: Mutex<Option<Instant>>,
 }
+
+/// How often full buckets are forgotten.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn index(kind: Kind) -> usize {
     match kind {
@@ -43,7 +47,32 @@ impl Quotas {
         Self {
             rates: [requests, produce_bytes, fetch_bytes],
             buckets: Mutex::new(HashMap::new()),
+            last_sweep: Mutex::new(None),
         }
+    }
+
+    /// Forgets the buckets that have refilled by `now` (at most every [`SWEEP_EVERY`]): a
+    /// principal that comes back starts with a full bucket, exactly what it would have found,
+    /// so the map holds only principals active within about a second, not every one ever seen.
+    pub(crate) fn sweep(&self, now: Instant) {
+        {
+            let mut last = self.last_sweep.lock().expect("quota sweep lock");
+            if last.is_some_and(|l| now.saturating_duration_since(l) < SWEEP_EVERY) {
+                return;
+            }
+            *last = Some(now);
+        }
+        let rates = self.rates;
+        self.buckets.lock().expect("quota lock").retain(|(_, kind), b| {
+            let rate = rates[index(*kind)] as f64;
+            b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * rate < rate
+        });
+    }
+
+    /// Number of buckets held.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.buckets.lock().expect("quota lock").len()
     }
 
     /// Takes `amount` from the caller's bucket; `overdraw` lets it go negative (charge after the
@@ -80,5 +109,50 @@ impl Quotas {
             format!("quota of {rate} {what} exceeded; retry in {wait:.3} s"),
         )
         .with_extensions(ext))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::caller::Principal;
+
+    fn caller(i: usize) -> Caller {
+        Caller::with(
+            Principal::Token {
+                id: format!("t{i}"),
+                name: "n".into(),
+            },
+            Vec::new(),
+        )
+    }
+
+    #[test]
+    fn refilled_buckets_are_forgotten_and_busy_ones_kept() {
+        let q = Quotas::new(10, 0, 0);
+        for i in 0..100 {
+            q.take(&caller(i), Kind::Requests, 1, false).unwrap();
+        }
+        // Drained to the bottom: still owes a second of refill.
+        for _ in 0..10 {
+            let _ = q.take(&caller(0), Kind::Requests, 1, false);
+        }
+        assert_eq!(q.len(), 100);
+        let now = Instant::now();
+        q.sweep(now + std::time::Duration::from_millis(500));
+        assert_eq!(
+            q.len(),
+            1,
+            "buckets refilled after 0.5 s are gone; the drained one stays"
+        );
+        q.sweep(now + std::time::Duration::from_secs(3));
+        assert_eq!(q.len(), 1, "sweeps run at most every 10 s");
+        q.sweep(now + std::time::Duration::from_secs(20));
+        assert_eq!(q.len(), 0);
+        // A principal that comes back starts with a full bucket, as it would have found it.
+        for _ in 0..10 {
+            q.take(&caller(0), Kind::Requests, 1, false).unwrap();
+        }
+        assert!(q.take(&caller(0), Kind::Requests, 1, false).is_err());
     }
 }

@@ -87,12 +87,9 @@ impl Broker {
             }
             let mut expired = Vec::new();
             store.idempotency_scan(|key: IdempotencyKey, value| {
-                let created = serde_json::from_slice::<serde_json::Value>(value)
-                    .ok()
-                    .and_then(|v| v.get("created_at").and_then(serde_json::Value::as_i64))
-                    .unwrap_or(0);
+                let created = super::produce::stored_created_at(value);
                 if created + window <= now {
-                    expired.push(key);
+                    expired.push((key, created));
                 }
             })?;
             Ok::<_, crate::error::Error>((out, expired))

@@ -162,6 +162,7 @@ impl Broker {
             e.info.permissions.clone(),
         );
         caller.revoked = Some(e.revoked.clone());
+        caller.expires_at = e.info.expires_at;
         Ok(caller)
     }
 

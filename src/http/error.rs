@@ -10,7 +10,14 @@ use crate::error::{Error, ErrorCode};
 /// The HTTP status of each error code.
 pub const fn status_of(code: ErrorCode) -> StatusCode {
     match code {
-        ErrorCode::TopicNotFound | ErrorCode::PartitionNotFound | ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::TopicNotFound
+        | ErrorCode::PartitionNotFound
+        | ErrorCode::NotFound
+        | ErrorCode::ConnectorNotFound
+        | ErrorCode::PluginNotFound
+        | ErrorCode::TaskNotFound => StatusCode::NOT_FOUND,
+        ErrorCode::ConnectorAlreadyExists => StatusCode::CONFLICT,
+        ErrorCode::InvalidConnectorConfig | ErrorCode::ConnectorNotStopped => StatusCode::BAD_REQUEST,
         ErrorCode::TopicAlreadyExists
         | ErrorCode::RebalanceInProgress
         | ErrorCode::IllegalGeneration
@@ -37,7 +44,7 @@ pub const fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::QuotaExceeded => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
         ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::Internal | ErrorCode::CorruptRecordBatch => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 

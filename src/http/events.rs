@@ -21,7 +21,7 @@ use super::error::{ApiResult, Problem};
 use super::extract::Params;
 use super::records::{parse_partition, start_at};
 use super::render::{Rendering, topic_json, write_record};
-use crate::broker::{Broker, Caller, StartAt, Topic};
+use crate::broker::{Broker, Caller, FetchRequest, StartAt, Topic};
 use crate::error::{Error, ErrorCode};
 use crate::storage::Format;
 
@@ -106,13 +106,7 @@ pub async fn events(
     Params(p): Params<EventParams>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let topic = s.broker.topic(&caller, &topic)?;
-    crate::broker::caller::authorize(
-        &caller,
-        crate::broker::Operation::Read,
-        crate::broker::caller::Resource::Topic,
-        &topic.name,
-    )?;
+    let topic = s.broker.topic_for_read(&caller, &topic)?;
     let only = p.partition.as_deref().map(parse_partition).transpose()?;
     if let Some(part) = only {
         topic.partition(part)?;
@@ -136,7 +130,7 @@ pub async fn events(
         let pos = match resume.as_ref().and_then(|r| r.get(&part.index)) {
             Some(&o) => o.clamp(part.earliest_offset(), part.next_offset()),
             None if resume.is_some() => part.earliest_offset(),
-            None => s.broker.resolve_start(&topic, part, start).await?,
+            None => s.broker.position(&caller, &topic, part.index, start).await?,
         };
         positions.insert(part.index, pos);
     }
@@ -150,7 +144,7 @@ pub async fn events(
     tokio::spawn(async move {
         let _permit = permit;
         tokio::select! {
-            _ = pump(s.broker.clone(), topic, only, positions, rendering, tx) => {}
+            _ = pump(s.broker.clone(), caller, topic, only, positions, rendering, tx) => {}
             _ = revoked => tracing::info!("event stream closed: credential revoked or expired"),
         }
     });
@@ -160,6 +154,7 @@ pub async fn events(
 
 async fn pump(
     broker: Broker,
+    caller: Caller,
     topic: Arc<Topic>,
     only: Option<u32>,
     mut positions: BTreeMap<u32, u64>,
@@ -192,8 +187,19 @@ async fn pump(
             if pos >= part.next_offset() {
                 continue;
             }
-            let Ok(res) = broker.read(&topic, index, pos, 1000, 1 << 20).await else {
-                return;
+            let req = FetchRequest {
+                start: StartAt::Offset(pos),
+                max_records: 1000,
+                max_bytes: 1 << 20,
+                wait: std::time::Duration::ZERO,
+            };
+            let res = match broker.fetch(&caller, &topic.name, index, req).await {
+                Ok(res) => res,
+                Err(e) => {
+                    let data = serde_json::to_string(&super::error::Problem::from_error(&e)).unwrap_or_default();
+                    let _ = tx.send(Ok(Event::default().event("error").data(data))).await;
+                    return;
+                }
             };
             for (offset, r) in res.records() {
                 buf.clear();

@@ -1,7 +1,7 @@
 //! `/v1/groups`: consumer groups over plain HTTP — join, heartbeat, poll, commit, seek, leave,
 //! administration, and a group member that is an SSE stream.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -24,9 +24,10 @@ use super::records::read_limits;
 use super::render::{Rendering, json_response, topic_json, write_record, write_records};
 use crate::broker::groups::{
     DEFAULT_SESSION_TIMEOUT_MS, GroupDescription, GroupSummary, JoinOptions, MemberView, OffsetChange, OffsetReset,
-    PartitionOffset, SeekTo, Strategy, Subscription, TopicPartition,
+    PartitionOffset, PollOutcome, Polled, SeekTo, Strategy, Subscription, TopicPartition,
 };
-use crate::broker::{Broker, Caller};
+use crate::broker::topics::Durability;
+use crate::broker::{Broker, Caller, Consumer};
 use crate::error::{Error, ErrorCode};
 
 /// Body of a join.
@@ -142,7 +143,11 @@ pub async fn heartbeat(
     caller: Caller,
     Path((group, member)): Path<(String, String)>,
 ) -> ApiResult<Json<MemberView>> {
-    Ok(Json(s.broker.heartbeat(&caller, &group, &member)?))
+    let hb = s.broker.heartbeat(&caller, &group, &member)?;
+    if hb.rebalanced {
+        return Err(hb.view.rebalance_error().into());
+    }
+    Ok(Json(hb.view))
 }
 
 /// Query parameters of a group poll.
@@ -198,10 +203,14 @@ pub async fn poll(
     Params(p): Params<PollParams>,
 ) -> ApiResult<Response> {
     let (max_records, max_bytes, wait) = read_limits(&p.max_records, &p.max_bytes, &p.wait_ms)?;
-    let poll = s
+    let poll = match s
         .broker
         .group_poll(&caller, &group, &member, max_records, max_bytes, wait)
-        .await?;
+        .await?
+    {
+        PollOutcome::Records(poll) => poll,
+        PollOutcome::Rebalanced(view) => return Err(view.rebalance_error().into()),
+    };
     let mut out = Vec::with_capacity(4096);
     out.extend_from_slice(b"{\"generation\":");
     out.extend_from_slice(itoa::Buffer::new().format(poll.view.generation).as_bytes());
@@ -224,6 +233,8 @@ pub struct CommitRequest {
     pub generation: Option<u64>,
     /// Offsets to commit: the next offset to read, as in Kafka.
     pub offsets: Option<Vec<PartitionOffset>>,
+    /// `wal` (default: survives a crash of the server) or `fsync` (also survives power loss).
+    pub durability: Option<Durability>,
 }
 
 /// What was committed.
@@ -239,7 +250,9 @@ pub struct CommitResponse {
     post, path = "/v1/groups/{group}/members/{member}/offsets", tag = "groups",
     summary = "Commit offsets",
     description = "Commits the given offsets (the next offset to read), or with an empty body the positions of \
-everything the member was returned so far. Commits are durable.",
+everything the member was returned so far. The member must be the caller's own (`403 forbidden` for \
+another principal). Ownership and generation are checked when the commit is written, in the order of all \
+writes. A commit survives a crash of the server (`kill -9`); with `\"durability\": \"fsync\"` also power loss.",
     params(("group" = String, Path, description = "Group name"), ("member" = String, Path, description = "Member id")),
     request_body(content = CommitRequest, content_type = "application/json"),
     responses(
@@ -258,16 +271,16 @@ pub async fn commit(
     body: Body,
 ) -> ApiResult<Json<CommitResponse>> {
     let bytes = read_body(body, s.broker.config().max_request_bytes).await?;
-    let (generation, offsets) = if bytes.iter().all(u8::is_ascii_whitespace) {
-        (None, None)
+    let (generation, offsets, durability) = if bytes.iter().all(u8::is_ascii_whitespace) {
+        (None, None, None)
     } else {
         require_json(&headers)?;
         let req: CommitRequest = parse_json(&bytes)?;
-        (req.generation, req.offsets)
+        (req.generation, req.offsets, req.durability)
     };
     let committed = s
         .broker
-        .group_commit(&caller, &group, &member, generation, offsets)
+        .group_commit(&caller, &group, &member, generation, offsets, durability)
         .await?;
     Ok(Json(CommitResponse { committed }))
 }
@@ -557,13 +570,13 @@ pub async fn events(
 ) -> ApiResult<Response> {
     let (options, resume) = stream_member_options(p, &headers)?;
     let permit = s.limits.open_stream()?;
-    let view = s.broker.join_group(&caller, &group, options).await?;
+    let consumer = Consumer::join(&s.broker, caller.clone(), &group, options).await?;
     let (tx, rx) = mpsc::channel::<Out>(256);
     let revoked = super::events::revoked(&caller);
     tokio::spawn(async move {
         let _permit = permit;
         tokio::select! {
-            _ = pump(s.broker.clone(), caller, group, view, resume, tx) => {}
+            _ = pump(s.broker.shutdown_token(), consumer, resume, tx) => {}
             _ = revoked => tracing::info!("group event stream closed: credential revoked or expired"),
         }
     });
@@ -681,21 +694,15 @@ pub async fn websocket(
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
-    crate::broker::caller::authorize(
-        &caller,
-        crate::broker::Operation::Read,
-        crate::broker::Resource::Group,
-        &group,
-    )?;
     let upgrade = upgrade.map_err(|e| Error::invalid_parameter("Upgrade", format!("not a WebSocket request: {e}")))?;
     let (options, resume) = stream_member_options(p, &headers)?;
     let permit = s.limits.open_stream()?;
-    let view = s.broker.join_group(&caller, &group, options).await?;
+    let consumer = Consumer::join(&s.broker, caller.clone(), &group, options).await?;
     Ok(upgrade.on_upgrade(move |socket| async move {
         let _permit = permit;
         let revoked = super::events::revoked(&caller);
         tokio::select! {
-            _ = ws_member(s.broker.clone(), caller, group, view, resume, socket) => {}
+            _ = ws_member(s.broker.clone(), caller, consumer, resume, socket) => {}
             _ = revoked => tracing::info!("group websocket closed: credential revoked or expired"),
         }
     }))
@@ -704,13 +711,13 @@ pub async fn websocket(
 async fn ws_member(
     broker: Broker,
     caller: Caller,
-    group: String,
-    view: MemberView,
+    consumer: Consumer,
     resume: BTreeMap<TopicPartition, u64>,
     socket: WebSocket,
 ) {
     use futures::{SinkExt as _, StreamExt as _};
-    let member = view.member_id.clone();
+    let member = consumer.member_id().to_owned();
+    let group = consumer.group().to_owned();
     let (mut sink, mut incoming) = socket.split();
     let (tx, mut rx) = mpsc::channel::<Out>(256);
     let sender = async {
@@ -729,7 +736,10 @@ async fn ws_member(
             };
             let out = match serde_json::from_str::<WsCommand>(&text) {
                 Ok(WsCommand::Commit { generation, offsets }) => {
-                    match broker.group_commit(&caller, &group, &member, generation, offsets).await {
+                    match broker
+                        .group_commit(&caller, &group, &member, generation, offsets, None)
+                        .await
+                    {
                         Ok(c) => Out {
                             kind: "committed",
                             id: None,
@@ -746,7 +756,7 @@ async fn ws_member(
         }
     };
     tokio::select! {
-        _ = pump(broker.clone(), caller.clone(), group.clone(), view, resume, tx.clone()) => {}
+        _ = pump(broker.shutdown_token(), consumer, resume, tx.clone()) => {}
         _ = sender => {}
         _ = receiver => {}
     }
@@ -760,124 +770,65 @@ fn problem_out(e: &Error) -> Out {
     }
 }
 
-/// Leaves the group when the stream ends, however it ends.
-struct Membership {
-    broker: Broker,
-    caller: Caller,
-    group: String,
-    member: String,
-}
-
-impl Drop for Membership {
-    fn drop(&mut self) {
-        let _ = self.broker.leave_group(&self.caller, &self.group, &self.member);
-    }
-}
-
+/// Streams a member's records and rebalances to `tx` until the receiver goes away, the server
+/// shuts down or an error ends it. The member leaves the group when the consumer is dropped.
 async fn pump(
-    broker: Broker,
-    caller: Caller,
-    group: String,
-    view: MemberView,
+    shutdown: tokio_util::sync::CancellationToken,
+    mut consumer: Consumer,
     mut positions: BTreeMap<TopicPartition, u64>,
     tx: mpsc::Sender<Out>,
 ) {
-    let member = view.member_id.clone();
-    let _membership = Membership {
-        broker: broker.clone(),
-        caller: caller.clone(),
-        group: group.clone(),
-        member: member.clone(),
-    };
-    let view_event = |kind: &'static str, v: &serde_json::Value| Out {
+    let view_event = |kind: &'static str, v: &MemberView| Out {
         kind,
         id: None,
-        data: v.to_string(),
+        data: serde_json::to_string(v).unwrap_or_default(),
     };
-    if tx
-        .send(view_event("member", &serde_json::to_value(&view).unwrap_or_default()))
-        .await
-        .is_err()
-    {
+    if tx.send(view_event("member", consumer.view())).await.is_err() {
         return;
     }
-    let mut generation = view.generation;
-    let mut assignment: BTreeSet<TopicPartition> = view.assignment.into_iter().collect();
-    let shutdown = broker.shutdown_token();
+    let mut shown = (consumer.view().generation, consumer.view().assignment.clone());
     let mut buf = Vec::new();
     loop {
         let polled = tokio::select! {
-            r = broker.group_poll(&caller, &group, &member, 1000, 1 << 20, Duration::from_secs(10)) => r,
+            r = consumer.poll(1000, 1 << 20, Duration::from_secs(10)) => r,
             _ = tx.closed() => return,
             _ = shutdown.cancelled() => return,
         };
-        match polled {
-            Ok(poll) => {
-                let now: BTreeSet<TopicPartition> = poll.view.assignment.iter().cloned().collect();
-                if poll.view.generation != generation || now != assignment {
-                    generation = poll.view.generation;
-                    assignment = now;
-                    let v = serde_json::to_value(&poll.view).unwrap_or_default();
-                    if tx.send(view_event("rebalance", &v)).await.is_err() {
-                        return;
-                    }
-                }
-                for f in &poll.fetched {
-                    let tj = topic_json(&f.topic);
-                    for (offset, r) in f.records() {
-                        buf.clear();
-                        write_record(&mut buf, &tj, f.partition, offset, &r, Rendering::default());
-                        positions.insert(
-                            TopicPartition {
-                                topic: f.topic.clone(),
-                                partition: f.partition,
-                            },
-                            offset + 1,
-                        );
-                        let out = Out {
-                            kind: "record",
-                            id: Some(encode_positions(&positions)),
-                            data: String::from_utf8_lossy(&buf).into_owned(),
-                        };
-                        if tx.send(out).await.is_err() {
-                            return;
-                        }
-                    }
-                }
+        let fetched = match polled {
+            Ok(Polled::Records(fetched)) => fetched,
+            Ok(Polled::Rebalanced) => Vec::new(),
+            Err(e) => {
+                let _ = tx.send(problem_out(&e)).await;
+                return;
             }
-            Err(e) if e.code == ErrorCode::RebalanceInProgress => {
-                let mut v = serde_json::Map::new();
-                v.insert("member_id".into(), member.clone().into());
-                if let Some(ext) = &e.extensions {
-                    v.extend(ext.iter().map(|(k, val)| (k.clone(), val.clone())));
-                }
-                generation = v
-                    .get("generation")
-                    .and_then(serde_json::Value::as_u64)
-                    .unwrap_or(generation);
-                assignment = v
-                    .get("assignment")
-                    .and_then(|a| serde_json::from_value::<Vec<TopicPartition>>(a.clone()).ok())
-                    .map(|a| a.into_iter().collect())
-                    .unwrap_or_default();
-                if tx
-                    .send(view_event("rebalance", &serde_json::Value::Object(v)))
-                    .await
-                    .is_err()
-                {
+        };
+        let view = consumer.view();
+        if (view.generation, &view.assignment) != (shown.0, &shown.1) {
+            shown = (view.generation, view.assignment.clone());
+            if tx.send(view_event("rebalance", view)).await.is_err() {
+                return;
+            }
+        }
+        for f in &fetched {
+            let tj = topic_json(&f.topic);
+            for (offset, r) in f.records() {
+                buf.clear();
+                write_record(&mut buf, &tj, f.partition, offset, &r, Rendering::default());
+                positions.insert(
+                    TopicPartition {
+                        topic: f.topic.clone(),
+                        partition: f.partition,
+                    },
+                    offset + 1,
+                );
+                let out = Out {
+                    kind: "record",
+                    id: Some(encode_positions(&positions)),
+                    data: String::from_utf8_lossy(&buf).into_owned(),
+                };
+                if tx.send(out).await.is_err() {
                     return;
                 }
-            }
-            Err(e) => {
-                let data = serde_json::to_string(&super::error::Problem::from_error(&e)).unwrap_or_default();
-                let _ = tx
-                    .send(Out {
-                        kind: "error",
-                        id: None,
-                        data,
-                    })
-                    .await;
-                return;
             }
         }
     }

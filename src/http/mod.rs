@@ -2,6 +2,7 @@
 //! OpenAPI document. Handlers are thin: extract, call one broker method, shape the answer.
 
 pub mod auth;
+pub mod connect;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -15,6 +16,7 @@ pub mod system;
 pub mod tls;
 pub mod tokens;
 pub mod topics;
+pub mod transactions;
 
 use std::collections::HashMap;
 use std::sync::{LazyLock, OnceLock, RwLock};
@@ -46,6 +48,8 @@ pub struct AppState(std::sync::Arc<Shared>);
 pub struct Shared {
     /// The broker service.
     pub broker: Broker,
+    /// The connector runtime.
+    pub connect: crate::connect::Connect,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
     /// Load-shedding counters.
@@ -101,6 +105,29 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(groups::reset))
         .routes(routes!(groups::events))
         .routes(routes!(groups::websocket))
+        .routes(routes!(transactions::transact))
+        .routes(routes!(connect::root))
+        .routes(routes!(connect::list, connect::create))
+        .routes(routes!(connect::info, connect::delete))
+        .routes(routes!(connect::get_config, connect::put_config, connect::patch_config))
+        .routes(routes!(connect::status))
+        .routes(routes!(connect::tasks))
+        .routes(routes!(connect::task_status))
+        .routes(routes!(connect::restart_task))
+        .routes(routes!(connect::restart))
+        .routes(routes!(connect::pause))
+        .routes(routes!(connect::resume))
+        .routes(routes!(connect::stop))
+        .routes(routes!(connect::topics))
+        .routes(routes!(connect::reset_topics))
+        .routes(routes!(
+            connect::offsets,
+            connect::alter_offsets,
+            connect::reset_offsets
+        ))
+        .routes(routes!(connect::plugins))
+        .routes(routes!(connect::plugin_config))
+        .routes(routes!(connect::validate))
         .routes(routes!(tokens::create, tokens::list))
         .routes(routes!(tokens::revoke))
         .routes(routes!(system::healthz))
@@ -109,11 +136,12 @@ pub fn api_router() -> OpenApiRouter<AppState> {
 }
 
 /// The complete application: API, `/openapi.json`, `/docs`, fallbacks and middleware.
-pub fn router(broker: Broker) -> Router {
+pub fn router(broker: Broker, connect: crate::connect::Connect) -> Router {
     let cors = limits::cors(broker.config());
     let state = AppState(std::sync::Arc::new(Shared {
         limits: limits::Limits::new(broker.config()),
         broker,
+        connect,
         metrics: metrics_handle(),
     }));
     let (api, spec) = api_router().split_for_parts();

@@ -544,10 +544,10 @@ impl<'a> Parser<'a> {
 
     /// A `{"name": "value", ...}` object of plain strings, sorted by name with the last of
     /// duplicate names kept (what a `BTreeMap` makes of it on the serde path).
-    fn headers(&mut self, out: &mut Vec<(&'a str, &'a str)>) -> Option<()> {
+    fn headers(&mut self, out: &mut Vec<(&'a [u8], &'a [u8])>) -> Option<()> {
         self.list(b'{', b'}', |p| {
             let name = p.name()?;
-            out.push((name, p.plain_string()?));
+            out.push((name.as_bytes(), p.plain_string()?.as_bytes()));
             Some(())
         })?;
         // Stable: among equal names the one given last is last; it replaces the ones before.
@@ -581,7 +581,10 @@ mod tests {
         assert_eq!(b.records[0].partition, Some(2));
         assert!(matches!(b.records[1].value, ValueInput::Null));
         assert!(b.records[1].key.is_none());
-        assert_eq!(b.records[1].headers, vec![("a", "1"), ("b", "3")]);
+        assert_eq!(
+            b.records[1].headers,
+            vec![(b"a".as_slice(), b"1".as_slice()), (b"b".as_slice(), b"3".as_slice())]
+        );
         assert_eq!(b.records[1].timestamp, Some(17));
         assert_eq!(b.value_format, Some(Format::Json));
         assert_eq!(b.key_format, None);

@@ -190,7 +190,7 @@ pub(crate) fn to_input<'a>(r: &'a ProduceRecord<'a>) -> RecordInput<'a> {
             RawField::Present(v) if v.get() == "null" => ValueInput::Null,
             RawField::Present(v) => ValueInput::Given(PayloadInput::Json(v.get())),
         },
-        headers: r.headers.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect(),
+        headers: r.headers.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())).collect(),
         partition: r.partition,
         timestamp: r.timestamp,
     }

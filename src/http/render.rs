@@ -77,15 +77,32 @@ pub fn write_record(
     out.extend_from_slice(b",\"value\":");
     let vf = write_payload(out, r.value, rendering.value);
     out.extend_from_slice(b",\"headers\":{");
+    // Header values from HTTP are text; one from an in-process client may be any bytes: then
+    // every value of the record is base64 and `header_format` says so.
+    let binary_headers = r.headers.iter().any(|(_, v)| std::str::from_utf8(v).is_err());
     for (i, (k, v)) in r.headers.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
         write_lossy(out, k);
         out.push(b':');
-        write_lossy(out, v);
+        if binary_headers {
+            write_payload(
+                out,
+                Some(Payload {
+                    format: Format::Binary,
+                    bytes: v,
+                }),
+                None,
+            );
+        } else {
+            write_lossy(out, v);
+        }
     }
     out.push(b'}');
+    if binary_headers {
+        out.extend_from_slice(b",\"header_format\":\"binary\"");
+    }
     if kf != Format::Json {
         out.extend_from_slice(b",\"key_format\":\"");
         out.extend_from_slice(kf.as_str().as_bytes());

@@ -34,6 +34,13 @@
 //! +-----------------+--------------------------------+
 //! | topic_id  u32BE | idempotency key bytes (1..=255) |
 //! +-----------------+--------------------------------+
+//!
+//! state CF      StateKey (namespaced key-value tables of connectors, queries, the runtimes)
+//! +-------------------+------+---------------+------+-----------------------+
+//! | namespace (UTF-8) | 0x00 | table (UTF-8) | 0x00 | key bytes (any)       |
+//! +-------------------+------+---------------+------+-----------------------+
+//!               namespace and table names never contain 0x00, so one table's keys (and one
+//!               namespace's tables) are contiguous, and a table's keys sort by their bytes
 //! ```
 
 /// Length of an encoded [`RecordKey`].
@@ -308,6 +315,95 @@ impl GroupOffsetKey {
     }
 }
 
+/// One namespaced key-value table of the state column family (e.g. namespace `query:q1`,
+/// table `agg`). Names are 1 to 255 bytes of UTF-8 without NUL.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StateTable {
+    /// Who owns the table: a principal name such as `connector:orders-jdbc`, or a runtime's name.
+    pub namespace: String,
+    /// The table's name within its namespace.
+    pub table: String,
+}
+
+/// Why a namespace or table name is refused.
+pub fn state_name_error(name: &str) -> Option<&'static str> {
+    if name.is_empty() || name.len() > 255 {
+        Some("must be 1 to 255 bytes")
+    } else if name.contains('\0') {
+        Some("must not contain NUL")
+    } else {
+        None
+    }
+}
+
+impl StateTable {
+    /// A table handle; `None` when a name is empty, longer than 255 bytes or holds a NUL.
+    pub fn new(namespace: impl Into<String>, table: impl Into<String>) -> Option<Self> {
+        let (namespace, table) = (namespace.into(), table.into());
+        if state_name_error(&namespace).is_some() || state_name_error(&table).is_some() {
+            return None;
+        }
+        Some(Self { namespace, table })
+    }
+
+    /// The first bytes of every key of this table.
+    pub fn prefix(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.namespace.len() + self.table.len() + 2);
+        out.extend_from_slice(self.namespace.as_bytes());
+        out.push(0);
+        out.extend_from_slice(self.table.as_bytes());
+        out.push(0);
+        out
+    }
+
+    /// The encoded key of `key` in this table.
+    pub fn key(&self, key: &[u8]) -> Vec<u8> {
+        let mut out = self.prefix();
+        out.extend_from_slice(key);
+        out
+    }
+
+    /// The key range `[start, end)` of the whole table.
+    pub fn range(&self) -> (Vec<u8>, Vec<u8>) {
+        let start = self.prefix();
+        let mut end = start.clone();
+        *end.last_mut().expect("prefix ends with NUL") = 1;
+        (start, end)
+    }
+
+    /// Decodes a state key into its table and key; `None` if it is not one.
+    pub fn decode(bytes: &[u8]) -> Option<(Self, &[u8])> {
+        let ns_end = memchr::memchr(0, bytes)?;
+        let rest = &bytes[ns_end + 1..];
+        let t_end = memchr::memchr(0, rest)?;
+        let namespace = std::str::from_utf8(&bytes[..ns_end]).ok()?;
+        let table = std::str::from_utf8(&rest[..t_end]).ok()?;
+        Some((Self::new(namespace, table)?, &rest[t_end + 1..]))
+    }
+}
+
+/// The key range `[start, end)` of every table of a namespace.
+pub fn state_namespace_range(namespace: &str) -> (Vec<u8>, Vec<u8>) {
+    let mut start = namespace.as_bytes().to_vec();
+    start.push(0);
+    let mut end = namespace.as_bytes().to_vec();
+    end.push(1);
+    (start, end)
+}
+
+/// The smallest byte string greater than every string starting with `prefix` (`None` when the
+/// prefix is all 0xff bytes: nothing is greater): the exclusive end of a prefix scan.
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -384,7 +480,40 @@ mod tests {
         }
 
         #[test]
+        fn state_key_round_trips_and_orders_within_a_table(
+            ns in "[a-z:._-]{1,20}", table in "[a-z_]{1,12}", other_ns in "[a-z:._-]{1,20}",
+            a: Vec<u8>, b: Vec<u8>,
+        ) {
+            let t = StateTable::new(ns.clone(), table).unwrap();
+            let (ka, kb) = (t.key(&a), t.key(&b));
+            let (dt, dk) = StateTable::decode(&ka).unwrap();
+            prop_assert_eq!(&dt, &t);
+            prop_assert_eq!(dk, a.as_slice());
+            prop_assert_eq!(ka.cmp(&kb), a.cmp(&b));
+            let (start, end) = t.range();
+            prop_assert!(ka >= start && ka < end);
+            let (ns_start, ns_end) = state_namespace_range(&ns);
+            prop_assert!(ka >= ns_start && ka < ns_end);
+            // Another namespace's keys are outside this one's range.
+            if other_ns != ns {
+                let o = StateTable::new(other_ns, "x").unwrap().key(&b);
+                prop_assert!(o < ns_start || o >= ns_end);
+            }
+        }
+
+        #[test]
+        fn prefix_end_bounds_every_extension(prefix: Vec<u8>, tail: Vec<u8>) {
+            let mut k = prefix.clone();
+            k.extend_from_slice(&tail);
+            match prefix_end(&prefix) {
+                Some(end) => prop_assert!(k < end && prefix < end),
+                None => prop_assert!(prefix.iter().all(|&b| b == 0xff)),
+            }
+        }
+
+        #[test]
         fn decoders_never_panic(bytes: Vec<u8>) {
+            let _ = StateTable::decode(&bytes);
             let _ = RecordKey::decode(&bytes);
             let _ = PartitionKey::decode(&bytes);
             let _ = IdempotencyKey::decode(&bytes);

@@ -8,6 +8,6 @@ pub mod keys;
 pub mod records;
 pub mod store;
 
-pub use keys::{GroupOffsetKey, IdempotencyKey, PartitionKey, RecordKey, TimeIndexKey};
+pub use keys::{GroupOffsetKey, IdempotencyKey, PartitionKey, RecordKey, StateTable, TimeIndexKey, prefix_end};
 pub use records::{BatchBuilder, BatchHeader, BatchIter, CodecError, Format, PartitionStats, Payload, RecordView};
 pub use store::{StorageError, Store, StoreBatch, StoreOptions};

@@ -12,8 +12,8 @@ use rocksdb::{
 };
 
 use super::keys::{
-    GroupOffsetKey, IdempotencyKey, NEXT_TOPIC_ID_KEY, PartitionKey, RecordKey, TOKEN_KEY_PREFIX, TOPIC_KEY_PREFIX,
-    TimeIndexKey, token_key, topic_key,
+    GroupOffsetKey, IdempotencyKey, NEXT_TOPIC_ID_KEY, PartitionKey, RecordKey, StateTable, TOKEN_KEY_PREFIX,
+    TOPIC_KEY_PREFIX, TimeIndexKey, state_namespace_range, token_key, topic_key,
 };
 use super::records::{BatchHeader, PartitionStats};
 
@@ -22,6 +22,81 @@ const CF_META: &str = "meta";
 const CF_IDEMPOTENCY: &str = "idempotency";
 const CF_OFFSETS: &str = "offsets";
 const CF_TIME: &str = "time";
+const CF_STATE: &str = "state";
+
+/// A column family: its name and how it is tuned. [`COLUMN_FAMILIES`] is the one list that
+/// open, options and size reporting all read.
+struct CfSpec {
+    name: &'static str,
+    options: fn(&StoreOptions, &BlockBasedOptions) -> Options,
+}
+
+/// Every column family of the store.
+const COLUMN_FAMILIES: [CfSpec; 6] = [
+    CfSpec {
+        name: CF_RECORDS,
+        options: records_options,
+    },
+    CfSpec {
+        name: CF_META,
+        options: small_options,
+    },
+    CfSpec {
+        name: CF_IDEMPOTENCY,
+        options: small_options,
+    },
+    CfSpec {
+        name: CF_OFFSETS,
+        options: small_options,
+    },
+    CfSpec {
+        name: CF_TIME,
+        options: small_options,
+    },
+    CfSpec {
+        name: CF_STATE,
+        options: state_options,
+    },
+];
+
+/// The log: append-only, time-ordered keys, large values that are already compact.
+fn records_options(options: &StoreOptions, table: &BlockBasedOptions) -> Options {
+    let mut records = Options::default();
+    records.set_block_based_table_factory(table);
+    records.set_write_buffer_size(options.write_buffer_bytes);
+    records.set_max_write_buffer_number(4);
+    records.set_min_write_buffer_number_to_merge(1);
+    records.set_target_file_size_base(64 << 20);
+    records.set_level_compaction_dynamic_level_bytes(true);
+    records.set_compression_type(DBCompressionType::None);
+    records.set_bottommost_compression_type(DBCompressionType::Lz4);
+    records.set_enable_blob_files(true);
+    records.set_min_blob_size(4096);
+    records.set_blob_file_size(256 << 20);
+    records.set_blob_compression_type(DBCompressionType::Lz4);
+    // No blob garbage collection: it relocates the live blobs of the oldest files during every
+    // compaction, rewriting an append-only log for nothing (it cost 10 % of 1 KB produce
+    // throughput). Space comes back as whole blob files: retention drops the oldest offsets
+    // first and compacts the range, and a blob file is deleted once nothing refers to it.
+    records.set_enable_blob_gc(false);
+    records
+}
+
+/// Small metadata families: defaults with the shared block cache.
+fn small_options(_: &StoreOptions, table: &BlockBasedOptions) -> Options {
+    let mut o = Options::default();
+    o.set_block_based_table_factory(table);
+    o
+}
+
+/// State tables: updated in place (aggregates, offsets, configs), read by point lookups and
+/// short scans; LZ4 because state values (JSON rows, counters) compress well.
+fn state_options(_: &StoreOptions, table: &BlockBasedOptions) -> Options {
+    let mut o = Options::default();
+    o.set_block_based_table_factory(table);
+    o.set_compression_type(DBCompressionType::Lz4);
+    o
+}
 
 /// A storage failure: I/O, corruption, or RocksDB itself.
 #[derive(Debug, thiserror::Error)]
@@ -94,42 +169,10 @@ impl Store {
         db_opts.set_keep_log_file_num(4);
         db_opts.set_max_total_wal_size(256 << 20);
 
-        // The log: append-only, time-ordered keys, large values that are already compact.
-        let mut records = Options::default();
-        records.set_block_based_table_factory(&table);
-        records.set_write_buffer_size(options.write_buffer_bytes);
-        records.set_max_write_buffer_number(4);
-        records.set_min_write_buffer_number_to_merge(1);
-        records.set_target_file_size_base(64 << 20);
-        records.set_level_compaction_dynamic_level_bytes(true);
-        records.set_compression_type(DBCompressionType::None);
-        records.set_bottommost_compression_type(DBCompressionType::Lz4);
-        records.set_enable_blob_files(true);
-        records.set_min_blob_size(4096);
-        records.set_blob_file_size(256 << 20);
-        records.set_blob_compression_type(DBCompressionType::Lz4);
-        // No blob garbage collection: it relocates the live blobs of the oldest files during every
-        // compaction, rewriting an append-only log for nothing (it cost 10 % of 1 KB produce
-        // throughput). Space comes back as whole blob files: retention drops the oldest offsets
-        // first and compacts the range, and a blob file is deleted once nothing refers to it.
-        records.set_enable_blob_gc(false);
-
-        let mut meta = Options::default();
-        meta.set_block_based_table_factory(&table);
-        let mut idem = Options::default();
-        idem.set_block_based_table_factory(&table);
-        let mut offsets = Options::default();
-        offsets.set_block_based_table_factory(&table);
-        let mut time = Options::default();
-        time.set_block_based_table_factory(&table);
-
-        let cfs = vec![
-            ColumnFamilyDescriptor::new(CF_RECORDS, records),
-            ColumnFamilyDescriptor::new(CF_META, meta),
-            ColumnFamilyDescriptor::new(CF_IDEMPOTENCY, idem),
-            ColumnFamilyDescriptor::new(CF_OFFSETS, offsets),
-            ColumnFamilyDescriptor::new(CF_TIME, time),
-        ];
+        let cfs: Vec<ColumnFamilyDescriptor> = COLUMN_FAMILIES
+            .iter()
+            .map(|cf| ColumnFamilyDescriptor::new(cf.name, (cf.options)(options, &table)))
+            .collect();
         std::fs::create_dir_all(path)?;
         let db = DB::open_cf_descriptors(&db_opts, path, cfs)?;
         Ok(Self {
@@ -242,8 +285,12 @@ impl Store {
         .encode();
         it.seek_for_prev(start);
         if it.valid() {
+            // A batch whose header cannot be read may hold the offset: `f` sees it and reports it.
             let holds = match (it.key().and_then(RecordKey::decode), it.value()) {
-                (Some(k), Some(v)) => k.base_offset + u64::from(BatchHeader::parse(v)?.count) > from_offset,
+                (Some(k), Some(v)) => match BatchHeader::parse(v) {
+                    Ok(h) => k.base_offset + u64::from(h.count) > from_offset,
+                    Err(_) => true,
+                },
                 _ => false,
             };
             if !holds {
@@ -262,6 +309,42 @@ impl Store {
             it.next();
         }
         it.status()?;
+        Ok(())
+    }
+
+    /// The base offset of the first batch of a partition after the batch at `base_offset`.
+    pub fn next_batch_base(&self, topic_id: u32, partition: u32, base_offset: u64) -> Result<Option<u64>> {
+        let Some(from) = base_offset.checked_add(1) else {
+            return Ok(None);
+        };
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(
+            RecordKey {
+                topic_id,
+                partition,
+                base_offset: u64::MAX,
+            }
+            .encode()
+            .to_vec(),
+        );
+        let mut it = self.db.raw_iterator_cf_opt(self.cf(CF_RECORDS), ro);
+        it.seek(
+            RecordKey {
+                topic_id,
+                partition,
+                base_offset: from,
+            }
+            .encode(),
+        );
+        let next = it.key().and_then(RecordKey::decode).map(|k| k.base_offset);
+        it.status()?;
+        Ok(next)
+    }
+
+    /// Overwrites a stored batch with `bytes` as they are (tests of corruption handling only).
+    #[doc(hidden)]
+    pub fn overwrite_batch_for_tests(&self, key: RecordKey, bytes: &[u8]) -> Result<()> {
+        self.db.put_cf(self.cf(CF_RECORDS), key.encode(), bytes)?;
         Ok(())
     }
 
@@ -334,6 +417,58 @@ impl Store {
         Ok(out)
     }
 
+    /// The value of `key` in a state table.
+    pub fn state_get(&self, table: &StateTable, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.db.get_cf(self.cf(CF_STATE), table.key(key))?)
+    }
+
+    /// Calls `f(key, value)` for the entries of a state table with `from <= key < to` (`to`
+    /// `None`: to the table's end), in key order, until `f` returns `false`.
+    pub fn state_scan(
+        &self,
+        table: &StateTable,
+        from: &[u8],
+        to: Option<&[u8]>,
+        mut f: impl FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<()> {
+        let prefix_len = table.prefix().len();
+        let upper = match to {
+            Some(to) => table.key(to),
+            None => table.range().1,
+        };
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(upper);
+        let mut it = self.db.raw_iterator_cf_opt(self.cf(CF_STATE), ro);
+        it.seek(table.key(from));
+        while it.valid() {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else {
+                break;
+            };
+            if !f(&k[prefix_len..], v) {
+                return Ok(());
+            }
+            it.next();
+        }
+        it.status()?;
+        Ok(())
+    }
+
+    /// Bytes (keys and values) held by every state table of a namespace.
+    pub fn state_namespace_bytes(&self, namespace: &str) -> Result<u64> {
+        let (start, end) = state_namespace_range(namespace);
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(end);
+        let mut it = self.db.raw_iterator_cf_opt(self.cf(CF_STATE), ro);
+        it.seek(start);
+        let mut total = 0u64;
+        while it.valid() {
+            total += (it.key().map_or(0, <[u8]>::len) + it.value().map_or(0, <[u8]>::len)) as u64;
+            it.next();
+        }
+        it.status()?;
+        Ok(total)
+    }
+
     /// Flushes and fsyncs the write-ahead log.
     pub fn flush_wal(&self) -> Result<()> {
         self.db.flush_wal(true)?;
@@ -350,7 +485,7 @@ impl Store {
     /// Bytes used on disk and in memtables by the whole store.
     pub fn size_bytes(&self) -> u64 {
         let mut total = 0;
-        for cf in [CF_RECORDS, CF_META, CF_IDEMPOTENCY, CF_OFFSETS, CF_TIME] {
+        for cf in COLUMN_FAMILIES.iter().map(|c| c.name) {
             for prop in [
                 "rocksdb.total-sst-files-size",
                 "rocksdb.total-blob-file-size",
@@ -499,6 +634,37 @@ impl StoreBatch<'_> {
     pub fn delete_group_offsets(&mut self, group: &str) {
         let (start, end) = GroupOffsetKey::group_range(group);
         self.inner.delete_range_cf(self.store.cf(CF_OFFSETS), start, end);
+    }
+
+    /// Sets `key` of a state table.
+    pub fn state_put(&mut self, table: &StateTable, key: &[u8], value: &[u8]) {
+        self.inner.put_cf(self.store.cf(CF_STATE), table.key(key), value);
+    }
+
+    /// Removes `key` from a state table.
+    pub fn state_delete(&mut self, table: &StateTable, key: &[u8]) {
+        self.inner.delete_cf(self.store.cf(CF_STATE), table.key(key));
+    }
+
+    /// Removes the entries of a state table with `from <= key < to` (`to` `None`: to its end).
+    pub fn state_delete_range(&mut self, table: &StateTable, from: &[u8], to: Option<&[u8]>) {
+        let end = match to {
+            Some(to) => table.key(to),
+            None => table.range().1,
+        };
+        self.inner
+            .delete_range_cf(self.store.cf(CF_STATE), table.key(from), end);
+    }
+
+    /// Removes every table of a namespace (a deleted connector's or query's state).
+    pub fn state_delete_namespace(&mut self, namespace: &str) {
+        let (start, end) = state_namespace_range(namespace);
+        self.inner.delete_range_cf(self.store.cf(CF_STATE), start, end);
+    }
+
+    /// Deletes the committed offsets of a group for one topic id (the topic was deleted).
+    pub fn delete_committed_offset(&mut self, key: &GroupOffsetKey) {
+        self.inner.delete_cf(self.store.cf(CF_OFFSETS), key.encode());
     }
 
     /// Whether the batch holds no writes.

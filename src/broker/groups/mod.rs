@@ -1,33 +1,35 @@
 //! Consumer groups whose state lives in the server: membership with leases, assignment,
 //! fetch positions, committed offsets, and the rebalance protocol.
 //!
-//! Any request from any client works: a member is just an id. Every request renews the
-//! member's lease; a background tick removes members whose lease lapsed and rebalances when
+//! A member is bound to the principal that joined: another caller that knows its id is refused
+//! (`forbidden`). Every request renews the member's lease; a background tick removes members whose lease lapsed and rebalances when
 //! subscribed topics change shape. A rebalance computes the next generation's assignment at
 //! once, but a partition moves only when its previous owner has *released* it: when the old
 //! owner next hears from the server (and is told of the new generation), leaves, or expires.
 //! Until then the new owner sees the partition as `pending` and receives nothing from it, so two
 //! live members never read the same partition at the same time.
 
+mod admin;
 pub mod assignor;
+pub mod consumer;
+mod membership;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 pub use assignor::{Strategy, TopicPartition};
+pub use consumer::{Consumer, Polled};
 
-use super::caller::{self, Caller, Operation, Resource};
-use super::fetch::{FetchResult, StartAt};
-use super::log::Op;
-use super::topics::Topic;
+use super::caller::{self, Caller, Operation, Principal, Resource};
+use super::fetch::FetchResult;
 use super::{Broker, now_ms};
 use crate::error::{Error, ErrorCode, Result};
-use crate::storage::GroupOffsetKey;
+use crate::storage::{GroupOffsetKey, StoreBatch};
 
 /// Shortest and longest session timeouts a member may ask for.
 pub const SESSION_TIMEOUT_RANGE: (u64, u64) = (100, 3_600_000);
@@ -120,6 +122,50 @@ pub struct Poll {
     pub fetched: Vec<FetchResult>,
 }
 
+/// What a poll brings: records, or the news that the group rebalanced (the member's new view;
+/// the member goes on polling with it — partitions it lost are released by that next call).
+#[derive(Debug)]
+pub enum PollOutcome {
+    /// Records (possibly none when the wait ran out).
+    Records(Poll),
+    /// The group moved to a new generation since the member last heard.
+    Rebalanced(MemberView),
+}
+
+/// A heartbeat's answer: the member's view, and whether it learns of a rebalance with it.
+#[derive(Debug, Clone)]
+pub struct Heartbeat {
+    /// The member's view.
+    pub view: MemberView,
+    /// Whether the group rebalanced since the member last heard.
+    pub rebalanced: bool,
+}
+
+impl MemberView {
+    /// The `rebalance_in_progress` error that carries this view (how the HTTP door and commits
+    /// tell a member of a new generation).
+    pub fn rebalance_error(&self) -> Error {
+        let mut ext = serde_json::Map::new();
+        ext.insert("generation".into(), self.generation.into());
+        ext.insert(
+            "assignment".into(),
+            serde_json::to_value(&self.assignment).unwrap_or_default(),
+        );
+        ext.insert(
+            "pending".into(),
+            serde_json::to_value(&self.pending).unwrap_or_default(),
+        );
+        Error::new(
+            ErrorCode::RebalanceInProgress,
+            format!(
+                "the group rebalanced to generation {}; this answer carries the new assignment",
+                self.generation
+            ),
+        )
+        .with_extensions(ext)
+    }
+}
+
 /// Where `seek` and `offsets:reset` move to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SeekTo {
@@ -138,6 +184,8 @@ pub enum SeekTo {
 pub struct MemberDescription {
     /// Member id.
     pub member_id: String,
+    /// The principal the member is bound to (only it may act as the member).
+    pub principal: String,
     /// Assigned partitions.
     pub assignment: Vec<TopicPartition>,
     /// Assigned partitions not yet released by their previous owner.
@@ -208,6 +256,8 @@ pub struct OffsetChange {
 
 struct Member {
     options: JoinOptions,
+    /// The caller that joined, with its grants as of its latest request.
+    caller: Caller,
     joined: u64,
     last_seen: Instant,
     last_seen_ms: i64,
@@ -217,12 +267,23 @@ struct Member {
     positions: HashMap<TopicPartition, u64>,
 }
 
-struct Group {
+impl Member {
+    /// Whether the member subscribes to `topic` and may read it.
+    fn consumes(&self, topic: &str) -> bool {
+        self.options.subscription.matches(topic)
+            && caller::authorize(&self.caller, Operation::Read, Resource::Topic, topic).is_ok()
+    }
+}
+
+/// One consumer group's state (in memory; committed offsets are also in the store).
+pub(crate) struct Group {
     generation: u64,
     members: BTreeMap<String, Member>,
     owners: HashMap<TopicPartition, String>,
     committed: HashMap<(u32, u32), u64>,
     shape: BTreeMap<String, u32>,
+    /// A member's grants changed: the next tick rebalances.
+    needs_rebalance: bool,
     changed: watch::Sender<u64>,
 }
 
@@ -234,6 +295,7 @@ impl Group {
             owners: HashMap::new(),
             committed: HashMap::new(),
             shape: BTreeMap::new(),
+            needs_rebalance: false,
             changed: watch::Sender::new(0),
         }
     }
@@ -262,17 +324,18 @@ impl Group {
             .collect()
     }
 
-    /// The subscribed topics and their partition counts.
+    /// The topics some member consumes (subscribes to and may read), with partition counts.
     fn subscribed_shape(&self, topics: &BTreeMap<String, u32>) -> BTreeMap<String, u32> {
         topics
             .iter()
-            .filter(|(t, _)| self.members.values().any(|m| m.options.subscription.matches(t)))
+            .filter(|(t, _)| self.members.values().any(|m| m.consumes(t)))
             .map(|(t, n)| (t.clone(), *n))
             .collect()
     }
 
     fn rebalance(&mut self, topics: &BTreeMap<String, u32>) {
         self.generation += 1;
+        self.needs_rebalance = false;
         let shape = self.subscribed_shape(topics);
         let strategy = self
             .members
@@ -285,11 +348,7 @@ impl Group {
                 .iter()
                 .map(|(id, m)| assignor::MemberSubscription {
                     id,
-                    topics: shape
-                        .keys()
-                        .filter(|t| m.options.subscription.matches(t))
-                        .cloned()
-                        .collect(),
+                    topics: shape.keys().filter(|t| m.consumes(t)).cloned().collect(),
                     previous: &m.assignment,
                 })
                 .collect();
@@ -304,6 +363,7 @@ impl Group {
             .retain(|tp, _| shape.get(&tp.topic).is_some_and(|&n| tp.partition < n));
         self.shape = shape;
         self.changed.send_modify(|g| *g += 1);
+        metrics::counter!("weir_group_rebalances_total").increment(1);
     }
 
     fn remove_member(&mut self, id: &str) -> bool {
@@ -323,18 +383,80 @@ impl Group {
             pending: self.pending(id),
         }
     }
+
+    /// Whether `member` holds `tp`: assigned and claimed, or lost in this rebalance but not yet
+    /// released (so that it can still commit what it processed).
+    fn owns(&self, member: &str, tp: &TopicPartition) -> bool {
+        self.owners.get(tp).is_some_and(|o| o == member)
+    }
+
+    /// Renews a member's lease for `caller`, which must be the principal that joined. Returns
+    /// the member's new view when the group rebalanced since it last heard (it learns it now).
+    /// Partitions it lost stay its own until it is told ([`Self::release`]), so that it can
+    /// still commit what it processed from them.
+    fn touch(&mut self, group: &str, member: &str, caller: &Caller) -> Result<Option<MemberView>> {
+        let generation = self.generation;
+        let m = self
+            .members
+            .get_mut(member)
+            .ok_or_else(|| unknown_member(group, member))?;
+        if m.caller.principal != caller.principal {
+            return Err(foreign_member(group, member));
+        }
+        if m.caller.permissions != caller.permissions {
+            // The caller's grants changed (a new JWT): what it may read may have changed too.
+            m.caller = caller.clone();
+            self.needs_rebalance = true;
+        }
+        m.last_seen = Instant::now();
+        m.last_seen_ms = now_ms();
+        if m.known_generation < generation {
+            m.known_generation = generation;
+            return Ok(Some(self.view(member)));
+        }
+        Ok(None)
+    }
+
+    /// [`Self::touch`], with a rebalance as the `rebalance_in_progress` error (for calls whose
+    /// answer cannot carry the new view).
+    fn touch_current(&mut self, group: &str, member: &str, caller: &Caller) -> Result<()> {
+        match self.touch(group, member, caller)? {
+            Some(view) => Err(view.rebalance_error()),
+            None => Ok(()),
+        }
+    }
+
+    /// Releases the partitions a member lost in the current generation (after it was told).
+    fn release(&mut self, member: &str) {
+        let Some(m) = self.members.get_mut(member) else { return };
+        let assignment = &m.assignment;
+        m.positions.retain(|tp, _| assignment.contains(tp));
+        self.owners
+            .retain(|tp, owner| owner != member || assignment.contains(tp));
+    }
+
+    /// Takes ownership of the member's assigned partitions that nobody holds any more.
+    fn take_ownership(&mut self, member: &str) {
+        let Some(m) = self.members.get(member) else { return };
+        for tp in &m.assignment {
+            self.owners.entry(tp.clone()).or_insert_with(|| member.to_owned());
+        }
+    }
 }
+
+/// The groups by name.
+pub(crate) type GroupMap = HashMap<String, Group>;
 
 /// All consumer groups.
 pub(crate) struct Groups {
-    groups: Mutex<HashMap<String, Group>>,
+    groups: Mutex<GroupMap>,
     seq: AtomicU64,
 }
 
 impl Groups {
     /// Groups with the committed offsets found in the store.
     pub(crate) fn load(committed: Vec<(GroupOffsetKey, u64)>) -> Self {
-        let mut groups: HashMap<String, Group> = HashMap::new();
+        let mut groups: GroupMap = HashMap::new();
         for (k, offset) in committed {
             groups
                 .entry(k.group)
@@ -345,6 +467,132 @@ impl Groups {
         Self {
             groups: Mutex::new(groups),
             seq: AtomicU64::new(0),
+        }
+    }
+
+    /// Locks every group (the log writer holds it while it checks, writes and applies commits).
+    pub(crate) fn lock(&self) -> MutexGuard<'_, GroupMap> {
+        self.groups.lock().expect("groups lock")
+    }
+
+    /// Removes the committed offsets of a deleted topic: `write` gets their keys and writes their
+    /// deletion; memory follows once it succeeded. Groups left with neither members nor offsets
+    /// are forgotten. Returns how many offsets were removed.
+    pub(crate) fn lock_and_forget_topic(
+        &self,
+        topic_id: u32,
+        write: impl FnOnce(&[GroupOffsetKey]) -> Result<()>,
+    ) -> Result<usize> {
+        let mut groups = self.lock();
+        let keys: Vec<GroupOffsetKey> = groups
+            .iter()
+            .flat_map(|(name, g)| {
+                g.committed
+                    .keys()
+                    .filter(|(t, _)| *t == topic_id)
+                    .map(|&(topic_id, partition)| GroupOffsetKey {
+                        group: name.clone(),
+                        topic_id,
+                        partition,
+                    })
+            })
+            .collect();
+        write(&keys)?;
+        for g in groups.values_mut() {
+            g.committed.retain(|(t, _), _| *t != topic_id);
+        }
+        groups.retain(|_, g| !g.members.is_empty() || !g.committed.is_empty());
+        Ok(keys.len())
+    }
+}
+
+/// Who may commit offsets to a group, checked when the commit is written.
+#[derive(Debug, Clone)]
+pub(crate) enum Fence {
+    /// A member, bound to its principal, owning every committed partition (and in
+    /// `generation`, when given).
+    Member {
+        member: String,
+        principal: Principal,
+        generation: Option<u64>,
+    },
+    /// An administrative reset: only while the group has no members.
+    NoMembers,
+}
+
+/// Offsets to commit to a group, checked and applied by the log writer in its write order.
+#[derive(Debug, Clone)]
+pub(crate) struct GroupCommit {
+    pub group: String,
+    pub fence: Fence,
+    /// Topic id and offset of each partition.
+    pub offsets: Vec<(u32, PartitionOffset)>,
+}
+
+impl GroupCommit {
+    /// Whether the commit may be written now.
+    pub(crate) fn check(&self, groups: &GroupMap) -> Result<()> {
+        let g = groups.get(&self.group);
+        match &self.fence {
+            Fence::NoMembers => match g {
+                Some(g) if !g.members.is_empty() => Err(Error::new(
+                    ErrorCode::GroupNotEmpty,
+                    format!(
+                        "group '{}' has members; offsets can only be reset while it has none",
+                        self.group
+                    ),
+                )),
+                _ => Ok(()),
+            },
+            Fence::Member {
+                member,
+                principal,
+                generation,
+            } => {
+                let g = g.ok_or_else(|| group_not_found(&self.group))?;
+                let m = g
+                    .members
+                    .get(member)
+                    .ok_or_else(|| unknown_member(&self.group, member))?;
+                if &m.caller.principal != principal {
+                    return Err(foreign_member(&self.group, member));
+                }
+                if let Some(gen_) = generation
+                    && *gen_ != g.generation
+                {
+                    return Err(illegal_generation(*gen_, g.generation));
+                }
+                for (i, (_, o)) in self.offsets.iter().enumerate() {
+                    let tp = TopicPartition {
+                        topic: o.topic.clone(),
+                        partition: o.partition,
+                    };
+                    if !g.owns(member, &tp) {
+                        return Err(not_owned(&tp, g.generation).with_field(format!("offsets[{i}]")));
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Adds the commit to a write.
+    pub(crate) fn put(&self, batch: &mut StoreBatch<'_>) {
+        for (topic_id, o) in &self.offsets {
+            let key = GroupOffsetKey {
+                group: self.group.clone(),
+                topic_id: *topic_id,
+                partition: o.partition,
+            };
+            batch.put_committed_offset(&key, o.offset);
+        }
+    }
+
+    /// Makes memory follow the written commit.
+    pub(crate) fn apply(&self, groups: &mut GroupMap) {
+        let g = groups.entry(self.group.clone()).or_insert_with(Group::new);
+        for (topic_id, o) in &self.offsets {
+            g.committed.insert((*topic_id, o.partition), o.offset);
         }
     }
 }
@@ -372,46 +620,30 @@ fn unknown_member(group: &str, member: &str) -> Error {
     .with_field("member")
 }
 
-fn rebalance_error(view: &MemberView) -> Error {
-    let mut ext = serde_json::Map::new();
-    ext.insert("generation".into(), view.generation.into());
-    ext.insert(
-        "assignment".into(),
-        serde_json::to_value(&view.assignment).unwrap_or_default(),
-    );
-    ext.insert(
-        "pending".into(),
-        serde_json::to_value(&view.pending).unwrap_or_default(),
-    );
+fn foreign_member(group: &str, member: &str) -> Error {
     Error::new(
-        ErrorCode::RebalanceInProgress,
+        ErrorCode::Forbidden,
+        format!("member '{member}' of group '{group}' was joined by another principal; only it may act as the member"),
+    )
+    .with_field("member")
+}
+
+fn illegal_generation(given: u64, current: u64) -> Error {
+    Error::new(
+        ErrorCode::IllegalGeneration,
+        format!("generation {given} is not the group's current generation {current}"),
+    )
+    .with_field("generation")
+}
+
+fn not_owned(tp: &TopicPartition, generation: u64) -> Error {
+    Error::new(
+        ErrorCode::PartitionNotOwned,
         format!(
-            "the group rebalanced to generation {}; this answer carries the new assignment",
-            view.generation
+            "member does not own partition {} of '{}' in generation {generation}",
+            tp.partition, tp.topic
         ),
     )
-    .with_extensions(ext)
-}
-
-/// Decrements a member's in-flight count when a request ends (however it ends).
-struct InFlight {
-    broker: Broker,
-    group: String,
-    member: String,
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        let mut groups = self.broker.inner.groups.groups.lock().expect("groups lock");
-        if let Some(m) = groups
-            .get_mut(&self.group)
-            .and_then(|g| g.members.get_mut(&self.member))
-        {
-            m.in_flight = m.in_flight.saturating_sub(1);
-            m.last_seen = Instant::now();
-            m.last_seen_ms = now_ms();
-        }
-    }
 }
 
 impl Broker {
@@ -423,688 +655,18 @@ impl Broker {
     }
 
     fn with_group<T>(&self, group: &str, f: impl FnOnce(&mut Group) -> Result<T>) -> Result<T> {
-        let mut groups = self.inner.groups.groups.lock().expect("groups lock");
+        let mut groups = self.inner.groups.lock();
         let g = groups.get_mut(group).ok_or_else(|| group_not_found(group))?;
         f(g)
-    }
-
-    /// Renews a member's lease and checks that it knows the current generation: if not, it
-    /// learns it now and gets `rebalance_in_progress` with its new assignment. Partitions it
-    /// lost stay its own until its next poll, heartbeat or seek ([`Self::release`]), so that it
-    /// can still commit what it processed from them.
-    fn touch(g: &mut Group, group: &str, member: &str) -> Result<()> {
-        let generation = g.generation;
-        let m = g.members.get_mut(member).ok_or_else(|| unknown_member(group, member))?;
-        m.last_seen = Instant::now();
-        m.last_seen_ms = now_ms();
-        if m.known_generation < generation {
-            m.known_generation = generation;
-            return Err(rebalance_error(&g.view(member)));
-        }
-        Ok(())
-    }
-
-    /// Releases the partitions a member lost in the current generation (after it was told).
-    fn release(g: &mut Group, member: &str) {
-        let Some(m) = g.members.get_mut(member) else { return };
-        let assignment = &m.assignment;
-        m.positions.retain(|tp, _| assignment.contains(tp));
-        g.owners.retain(|tp, owner| owner != member || assignment.contains(tp));
-    }
-
-    /// Takes ownership of the member's assigned partitions that nobody holds any more.
-    fn take_ownership(g: &mut Group, member: &str) {
-        let Some(m) = g.members.get(member) else { return };
-        for tp in &m.assignment {
-            g.owners.entry(tp.clone()).or_insert_with(|| member.to_owned());
-        }
-    }
-
-    /// Claims the member's released partitions and returns those it owns, with positions
-    /// (initialised from the committed offset or the reset policy).
-    fn claim(&self, g: &mut Group, member: &str) -> Result<Vec<(Arc<Topic>, u32, u64)>> {
-        let assignment: Vec<TopicPartition> = g.members[member].assignment.iter().cloned().collect();
-        let mut owned = Vec::new();
-        for tp in assignment {
-            match g.owners.get(&tp) {
-                Some(o) if o != member => continue,
-                Some(_) => {}
-                None => {
-                    g.owners.insert(tp.clone(), member.to_owned());
-                }
-            }
-            let Ok(topic) = self.lookup(&tp.topic) else { continue };
-            let Ok(part) = topic.partition(tp.partition) else {
-                continue;
-            };
-            let (earliest, next) = (part.earliest_offset(), part.next_offset());
-            let committed = g.committed.get(&(topic.id, tp.partition)).copied();
-            let m = g.members.get_mut(member).expect("member");
-            let pos = match m.positions.get(&tp) {
-                Some(&p) => p,
-                None => {
-                    // Resume where a reconnecting stream left off, unless others committed further.
-                    let start = match (m.options.resume.get(&tp).copied(), committed) {
-                        (Some(r), Some(c)) => Some(r.max(c)),
-                        (r, c) => r.or(c),
-                    };
-                    match start {
-                        Some(o) if (earliest..=next).contains(&o) => o,
-                        _ => match m.options.auto_offset_reset {
-                            OffsetReset::Earliest => earliest,
-                            OffsetReset::Latest => next,
-                            OffsetReset::None => {
-                                return Err(Error::new(
-                                    ErrorCode::NoCommittedOffset,
-                                    format!(
-                                        "partition {} of '{}' has no committed offset and auto_offset_reset is none",
-                                        tp.partition, tp.topic
-                                    ),
-                                )
-                                .with_field("auto_offset_reset"));
-                            }
-                        },
-                    }
-                }
-            };
-            // Retention may have moved the start past the position.
-            let pos = pos.clamp(earliest, next);
-            m.positions.insert(tp, pos);
-            owned.push((topic, part.index, pos));
-        }
-        Ok(owned)
-    }
-
-    /// Joins a group (creating it) and returns the member's view.
-    pub async fn join_group(&self, caller: &Caller, group: &str, options: JoinOptions) -> Result<MemberView> {
-        validate_group_name(group)?;
-        caller::authorize(caller, Operation::Read, Resource::Group, group)?;
-        if let Subscription::Topics(topics) = &options.subscription {
-            if topics.is_empty() {
-                return Err(Error::invalid_parameter(
-                    "topics",
-                    "give at least one topic or a topic_pattern",
-                ));
-            }
-            for t in topics {
-                caller::authorize(caller, Operation::Read, Resource::Topic, t)?;
-                self.lookup(t)?;
-            }
-        }
-        let (lo, hi) = SESSION_TIMEOUT_RANGE;
-        let ms = options.session_timeout.as_millis() as u64;
-        if !(lo..=hi).contains(&ms) {
-            return Err(Error::invalid_parameter(
-                "session_timeout_ms",
-                format!("session_timeout_ms must be between {lo} and {hi}"),
-            ));
-        }
-        let id = format!("{}-{}", group, uuid::Uuid::new_v4().simple());
-        let topics = self.topic_shapes();
-        let mut groups = self.inner.groups.groups.lock().expect("groups lock");
-        let g = groups.entry(group.to_owned()).or_insert_with(Group::new);
-        let joined = self.inner.groups.seq.fetch_add(1, Ordering::Relaxed);
-        g.members.insert(
-            id.clone(),
-            Member {
-                options,
-                joined,
-                last_seen: Instant::now(),
-                last_seen_ms: now_ms(),
-                in_flight: 0,
-                known_generation: 0,
-                assignment: BTreeSet::new(),
-                positions: HashMap::new(),
-            },
-        );
-        g.rebalance(&topics);
-        let generation = g.generation;
-        g.members.get_mut(&id).expect("member").known_generation = generation;
-        Self::take_ownership(g, &id);
-        tracing::info!(group, member = %id, generation, "member joined");
-        metrics::counter!("weir_group_rebalances_total").increment(1);
-        Ok(g.view(&id))
-    }
-
-    /// Renews the lease; tells the member of a rebalance.
-    pub fn heartbeat(&self, caller: &Caller, group: &str, member: &str) -> Result<MemberView> {
-        caller::authorize(caller, Operation::Read, Resource::Group, group)?;
-        self.with_group(group, |g| {
-            Self::touch(g, group, member)?;
-            Self::release(g, member);
-            Self::take_ownership(g, member);
-            Ok(g.view(member))
-        })
-    }
-
-    /// Leaves at once; the member's partitions move to the others.
-    pub fn leave_group(&self, caller: &Caller, group: &str, member: &str) -> Result<()> {
-        caller::authorize(caller, Operation::Read, Resource::Group, group)?;
-        let topics = self.topic_shapes();
-        self.with_group(group, |g| {
-            if !g.remove_member(member) {
-                return Err(unknown_member(group, member));
-            }
-            g.rebalance(&topics);
-            tracing::info!(group, member, generation = g.generation, "member left");
-            metrics::counter!("weir_group_rebalances_total").increment(1);
-            Ok(())
-        })
-    }
-
-    /// Polls records from the member's partitions, long-polling up to `wait`.
-    pub async fn group_poll(
-        &self,
-        caller: &Caller,
-        group: &str,
-        member: &str,
-        max_records: usize,
-        max_bytes: usize,
-        wait: Duration,
-    ) -> Result<Poll> {
-        caller::authorize(caller, Operation::Read, Resource::Group, group)?;
-        let (mut changed, auto_commit) = self.with_group(group, |g| {
-            Self::touch(g, group, member)?;
-            let m = g.members.get_mut(member).expect("touched");
-            m.in_flight += 1;
-            Ok((g.changed.subscribe(), m.options.auto_commit))
-        })?;
-        let _in_flight = InFlight {
-            broker: self.clone(),
-            group: group.to_owned(),
-            member: member.to_owned(),
-        };
-        if auto_commit {
-            self.commit_positions(group, member, None).await?;
-        }
-        let wait = wait.min(Duration::from_millis(self.inner.config.max_wait_ms));
-        let deadline = tokio::time::Instant::now() + wait;
-        let shutdown = self.shutdown_token();
-        let rotate = self.inner.groups.seq.fetch_add(1, Ordering::Relaxed) as usize;
-        loop {
-            changed.borrow_and_update();
-            let owned = self.with_group(group, |g| {
-                Self::touch(g, group, member)?;
-                Self::release(g, member);
-                self.claim(g, member)
-            })?;
-            let mut fetched = Vec::new();
-            let (mut records, mut bytes) = (0usize, 0usize);
-            let n = owned.len();
-            for i in 0..n {
-                let (topic, partition, pos) = &owned[(i + rotate) % n];
-                if records >= max_records || bytes >= max_bytes {
-                    break;
-                }
-                if *pos >= topic.partition(*partition).map_or(0, |p| p.next_offset()) {
-                    continue;
-                }
-                let res = self
-                    .read(topic, *partition, *pos, max_records - records, max_bytes - bytes)
-                    .await?;
-                if res.count > 0 {
-                    records += res.count;
-                    bytes += res.bytes;
-                    fetched.push(res);
-                }
-            }
-            if !fetched.is_empty() || tokio::time::Instant::now() >= deadline || shutdown.is_cancelled() {
-                let view = self.with_group(group, |g| {
-                    let generation = g.generation;
-                    let m = g.members.get_mut(member).ok_or_else(|| unknown_member(group, member))?;
-                    for f in &fetched {
-                        let tp = TopicPartition {
-                            topic: f.topic.clone(),
-                            partition: f.partition,
-                        };
-                        // Positions of partitions revoked and already released are dropped.
-                        if g.owners.get(&tp).is_some_and(|o| o == member) || m.known_generation < generation {
-                            m.positions.insert(tp, f.next_offset);
-                        }
-                    }
-                    Ok(g.view(member))
-                })?;
-                return Ok(Poll { view, fetched });
-            }
-            let mut seen = BTreeSet::new();
-            let mut topic_rx: Vec<watch::Receiver<u64>> = owned
-                .iter()
-                .filter(|(t, _, _)| seen.insert(t.id))
-                .map(|(t, _, _)| t.subscribe())
-                .collect();
-            let any_topic = async {
-                if topic_rx.is_empty() {
-                    std::future::pending::<()>().await;
-                }
-                let futs = topic_rx.iter_mut().map(|r| Box::pin(r.changed()));
-                let _ = futures::future::select_all(futs).await;
-            };
-            tokio::select! {
-                _ = any_topic => {}
-                _ = changed.changed() => {}
-                _ = tokio::time::sleep_until(deadline) => {}
-                _ = shutdown.cancelled() => {}
-            }
-        }
-    }
-
-    /// Commits explicit offsets (checked against the generation and ownership), or with `None`
-    /// the positions of everything returned so far.
-    pub async fn group_commit(
-        &self,
-        caller: &Caller,
-        group: &str,
-        member: &str,
-        generation: Option<u64>,
-        offsets: Option<Vec<PartitionOffset>>,
-    ) -> Result<Vec<PartitionOffset>> {
-        caller::authorize(caller, Operation::Read, Resource::Group, group)?;
-        if let Some(gen_) = generation {
-            self.with_group(group, |g| {
-                g.members.get(member).ok_or_else(|| unknown_member(group, member))?;
-                if gen_ != g.generation {
-                    return Err(Error::new(
-                        ErrorCode::IllegalGeneration,
-                        format!(
-                            "generation {gen_} is not the group's current generation {}",
-                            g.generation
-                        ),
-                    )
-                    .with_field("generation"));
-                }
-                Ok(())
-            })?;
-        }
-        self.commit_positions(group, member, offsets).await
-    }
-
-    async fn commit_positions(
-        &self,
-        group: &str,
-        member: &str,
-        offsets: Option<Vec<PartitionOffset>>,
-    ) -> Result<Vec<PartitionOffset>> {
-        let entries = self.with_group(group, |g| {
-            Self::touch(g, group, member)?;
-            Self::take_ownership(g, member);
-            let m = &g.members[member];
-            // Owned: assigned and claimed, or lost in this rebalance but not yet released.
-            let owns = |tp: &TopicPartition| g.owners.get(tp).is_some_and(|o| o == member);
-            let list: Vec<PartitionOffset> = match &offsets {
-                None => m
-                    .positions
-                    .iter()
-                    .filter(|(tp, _)| owns(tp))
-                    .map(|(tp, &offset)| PartitionOffset {
-                        topic: tp.topic.clone(),
-                        partition: tp.partition,
-                        offset,
-                    })
-                    .collect(),
-                Some(list) => list.clone(),
-            };
-            let mut entries = Vec::with_capacity(list.len());
-            for (i, o) in list.iter().enumerate() {
-                let tp = TopicPartition {
-                    topic: o.topic.clone(),
-                    partition: o.partition,
-                };
-                if !owns(&tp) {
-                    return Err(Error::new(
-                        ErrorCode::PartitionNotOwned,
-                        format!(
-                            "member does not own partition {} of '{}' in generation {}",
-                            o.partition, o.topic, g.generation
-                        ),
-                    )
-                    .with_field(format!("offsets[{i}]")));
-                }
-                let topic = self.lookup(&o.topic)?;
-                let part = topic.partition(o.partition)?;
-                if o.offset > part.next_offset() {
-                    return Err(Error::new(
-                        ErrorCode::OffsetOutOfRange,
-                        format!(
-                            "offset {} is past the end ({}) of partition {} of '{}'",
-                            o.offset,
-                            part.next_offset(),
-                            o.partition,
-                            o.topic
-                        ),
-                    )
-                    .with_field(format!("offsets[{i}].offset")));
-                }
-                entries.push((topic.id, o.clone()));
-            }
-            Ok(entries)
-        })?;
-        self.store_offsets(group, entries).await
-    }
-
-    async fn store_offsets(&self, group: &str, entries: Vec<(u32, PartitionOffset)>) -> Result<Vec<PartitionOffset>> {
-        if entries.is_empty() {
-            return Ok(Vec::new());
-        }
-        let keys: Vec<(GroupOffsetKey, u64)> = entries
-            .iter()
-            .map(|(id, o)| {
-                (
-                    GroupOffsetKey {
-                        group: group.to_owned(),
-                        topic_id: *id,
-                        partition: o.partition,
-                    },
-                    o.offset,
-                )
-            })
-            .collect();
-        self.inner
-            .writer
-            .call(|reply| Op::CommitOffsets { entries: keys, reply })
-            .await?;
-        let mut groups = self.inner.groups.groups.lock().expect("groups lock");
-        let g = groups.entry(group.to_owned()).or_insert_with(Group::new);
-        for (id, o) in &entries {
-            g.committed.insert((*id, o.partition), o.offset);
-        }
-        Ok(entries.into_iter().map(|(_, o)| o).collect())
-    }
-
-    /// Moves a member's positions on partitions it owns.
-    pub async fn seek(
-        &self,
-        caller: &Caller,
-        group: &str,
-        member: &str,
-        to: SeekTo,
-        partitions: Option<Vec<TopicPartition>>,
-    ) -> Result<Vec<PartitionOffset>> {
-        caller::authorize(caller, Operation::Read, Resource::Group, group)?;
-        let targets = self.with_group(group, |g| {
-            Self::touch(g, group, member)?;
-            Self::release(g, member);
-            let owned = self.claim(g, member)?;
-            let owned: Vec<TopicPartition> = owned
-                .iter()
-                .map(|(t, p, _)| TopicPartition {
-                    topic: t.name.clone(),
-                    partition: *p,
-                })
-                .collect();
-            match partitions {
-                None => Ok(owned),
-                Some(list) => {
-                    for (i, tp) in list.iter().enumerate() {
-                        if !owned.contains(tp) {
-                            return Err(Error::new(
-                                ErrorCode::PartitionNotOwned,
-                                format!("member does not own partition {} of '{}'", tp.partition, tp.topic),
-                            )
-                            .with_field(format!("partitions[{i}]")));
-                        }
-                    }
-                    Ok(list)
-                }
-            }
-        })?;
-        let mut out = Vec::new();
-        for tp in targets {
-            let offset = self.resolve_seek(&tp, to).await?;
-            out.push(PartitionOffset {
-                topic: tp.topic,
-                partition: tp.partition,
-                offset,
-            });
-        }
-        self.with_group(group, |g| {
-            let m = g.members.get_mut(member).ok_or_else(|| unknown_member(group, member))?;
-            for o in &out {
-                m.positions.insert(
-                    TopicPartition {
-                        topic: o.topic.clone(),
-                        partition: o.partition,
-                    },
-                    o.offset,
-                );
-            }
-            Ok(())
-        })?;
-        Ok(out)
-    }
-
-    async fn resolve_seek(&self, tp: &TopicPartition, to: SeekTo) -> Result<u64> {
-        let topic = self.lookup(&tp.topic)?;
-        let part = topic.partition(tp.partition)?;
-        let start = match to {
-            SeekTo::Earliest => StartAt::Earliest,
-            SeekTo::Latest => StartAt::Latest,
-            SeekTo::Timestamp(t) => StartAt::Timestamp(t),
-            SeekTo::Offset(o) => StartAt::Offset(o),
-        };
-        self.resolve_start(&topic, &part, start).await
-    }
-
-    /// Lists groups.
-    pub fn list_groups(&self, caller: &Caller) -> Vec<GroupSummary> {
-        let groups = self.inner.groups.groups.lock().expect("groups lock");
-        let mut out: Vec<GroupSummary> = groups
-            .iter()
-            .filter(|(name, _)| caller::authorize(caller, Operation::Describe, Resource::Group, name).is_ok())
-            .map(|(name, g)| GroupSummary {
-                group: name.clone(),
-                state: g.state().to_owned(),
-                generation: g.generation,
-                members: g.members.len(),
-            })
-            .collect();
-        out.sort_by(|a, b| a.group.cmp(&b.group));
-        out
-    }
-
-    /// Describes a group: members, assignment, committed offsets and lag.
-    pub fn describe_group(&self, caller: &Caller, group: &str) -> Result<GroupDescription> {
-        caller::authorize(caller, Operation::Describe, Resource::Group, group)?;
-        let by_id: HashMap<u32, Arc<Topic>> = self.all_topics().into_iter().map(|t| (t.id, t)).collect();
-        self.with_group(group, |g| {
-            let members = g
-                .members
-                .iter()
-                .map(|(id, m)| MemberDescription {
-                    member_id: id.clone(),
-                    assignment: m.assignment.iter().cloned().collect(),
-                    pending: g.pending(id),
-                    last_seen: m.last_seen_ms,
-                    session_timeout_ms: m.options.session_timeout.as_millis() as u64,
-                    assignment_strategy: m.options.strategy,
-                })
-                .collect();
-            let mut tps: BTreeSet<(String, u32)> = g
-                .committed
-                .keys()
-                .filter_map(|(id, p)| by_id.get(id).map(|t| (t.name.clone(), *p)))
-                .collect();
-            tps.extend(
-                g.members
-                    .values()
-                    .flat_map(|m| m.assignment.iter().map(|tp| (tp.topic.clone(), tp.partition))),
-            );
-            let partitions = tps
-                .into_iter()
-                .filter_map(|(topic, partition)| {
-                    let t = self.lookup(&topic).ok()?;
-                    let part = t.partition(partition).ok()?;
-                    let committed = g.committed.get(&(t.id, partition)).copied();
-                    let end = part.next_offset();
-                    let lag = end.saturating_sub(committed.unwrap_or(part.earliest_offset()));
-                    Some(PartitionLag {
-                        topic,
-                        partition,
-                        committed_offset: committed,
-                        end_offset: end,
-                        lag,
-                    })
-                })
-                .collect();
-            Ok(GroupDescription {
-                group: group.to_owned(),
-                state: g.state().to_owned(),
-                generation: g.generation,
-                members,
-                partitions,
-            })
-        })
-    }
-
-    /// Deletes a group without members, with its committed offsets.
-    pub async fn delete_group(&self, caller: &Caller, group: &str) -> Result<()> {
-        caller::authorize(caller, Operation::Delete, Resource::Group, group)?;
-        self.with_group(group, |g| {
-            if g.members.is_empty() {
-                Ok(())
-            } else {
-                Err(Error::new(
-                    ErrorCode::GroupNotEmpty,
-                    format!("group '{group}' has {} members", g.members.len()),
-                ))
-            }
-        })?;
-        self.inner
-            .writer
-            .call(|reply| Op::DeleteGroupOffsets {
-                group: group.to_owned(),
-                reply,
-            })
-            .await?;
-        let mut groups = self.inner.groups.groups.lock().expect("groups lock");
-        if groups.get(group).is_some_and(|g| g.members.is_empty()) {
-            groups.remove(group);
-        }
-        tracing::info!(group, "group deleted");
-        self.audit(caller, "group.delete", Resource::Group, group);
-        Ok(())
-    }
-
-    /// Resets committed offsets of a group with no members (optionally as a dry run).
-    pub async fn reset_offsets(
-        &self,
-        caller: &Caller,
-        group: &str,
-        to: Option<SeekTo>,
-        explicit: Option<Vec<PartitionOffset>>,
-        topics: Option<Vec<String>>,
-        dry_run: bool,
-    ) -> Result<Vec<OffsetChange>> {
-        validate_group_name(group)?;
-        caller::authorize(caller, Operation::Alter, Resource::Group, group)?;
-        let by_id: HashMap<u32, Arc<Topic>> = self.all_topics().into_iter().map(|t| (t.id, t)).collect();
-        let (current, existing) = {
-            let groups = self.inner.groups.groups.lock().expect("groups lock");
-            match groups.get(group) {
-                Some(g) if !g.members.is_empty() => {
-                    return Err(Error::new(
-                        ErrorCode::GroupNotEmpty,
-                        format!(
-                            "group '{group}' has {} members; offsets can only be reset while it has none",
-                            g.members.len()
-                        ),
-                    ));
-                }
-                Some(g) => (g.committed.clone(), true),
-                None => (HashMap::new(), false),
-            }
-        };
-        if !existing && topics.is_none() && explicit.is_none() {
-            return Err(group_not_found(group));
-        }
-        let mut targets: Vec<(Arc<Topic>, u32, Option<u64>)> = Vec::new();
-        if let Some(list) = &explicit {
-            for (i, o) in list.iter().enumerate() {
-                if topics.as_ref().is_some_and(|t| !t.contains(&o.topic)) {
-                    continue;
-                }
-                let t = self
-                    .lookup(&o.topic)
-                    .map_err(|e| e.with_field(format!("offsets[{i}].topic")))?;
-                t.partition(o.partition)
-                    .map_err(|e| e.with_field(format!("offsets[{i}].partition")))?;
-                targets.push((t, o.partition, Some(o.offset)));
-            }
-        } else if let Some(names) = &topics {
-            for (i, name) in names.iter().enumerate() {
-                let t = self.lookup(name).map_err(|e| e.with_field(format!("topics[{i}]")))?;
-                for p in 0..t.partitions().len() as u32 {
-                    targets.push((t.clone(), p, None));
-                }
-            }
-        } else {
-            let mut keys: Vec<_> = current.keys().copied().collect();
-            keys.sort();
-            for (id, p) in keys {
-                if let Some(t) = by_id.get(&id) {
-                    targets.push((t.clone(), p, None));
-                }
-            }
-        }
-        let mut changes = Vec::new();
-        let mut entries = Vec::new();
-        for (i, (topic, partition, explicit_offset)) in targets.into_iter().enumerate() {
-            let tp = TopicPartition {
-                topic: topic.name.clone(),
-                partition,
-            };
-            let offset = match (explicit_offset, to) {
-                (Some(o), _) => self
-                    .resolve_seek(&tp, SeekTo::Offset(o))
-                    .await
-                    .map_err(|e| e.with_field(format!("offsets[{i}].offset")))?,
-                (None, Some(to)) => self.resolve_seek(&tp, to).await?,
-                (None, None) => return Err(Error::invalid_parameter("to", "give `to` or `offsets`")),
-            };
-            let previous = current.get(&(topic.id, partition)).copied();
-            changes.push(OffsetChange {
-                topic: topic.name.clone(),
-                partition,
-                offset,
-                previous_offset: previous,
-            });
-            entries.push((
-                topic.id,
-                PartitionOffset {
-                    topic: topic.name.clone(),
-                    partition,
-                    offset,
-                },
-            ));
-        }
-        if !dry_run {
-            // Re-check under the lock that no member joined meanwhile.
-            self.with_group(group, |g| {
-                if g.members.is_empty() {
-                    Ok(())
-                } else {
-                    Err(Error::new(ErrorCode::GroupNotEmpty, "a member joined during the reset"))
-                }
-            })
-            .or_else(|e| {
-                if e.code == ErrorCode::GroupNotFound {
-                    Ok(())
-                } else {
-                    Err(e)
-                }
-            })?;
-            self.store_offsets(group, entries).await?;
-            tracing::info!(group, partitions = changes.len(), "offsets reset");
-            self.audit(caller, "group.offsets_reset", Resource::Group, group);
-        }
-        Ok(changes)
     }
 
     /// One lease and subscription check over all groups (run every tick).
     fn groups_tick(&self) {
         self.inner.tokens.sweep();
+        self.inner.quotas.sweep(Instant::now());
         let topics = self.topic_shapes();
         let now = Instant::now();
-        let mut groups = self.inner.groups.groups.lock().expect("groups lock");
+        let mut groups = self.inner.groups.lock();
         for (name, g) in groups.iter_mut() {
             let expired: Vec<String> = g
                 .members
@@ -1121,9 +683,8 @@ impl Broker {
                 tracing::info!(group = %name, member = %id, "member lease expired");
             }
             let shape_changed = !g.members.is_empty() && g.subscribed_shape(&topics) != g.shape;
-            if !expired.is_empty() || shape_changed {
+            if !expired.is_empty() || shape_changed || (g.needs_rebalance && !g.members.is_empty()) {
                 g.rebalance(&topics);
-                metrics::counter!("weir_group_rebalances_total").increment(1);
             }
         }
     }

@@ -1,0 +1,13 @@
+//! The connector plugins, one folder each: its config definition (the single source for create,
+//! validate and the plugin listing) and its tasks.
+
+pub mod file;
+
+use std::sync::Arc;
+
+use super::plugin::Connector;
+
+/// Every connector plugin.
+pub fn all() -> Vec<Arc<dyn Connector>> {
+    vec![Arc::new(file::FileSource), Arc::new(file::FileSink)]
+}

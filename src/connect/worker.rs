@@ -1,0 +1,642 @@
+//! One task's loop: a source task polls its system and writes records and source offsets in one
+//! transaction; a sink task consumes through the group `connect-<name>`, writes to its system
+//! and commits only what was acknowledged. Both apply the transform chain and the error
+//! policy (retries with backoff, tolerance, dead letters), and obey pause and stop.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::sync::watch;
+
+use super::common::{Common, Tolerance};
+use super::metrics::TaskMetrics;
+use super::plugin::{PutError, SinkTask, SourceRecord, SourceTask, TaskError};
+use super::record::ConnectRecord;
+use super::status::{State, Target};
+use super::transforms::Chain;
+use crate::broker::groups::{OffsetReset, PartitionOffset, Polled};
+use crate::broker::produce::{PayloadInput, ProduceRequest, RecordInput, ValueInput};
+use crate::broker::{
+    Broker, Caller, Consumer, JoinOptions, StateTable, StateWrite, Subscription, Transaction, TxnProduce,
+};
+use crate::error::ErrorCode;
+use crate::storage::Format;
+
+/// A task's current state and failure trace, shared with the status API.
+#[derive(Debug, Clone)]
+pub struct TaskStatus {
+    /// The state.
+    pub state: State,
+    /// Why it failed.
+    pub trace: Option<String>,
+}
+
+/// Shared task status.
+pub type StatusCell = Arc<Mutex<TaskStatus>>;
+
+/// Everything a task loop needs.
+pub struct TaskRun {
+    /// The broker.
+    pub broker: Broker,
+    /// The connector's principal.
+    pub caller: Caller,
+    /// The connector.
+    pub connector: String,
+    /// The task's number.
+    pub task: u32,
+    /// The common keys.
+    pub common: Common,
+    /// The transforms.
+    pub chain: Chain,
+    /// Its status.
+    pub status: StatusCell,
+    /// What it is asked to be.
+    pub target: watch::Receiver<Target>,
+    /// Its metrics.
+    pub metrics: TaskMetrics,
+}
+
+/// Where a record failed, as Connect's `__connect.errors.stage` names it.
+#[derive(Debug, Clone, Copy)]
+pub enum Stage {
+    /// Reading the source.
+    TaskPoll,
+    /// Writing the external system.
+    TaskPut,
+    /// A transform.
+    Transformation,
+    /// Reading the stored value.
+    ValueConverter,
+    /// Writing to a topic.
+    KafkaProduce,
+}
+
+impl Stage {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::TaskPoll => "TASK_POLL",
+            Self::TaskPut => "TASK_PUT",
+            Self::Transformation => "TRANSFORMATION",
+            Self::ValueConverter => "VALUE_CONVERTER",
+            Self::KafkaProduce => "KAFKA_PRODUCE",
+        }
+    }
+}
+
+/// Retries with exponential backoff and jitter until `errors.retry.timeout` runs out.
+struct Backoff<'a> {
+    run: &'a TaskRun,
+    what: &'static str,
+    started: Instant,
+    delay: Duration,
+}
+
+impl Backoff<'_> {
+    /// After a failure: waits before the next try and returns true, or returns false when the
+    /// error is not retriable, the time is up or the task is stopping.
+    async fn again(&mut self, e: &TaskError) -> bool {
+        let run = self.run;
+        let timeout = run.common.retry_timeout_ms;
+        let elapsed = self.started.elapsed().as_millis() as i64;
+        if !e.retriable || timeout == 0 || (timeout > 0 && elapsed >= timeout) || run.stopping() {
+            return false;
+        }
+        run.metrics.retries.increment(1);
+        tracing::warn!(connector = %run.connector, task = run.task, error = %e.message, what = self.what, "retrying");
+        let max_delay = Duration::from_millis(run.common.retry_delay_max_ms);
+        let jitter = self.delay.mul_f64(fastrand::f64() * 0.5);
+        let mut wait = (self.delay + jitter).min(max_delay);
+        if timeout > 0 {
+            wait = wait.min(Duration::from_millis((timeout - elapsed).max(1) as u64));
+        }
+        tokio::time::sleep(wait).await;
+        self.delay = (self.delay * 2).min(max_delay);
+        true
+    }
+}
+
+/// A task ends: stopped as asked, or failed with a trace.
+pub enum Ended {
+    /// Stopped.
+    Stopped,
+    /// Failed.
+    Failed(String),
+}
+
+impl TaskRun {
+    fn set(&self, state: State, trace: Option<String>) {
+        let mut s = self.status.lock().expect("task status lock");
+        s.state = state;
+        s.trace = trace;
+    }
+
+    /// Waits while paused. Returns false when the task is to stop.
+    async fn runnable(&mut self) -> bool {
+        loop {
+            let target = *self.target.borrow_and_update();
+            match target {
+                Target::Running => {
+                    self.set(State::Running, None);
+                    return true;
+                }
+                Target::Stopped => return false,
+                Target::Paused => {
+                    self.set(State::Paused, None);
+                    if self.target.changed().await.is_err() {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether the task should stop now (checked between operations).
+    fn stopping(&self) -> bool {
+        *self.target.borrow() == Target::Stopped || self.broker.shutdown_token().is_cancelled()
+    }
+
+    /// A retry schedule per `errors.retry.timeout` and `errors.retry.delay.max.ms`.
+    fn backoff(&self, what: &'static str) -> Backoff<'_> {
+        Backoff {
+            run: self,
+            what,
+            started: Instant::now(),
+            delay: Duration::from_millis(100),
+        }
+    }
+
+    /// Handles a failed record per `errors.tolerance`: with `all` it is logged, counted and
+    /// dead-lettered (when a topic is set) and the task goes on; with `none` the task fails.
+    async fn record_failed(
+        &self,
+        stage: Stage,
+        error: &str,
+        record: &ConnectRecord,
+        original: Option<(&str, u32, u64)>,
+    ) -> Result<(), String> {
+        self.metrics.errors.increment(1);
+        if self.common.log_errors {
+            let position = original.map(|(t, p, o)| format!("{t}/{p}@{o}")).unwrap_or_default();
+            if self.common.log_messages {
+                tracing::warn!(connector = %self.connector, task = self.task, stage = stage.as_str(), error, position, key = %record.key, value = %record.value, "record failed");
+            } else {
+                tracing::warn!(connector = %self.connector, task = self.task, stage = stage.as_str(), error, position, "record failed");
+            }
+        }
+        if self.common.tolerance == Tolerance::None {
+            return Err(format!("{} failed: {error}", stage.as_str()));
+        }
+        if let Some(topic) = &self.common.dlq_topic {
+            self.dead_letter(topic, stage, error, record, original)
+                .await
+                .map_err(|e| format!("writing to the dead-letter topic '{topic}' failed: {e}"))?;
+        }
+        Ok(())
+    }
+
+    async fn dead_letter(
+        &self,
+        topic: &str,
+        stage: Stage,
+        error: &str,
+        record: &ConnectRecord,
+        original: Option<(&str, u32, u64)>,
+    ) -> Result<(), String> {
+        let mut headers: Vec<(String, String)> = record
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
+            .collect();
+        if self.common.dlq_headers {
+            let mut h = |k: &str, v: String| headers.push((format!("__connect.errors.{k}"), v));
+            if let Some((t, p, o)) = original {
+                h("topic", t.to_owned());
+                h("partition", p.to_string());
+                h("offset", o.to_string());
+            }
+            h("connector.name", self.connector.clone());
+            h("task.id", self.task.to_string());
+            h("stage", stage.as_str().to_owned());
+            h("exception.message", error.to_owned());
+        }
+        let key = record.key_bytes();
+        let value = record.value_bytes();
+        let header_bytes: Vec<(&[u8], &[u8])> = headers.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())).collect();
+        let req = ProduceRequest {
+            records: vec![RecordInput {
+                key: key.as_deref().map(PayloadInput::Bytes),
+                value: value
+                    .as_deref()
+                    .map_or(ValueInput::Null, |v| ValueInput::Given(PayloadInput::Bytes(v))),
+                headers: header_bytes,
+                partition: None,
+                timestamp: record.timestamp,
+            }],
+            key_format: Format::Json,
+            value_format: Format::Json,
+            durability: None,
+            idempotency: None,
+        };
+        ensure_topic(&self.broker, &self.caller, topic, 1).await?;
+        let outcome = self
+            .broker
+            .produce(&self.caller, topic, req)
+            .await
+            .map_err(|e| e.detail)?;
+        if let Some(Err(e)) = outcome.results().next() {
+            return Err(e.detail.clone());
+        }
+        self.metrics.dead_lettered.increment(1);
+        Ok(())
+    }
+
+    /// Runs the chain on a record; a failure goes through [`Self::record_failed`].
+    async fn transform(
+        &self,
+        record: ConnectRecord,
+        original: Option<(&str, u32, u64)>,
+    ) -> Result<Option<ConnectRecord>, String> {
+        match self.chain.apply(record.clone()) {
+            Ok(r) => Ok(r),
+            Err((alias, e)) => {
+                let error = format!("transform '{alias}': {e}");
+                self.record_failed(Stage::Transformation, &error, &record, original)
+                    .await
+                    .map(|()| None)
+            }
+        }
+    }
+}
+
+/// Creates a topic if it does not exist yet.
+pub async fn ensure_topic(broker: &Broker, caller: &Caller, topic: &str, partitions: u32) -> Result<(), String> {
+    match broker
+        .create_topic(caller, topic, Some(partitions), &BTreeMap::new())
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.code == ErrorCode::TopicAlreadyExists => Ok(()),
+        Err(e) => Err(format!("topic '{topic}': {}", e.detail)),
+    }
+}
+
+/// The state table of a connector's source offsets.
+pub fn offsets_table(connector: &str) -> StateTable {
+    StateTable::new(format!("connector:{connector}"), "offsets").expect("connector names are valid state names")
+}
+
+/// The key of a source partition in the offsets table: its canonical JSON text.
+pub fn partition_key(partition: &Value) -> Vec<u8> {
+    partition.to_string().into_bytes()
+}
+
+/// Runs a source task until it is stopped or fails.
+pub async fn run_source(mut run: TaskRun, mut task: Box<dyn SourceTask>) -> Ended {
+    let table = offsets_table(&run.connector);
+    loop {
+        if !run.runnable().await {
+            return Ended::Stopped;
+        }
+        let stop = run.target.clone();
+        let polled = tokio::select! {
+            r = poll_with_retries(&run, task.as_mut()) => r,
+            () = stopped(stop) => return Ended::Stopped,
+        };
+        let records = match polled {
+            Ok(r) => r,
+            Err(e) => return Ended::Failed(format!("TASK_POLL failed: {}", e.message)),
+        };
+        run.metrics.polled();
+        if records.is_empty() {
+            tokio::task::yield_now().await;
+            continue;
+        }
+        run.metrics.records_in.increment(records.len() as u64);
+        if let Err(trace) = write_source_batch(&run, &table, records).await {
+            return Ended::Failed(trace);
+        }
+        if let Err(e) = task.committed().await {
+            return Ended::Failed(format!("acknowledging the source failed: {}", e.message));
+        }
+    }
+}
+
+/// Polls a source, retrying per the error policy.
+async fn poll_with_retries(run: &TaskRun, task: &mut dyn SourceTask) -> Result<Vec<SourceRecord>, TaskError> {
+    let mut backoff = run.backoff("poll");
+    loop {
+        match task.poll().await {
+            Ok(r) => return Ok(r),
+            Err(e) if backoff.again(&e).await => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Completes when the target becomes `Stopped`.
+async fn stopped(mut target: watch::Receiver<Target>) {
+    let _ = target.wait_for(|t| *t == Target::Stopped).await;
+}
+
+/// Transforms a polled batch and writes its records and the source offsets it reached in one
+/// transaction (retried per the error policy).
+async fn write_source_batch(run: &TaskRun, table: &StateTable, records: Vec<SourceRecord>) -> Result<(), String> {
+    let mut offsets: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+    let mut out: Vec<ConnectRecord> = Vec::with_capacity(records.len());
+    for r in records {
+        offsets.insert(
+            partition_key(&r.source_partition),
+            r.source_offset.to_string().into_bytes(),
+        );
+        if let Some(t) = run.transform(r.record, None).await? {
+            out.push(t);
+        }
+    }
+    let state: Vec<StateWrite> = offsets
+        .into_iter()
+        .map(|(key, value)| StateWrite::Put {
+            table: table.clone(),
+            key,
+            value,
+        })
+        .collect();
+    let written = out.len() as u64;
+    let mut backoff = run.backoff("write");
+    let result = loop {
+        match write_transaction(run, &out, &state).await {
+            Ok(()) => break Ok(()),
+            Err(e) if backoff.again(&e).await => {}
+            Err(e) => break Err(e),
+        }
+    };
+    match result {
+        Ok(()) => {
+            run.metrics.records_out.increment(written);
+            Ok(())
+        }
+        Err(e) => Err(format!("KAFKA_PRODUCE failed: {}", e.message)),
+    }
+}
+
+/// One try at writing a batch and its source offsets; a topic that does not exist yet is
+/// created and the write made again.
+async fn write_transaction(run: &TaskRun, out: &[ConnectRecord], state: &[StateWrite]) -> Result<(), TaskError> {
+    let bytes = Encoded::new(out);
+    let mut created = 0;
+    loop {
+        let txn = Transaction {
+            produce: bytes.produce(),
+            commit: None,
+            state: state.to_vec(),
+            durability: None,
+        };
+        match run.broker.transact(&run.caller, txn).await {
+            Ok(_) => return Ok(()),
+            Err(e) if e.code == ErrorCode::TopicNotFound && created < out.len() => {
+                let topic = missing_topic(&e.field, out);
+                ensure_topic(&run.broker, &run.caller, &topic, run.common.default_partitions)
+                    .await
+                    .map_err(TaskError::fatal)?;
+                created += 1;
+            }
+            Err(e)
+                if matches!(
+                    e.code,
+                    ErrorCode::Unavailable | ErrorCode::Overloaded | ErrorCode::QuotaExceeded
+                ) =>
+            {
+                return Err(TaskError::retriable(e.detail));
+            }
+            Err(e) => return Err(TaskError::fatal(format!("{}: {}", e.code, e.detail))),
+        }
+    }
+}
+
+/// Which topic a `topic_not_found` of a transaction was about (`produce[i].topic`).
+fn missing_topic(field: &Option<String>, records: &[ConnectRecord]) -> String {
+    let topics = group_topics(records);
+    field
+        .as_deref()
+        .and_then(|f| f.strip_prefix("produce["))
+        .and_then(|f| f.split(']').next())
+        .and_then(|i| i.parse::<usize>().ok())
+        .and_then(|i| topics.get(i).cloned())
+        .unwrap_or_default()
+}
+
+/// The distinct topics of a batch, in first-seen order.
+fn group_topics(records: &[ConnectRecord]) -> Vec<String> {
+    let mut topics: Vec<String> = Vec::new();
+    for r in records {
+        if !topics.contains(&r.topic) {
+            topics.push(r.topic.clone());
+        }
+    }
+    topics
+}
+
+/// A batch's records as the bytes the broker stores, grouped by topic.
+struct Encoded<'a> {
+    records: &'a [ConnectRecord],
+    keys: Vec<Option<Vec<u8>>>,
+    values: Vec<Option<Vec<u8>>>,
+    headers: Vec<Vec<(Vec<u8>, Vec<u8>)>>,
+}
+
+impl<'a> Encoded<'a> {
+    fn new(records: &'a [ConnectRecord]) -> Self {
+        Self {
+            records,
+            keys: records.iter().map(ConnectRecord::key_bytes).collect(),
+            values: records.iter().map(ConnectRecord::value_bytes).collect(),
+            headers: records.iter().map(ConnectRecord::header_bytes).collect(),
+        }
+    }
+
+    fn produce(&self) -> Vec<TxnProduce<'_>> {
+        group_topics(self.records)
+            .into_iter()
+            .map(|topic| {
+                let records = self
+                    .records
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| r.topic == topic)
+                    .map(|(i, r)| RecordInput {
+                        key: self.keys[i].as_deref().map(PayloadInput::Bytes),
+                        value: self.values[i]
+                            .as_deref()
+                            .map_or(ValueInput::Null, |v| ValueInput::Given(PayloadInput::Bytes(v))),
+                        headers: self.headers[i]
+                            .iter()
+                            .map(|(k, v)| (k.as_slice(), v.as_slice()))
+                            .collect(),
+                        partition: r.partition.map(i64::from),
+                        timestamp: r.timestamp,
+                    })
+                    .collect();
+                TxnProduce {
+                    topic,
+                    request: ProduceRequest {
+                        records,
+                        key_format: Format::Json,
+                        value_format: Format::Json,
+                        durability: None,
+                        idempotency: None,
+                    },
+                }
+            })
+            .collect()
+    }
+}
+
+/// The consumer group of a sink connector.
+pub fn sink_group(connector: &str) -> String {
+    format!("connect-{connector}")
+}
+
+/// Runs a sink task until it is stopped or fails.
+pub async fn run_sink(run: TaskRun, mut task: Box<dyn SinkTask>) -> Ended {
+    let subscription = match &run.common.topics_regex {
+        Some(re) => match regex::Regex::new(&format!("^(?:{re})$")) {
+            Ok(re) => Subscription::Pattern(re),
+            Err(e) => return Ended::Failed(format!("topics.regex: {e}")),
+        },
+        None => Subscription::Topics(run.common.topics.iter().cloned().collect()),
+    };
+    let options = JoinOptions {
+        subscription,
+        session_timeout: Duration::from_secs(30),
+        auto_offset_reset: OffsetReset::Earliest,
+        strategy: crate::broker::groups::Strategy::Sticky,
+        auto_commit: false,
+        streaming: false,
+        resume: Default::default(),
+    };
+    let group = sink_group(&run.connector);
+    let mut consumer = match join_with_retries(&run, &group, options).await {
+        Ok(c) => c,
+        Err(e) => return Ended::Failed(format!("KAFKA_CONSUME failed: {}", e.message)),
+    };
+    loop {
+        if run.stopping() {
+            return Ended::Stopped;
+        }
+        if *run.target.borrow() == Target::Paused {
+            // Stay in the group while paused: renew the lease now and then.
+            run.set(State::Paused, None);
+            let mut target = run.target.clone();
+            let _ = tokio::time::timeout(Duration::from_secs(5), target.changed()).await;
+            let _ = consumer.heartbeat();
+            continue;
+        }
+        run.set(State::Running, None);
+        let polled = consumer
+            .poll(run.common.max_poll_records, 8 << 20, Duration::from_millis(500))
+            .await;
+        run.metrics.polled();
+        let fetched = match polled {
+            Ok(Polled::Records(f)) => f,
+            Ok(Polled::Rebalanced) => continue,
+            Err(e) => return Ended::Failed(format!("KAFKA_CONSUME failed: {}: {}", e.code, e.detail)),
+        };
+        if fetched.is_empty() {
+            continue;
+        }
+        match deliver(&run, task.as_mut(), &fetched).await {
+            Ok(()) => {}
+            Err(trace) => return Ended::Failed(trace),
+        }
+        let offsets: Vec<PartitionOffset> = fetched
+            .iter()
+            .map(|f| PartitionOffset {
+                topic: f.topic.clone(),
+                partition: f.partition,
+                offset: f.next_offset,
+            })
+            .collect();
+        if let Err(e) = consumer.commit(Some(offsets), None).await
+            && e.code != ErrorCode::PartitionNotOwned
+        {
+            return Ended::Failed(format!("committing offsets failed: {}: {}", e.code, e.detail));
+        }
+        run.metrics.set_lag(&run.broker, &group);
+    }
+}
+
+/// Joins the sink's group, retrying while its topics do not exist yet.
+async fn join_with_retries(run: &TaskRun, group: &str, options: JoinOptions) -> Result<Consumer, TaskError> {
+    let mut backoff = run.backoff("join");
+    loop {
+        let e = match Consumer::join(&run.broker, run.caller.clone(), group, options.clone()).await {
+            Ok(c) => return Ok(c),
+            Err(e) if e.code == ErrorCode::TopicNotFound => TaskError::retriable(e.detail),
+            Err(e) => TaskError::fatal(format!("{}: {}", e.code, e.detail)),
+        };
+        if !backoff.again(&e).await {
+            return Err(e);
+        }
+    }
+}
+
+/// Converts, transforms and writes one polled batch to the sink, handling failed records per
+/// the error policy.
+async fn deliver(run: &TaskRun, task: &mut dyn SinkTask, fetched: &[crate::broker::FetchResult]) -> Result<(), String> {
+    let mut batch: Vec<ConnectRecord> = Vec::new();
+    // Where each record of the batch was read (transforms may change its topic).
+    let mut origins: Vec<(&str, u32, u64)> = Vec::new();
+    for f in fetched {
+        run.metrics.records_in.increment(f.count as u64);
+        for (offset, view) in f.records() {
+            let origin = Some((f.topic.as_str(), f.partition, offset));
+            match ConnectRecord::from_view(&f.topic, f.partition, offset, &view) {
+                Ok(r) => {
+                    if let Some(t) = run.transform(r, origin).await? {
+                        batch.push(t);
+                        origins.push((f.topic.as_str(), f.partition, offset));
+                    }
+                }
+                Err(e) => {
+                    let raw = ConnectRecord {
+                        topic: f.topic.clone(),
+                        partition: Some(f.partition),
+                        offset: Some(offset),
+                        ..ConnectRecord::default()
+                    };
+                    run.record_failed(Stage::ValueConverter, &e, &raw, origin).await?;
+                }
+            }
+        }
+    }
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let mut backoff = run.backoff("put");
+    let result = loop {
+        let e = match task.put(&batch).await {
+            Ok(()) => break Ok(Vec::new()),
+            Err(PutError::Records(failed)) => break Ok(failed),
+            Err(PutError::Retriable(e)) => TaskError::retriable(e),
+            Err(PutError::Fatal(e)) => TaskError::fatal(e),
+        };
+        if !backoff.again(&e).await {
+            break Err(e);
+        }
+    };
+    let failed = match result {
+        Ok(failed) => failed,
+        // Unlike Kafka Connect, a batch the external system would not take even after the
+        // retries is dead-lettered when errors are tolerated, rather than failing the task.
+        Err(e) if run.common.tolerance == Tolerance::All => (0..batch.len()).map(|i| (i, e.message.clone())).collect(),
+        Err(e) => return Err(format!("TASK_PUT failed: {}", e.message)),
+    };
+    run.metrics.put((batch.len() - failed.len()) as u64);
+    for (i, error) in failed {
+        if let (Some(r), Some(origin)) = (batch.get(i), origins.get(i)) {
+            run.record_failed(Stage::TaskPut, &error, r, Some(*origin)).await?;
+        }
+    }
+    Ok(())
+}

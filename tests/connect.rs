@@ -1,0 +1,671 @@
+//! Connect through the real server: Kafka Connect's REST shapes, and the compliance suite every
+//! connector passes (create, move data, pause and resume, stop and the offsets API, restart of
+//! Weir, `kill -9` — sources: no duplicate and no gap; sinks: no loss — and delete), plus dead
+//! letters and the permissions of a connector's principal.
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use common::{Server, client, unique};
+use serde_json::{Value, json};
+
+async fn send(s: &Server, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut r = client().request(m, s.url(path));
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let r = r.send().await.unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// Waits up to `secs` for `cond` to hold on `GET path`'s body; panics with the last body.
+async fn wait_for(s: &Server, path: &str, secs: u64, cond: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let (_, v) = send(s, "GET", path, None).await;
+        if cond(&v) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{path} never satisfied the condition: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn state(v: &Value) -> (&str, Vec<&str>) {
+    (
+        v["connector"]["state"].as_str().unwrap_or(""),
+        v["tasks"]
+            .as_array()
+            .map(|t| t.iter().map(|t| t["state"].as_str().unwrap_or("")).collect())
+            .unwrap_or_default(),
+    )
+}
+
+async fn wait_state(s: &Server, name: &str, want: &str) -> Value {
+    wait_for(s, &format!("/v1/connectors/{name}/status"), 20, |v| {
+        let (c, t) = state(v);
+        c == want && !t.is_empty() && t.iter().all(|t| *t == want)
+    })
+    .await
+}
+
+/// Every record of a topic partition 0, from the start.
+async fn topic_values(s: &Server, topic: &str) -> Vec<Value> {
+    let (status, v) = send(
+        s,
+        "GET",
+        &format!("/v1/topics/{topic}/partitions/0/records?offset=earliest&max_records=10000"),
+        None,
+    )
+    .await;
+    if status != 200 {
+        return Vec::new();
+    }
+    v["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["value"].clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn connect_rest_api_has_connects_shapes() {
+    let s = Server::start();
+    let (st, v) = send(&s, "GET", "/v1", None).await;
+    assert_eq!(st, 200);
+    assert!(v["version"].is_string() && v["kafka_cluster_id"].is_string(), "{v}");
+    let (_, plugins) = send(&s, "GET", "/v1/connector-plugins", None).await;
+    let classes: Vec<&str> = plugins
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["class"].as_str().unwrap())
+        .collect();
+    assert!(
+        classes.contains(&"org.apache.kafka.connect.file.FileStreamSourceConnector"),
+        "{plugins}"
+    );
+    assert!(
+        plugins
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["type"] == "source" || p["type"] == "sink")
+    );
+    let (_, defs) = send(&s, "GET", "/v1/connector-plugins/FileStreamSource/config", None).await;
+    let file = defs.as_array().unwrap().iter().find(|d| d["name"] == "file").unwrap();
+    assert_eq!(
+        (file["type"].as_str(), file["required"].as_bool()),
+        (Some("STRING"), Some(true))
+    );
+    let batch = defs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "batch.size")
+        .unwrap();
+    assert_eq!(batch["default_value"], "2000");
+
+    // Validate: per-field errors, unknown keys, Connect's shape.
+    let (st, v) = send(
+        &s,
+        "PUT",
+        "/v1/connector-plugins/FileStreamSourceConnector/config/validate",
+        Some(json!({"connector.class": "FileStreamSource", "name": "x", "topic": "t", "batch.size": "0", "fiel": "a"})),
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert_eq!(v["error_count"], 3, "{v}");
+    let errors: BTreeMap<String, Vec<String>> = v["configs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| !c["value"]["errors"].as_array().unwrap().is_empty())
+        .map(|c| {
+            (
+                c["value"]["name"].as_str().unwrap().to_owned(),
+                serde_json::from_value(c["value"]["errors"].clone()).unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        errors["file"][0].contains("Missing required configuration"),
+        "{errors:?}"
+    );
+    assert!(errors["batch.size"][0].contains("must be between 1 and"), "{errors:?}");
+    assert!(errors["fiel"][0].contains("did you mean \"file\""), "{errors:?}");
+
+    // Create: the same messages in Connect's error shape; 404 for an unknown plugin.
+    let name = unique("shape");
+    let (st, e) = send(
+        &s,
+        "POST",
+        "/v1/connectors",
+        Some(json!({"name": name, "config": {"connector.class": "FileStreamSource", "topic": "t"}})),
+    )
+    .await;
+    assert_eq!((st, e["error_code"].as_u64()), (400, Some(400)), "{e}");
+    assert_eq!(e["code"], "invalid_connector_config");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("Missing required configuration \"file\""),
+        "{e}"
+    );
+    let (st, e) = send(
+        &s,
+        "POST",
+        "/v1/connectors",
+        Some(json!({"name": name, "config": {"connector.class": "NoSuchConnector"}})),
+    )
+    .await;
+    assert_eq!((st, e["code"].as_str()), (404, Some("plugin_not_found")), "{e}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("in.txt");
+    std::fs::write(&path, "a\n").unwrap();
+    let topic = unique("shape-t");
+    let config = json!({"connector.class": "FileStreamSource", "file": path, "topic": topic, "tasks.max": 1});
+    let (st, info) = send(
+        &s,
+        "POST",
+        "/v1/connectors",
+        Some(json!({"name": name, "config": config})),
+    )
+    .await;
+    assert_eq!(st, 201, "{info}");
+    assert_eq!(info["type"], "source");
+    assert_eq!(info["tasks"], json!([{"connector": name, "task": 0}]));
+    assert_eq!(info["config"]["tasks.max"], "1", "numbers are taken as their text");
+    let (st, _) = send(
+        &s,
+        "POST",
+        "/v1/connectors",
+        Some(json!({"name": name, "config": config})),
+    )
+    .await;
+    assert_eq!(st, 409);
+    wait_state(&s, &name, "RUNNING").await;
+    let (_, list) = send(&s, "GET", "/v1/connectors", None).await;
+    assert!(list.as_array().unwrap().contains(&json!(name)));
+    let (_, expanded) = send(&s, "GET", "/v1/connectors?expand=status&expand=info", None).await;
+    assert_eq!(expanded[&name]["status"]["connector"]["state"], "RUNNING", "{expanded}");
+    assert_eq!(expanded[&name]["info"]["name"], name.as_str());
+    let (_, tasks) = send(&s, "GET", &format!("/v1/connectors/{name}/tasks"), None).await;
+    assert_eq!(tasks[0]["id"], json!({"connector": name, "task": 0}));
+    let (st, t) = send(&s, "GET", &format!("/v1/connectors/{name}/tasks/0/status"), None).await;
+    assert_eq!(
+        (st, t["state"].as_str(), t["id"].as_u64()),
+        (200, Some("RUNNING"), Some(0))
+    );
+    let (st, e) = send(&s, "GET", &format!("/v1/connectors/{name}/tasks/7/status"), None).await;
+    assert_eq!((st, e["code"].as_str()), (404, Some("task_not_found")));
+    let (_, topics) = send(&s, "GET", &format!("/v1/connectors/{name}/topics"), None).await;
+    assert_eq!(topics[&name]["topics"], json!([topic]));
+
+    // PUT updates (200), PATCH merges and removes with null.
+    let mut updated = config.clone();
+    updated["batch.size"] = json!("5");
+    let (st, _) = send(&s, "PUT", &format!("/v1/connectors/{name}/config"), Some(updated)).await;
+    assert_eq!(st, 200);
+    let (st, _) = send(
+        &s,
+        "PATCH",
+        &format!("/v1/connectors/{name}/config"),
+        Some(json!({"batch.size": null})),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let (_, cfg) = send(&s, "GET", &format!("/v1/connectors/{name}/config"), None).await;
+    assert!(cfg.get("batch.size").is_none(), "{cfg}");
+    assert_eq!(cfg["name"], name.as_str());
+    let (st, _) = send(
+        &s,
+        "PUT",
+        &format!("/v1/connectors/{name}/config"),
+        Some(json!({"connector.class": "FileStreamSource", "file": path, "topic": topic, "name": "other"})),
+    )
+    .await;
+    assert_eq!(st, 400, "a config whose name differs from the URL's is refused");
+    // Offsets change only while stopped.
+    let (st, e) = send(&s, "DELETE", &format!("/v1/connectors/{name}/offsets"), None).await;
+    assert_eq!((st, e["code"].as_str()), (400, Some("connector_not_stopped")), "{e}");
+    let (st, v) = send(
+        &s,
+        "POST",
+        &format!("/v1/connectors/{name}/restart?includeTasks=true"),
+        None,
+    )
+    .await;
+    assert_eq!(st, 202);
+    assert_eq!(v["tasks"][0]["state"], "RESTARTING", "{v}");
+    wait_state(&s, &name, "RUNNING").await;
+    let (st, _) = send(&s, "DELETE", &format!("/v1/connectors/{name}"), None).await;
+    assert_eq!(st, 204);
+    let (st, e) = send(&s, "GET", &format!("/v1/connectors/{name}"), None).await;
+    assert_eq!((st, e["error_code"].as_u64()), (404, Some(404)));
+}
+
+/// A connector under the compliance suite: how to feed it and what it delivered.
+#[async_trait]
+trait Fixture: Send + Sync {
+    /// The connector's config.
+    fn config(&self) -> Value;
+    /// Makes items `range` available to the connector (lines in a file, records in a topic).
+    async fn feed(&self, s: &Server, range: std::ops::Range<u64>);
+    /// The items delivered so far, by number, with how often each was.
+    async fn delivered(&self, s: &Server) -> BTreeMap<u64, usize>;
+    /// Whether a duplicate is a failure (exactly-once sources) or allowed (at-least-once sinks).
+    fn exactly_once(&self) -> bool;
+}
+
+struct FileSourceFixture {
+    path: std::path::PathBuf,
+    topic: String,
+}
+
+#[async_trait]
+impl Fixture for FileSourceFixture {
+    fn config(&self) -> Value {
+        json!({"connector.class": "org.apache.kafka.connect.file.FileStreamSourceConnector",
+               "file": self.path, "topic": self.topic, "batch.size": "50", "poll.interval.ms": "20"})
+    }
+
+    async fn feed(&self, _s: &Server, range: std::ops::Range<u64>) {
+        use std::io::Write as _;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .unwrap();
+        let text: String = range.map(|i| format!("line-{i}\n")).collect();
+        f.write_all(text.as_bytes()).unwrap();
+    }
+
+    async fn delivered(&self, s: &Server) -> BTreeMap<u64, usize> {
+        let mut out = BTreeMap::new();
+        for v in topic_values(s, &self.topic).await {
+            let n: u64 = v.as_str().unwrap().trim_start_matches("line-").parse().unwrap();
+            *out.entry(n).or_default() += 1;
+        }
+        out
+    }
+
+    fn exactly_once(&self) -> bool {
+        true
+    }
+}
+
+struct FileSinkFixture {
+    path: std::path::PathBuf,
+    topic: String,
+}
+
+#[async_trait]
+impl Fixture for FileSinkFixture {
+    fn config(&self) -> Value {
+        json!({"connector.class": "FileStreamSink", "file": self.path, "topics": self.topic})
+    }
+
+    async fn feed(&self, s: &Server, range: std::ops::Range<u64>) {
+        let records: Vec<Value> = range.map(|i| json!({"value": {"n": i}})).collect();
+        for chunk in records.chunks(500) {
+            s.produce(&self.topic, json!({"records": chunk})).await;
+        }
+    }
+
+    async fn delivered(&self, _s: &Server) -> BTreeMap<u64, usize> {
+        let text = std::fs::read_to_string(&self.path).unwrap_or_default();
+        let mut out = BTreeMap::new();
+        for line in text.lines() {
+            let v: Value = serde_json::from_str(line).unwrap();
+            *out.entry(v["n"].as_u64().unwrap()).or_default() += 1;
+        }
+        out
+    }
+
+    fn exactly_once(&self) -> bool {
+        false
+    }
+}
+
+/// Waits until items `0..n` are all delivered, and checks duplicates per the fixture.
+async fn expect_delivered(s: &Server, f: &dyn Fixture, n: u64, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = f.delivered(s).await;
+        let missing = (0..n).filter(|i| !got.contains_key(i)).count();
+        if missing == 0 {
+            let dupes: Vec<_> = got.iter().filter(|(_, c)| **c > 1).map(|(i, _)| *i).collect();
+            if f.exactly_once() {
+                assert!(dupes.is_empty(), "{what}: duplicates {dupes:?}");
+            }
+            assert!(got.keys().all(|i| *i < n), "{what}: items that were never fed");
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: {missing} of {n} items missing");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The compliance suite: every connector passes it.
+async fn compliance(mut s: Server, f: &dyn Fixture) {
+    let name = unique("comply");
+    f.feed(&s, 0..100).await;
+    let (st, v) = send(
+        &s,
+        "POST",
+        "/v1/connectors",
+        Some(json!({"name": name, "config": f.config()})),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    expect_delivered(&s, f, 100, "first batch").await;
+
+    // Paused: nothing moves; resumed: everything does.
+    assert_eq!(
+        send(&s, "PUT", &format!("/v1/connectors/{name}/pause"), None).await.0,
+        202
+    );
+    wait_state(&s, &name, "PAUSED").await;
+    let before = f.delivered(&s).await.len();
+    f.feed(&s, 100..150).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(f.delivered(&s).await.len(), before, "a paused connector moved data");
+    assert_eq!(
+        send(&s, "PUT", &format!("/v1/connectors/{name}/resume"), None).await.0,
+        202
+    );
+    expect_delivered(&s, f, 150, "after resume").await;
+
+    // Stopped: its offsets can be read and changed; it resumes from them.
+    assert_eq!(
+        send(&s, "PUT", &format!("/v1/connectors/{name}/stop"), None).await.0,
+        204
+    );
+    wait_for(&s, &format!("/v1/connectors/{name}/status"), 20, |v| {
+        v["connector"]["state"] == "STOPPED"
+    })
+    .await;
+    let (st, offsets) = send(&s, "GET", &format!("/v1/connectors/{name}/offsets"), None).await;
+    assert_eq!(st, 200);
+    assert!(!offsets["offsets"].as_array().unwrap().is_empty(), "{offsets}");
+    let (st, _) = send(
+        &s,
+        "PATCH",
+        &format!("/v1/connectors/{name}/offsets"),
+        Some(offsets.clone()),
+    )
+    .await;
+    assert_eq!(st, 200, "writing back the same offsets");
+    f.feed(&s, 150..200).await;
+    assert_eq!(
+        send(&s, "PUT", &format!("/v1/connectors/{name}/resume"), None).await.0,
+        202
+    );
+    expect_delivered(&s, f, 200, "after stop and resume").await;
+
+    // A restart of Weir loses nothing and repeats nothing (for exactly-once sources).
+    s.stop();
+    s.restart();
+    wait_state(&s, &name, "RUNNING").await;
+    f.feed(&s, 200..300).await;
+    expect_delivered(&s, f, 300, "after a restart").await;
+
+    // kill -9 in the middle of a large batch.
+    f.feed(&s, 300..5000).await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    s.kill9();
+    s.restart();
+    expect_delivered(&s, f, 5000, "after kill -9").await;
+
+    // Deleted: its offsets go too.
+    assert_eq!(send(&s, "DELETE", &format!("/v1/connectors/{name}"), None).await.0, 204);
+    let (st, _) = send(&s, "GET", &format!("/v1/connectors/{name}/offsets"), None).await;
+    assert_eq!(st, 404);
+}
+
+#[tokio::test]
+async fn file_source_passes_the_compliance_suite() {
+    let s = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let f = FileSourceFixture {
+        path: dir.path().join("source.txt"),
+        topic: unique("fsrc"),
+    };
+    compliance(s, &f).await;
+}
+
+#[tokio::test]
+async fn file_sink_passes_the_compliance_suite() {
+    let s = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let topic = unique("fsink");
+    s.create_topic(&topic, 3, json!({})).await;
+    let f = FileSinkFixture {
+        path: dir.path().join("sink.jsonl"),
+        topic,
+    };
+    compliance(s, &f).await;
+}
+
+#[tokio::test]
+async fn a_recreated_connector_starts_fresh_and_rotation_is_followed() {
+    let s = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rot.log");
+    let topic = unique("rot");
+    std::fs::write(&path, "a\nb\n").unwrap();
+    let name = unique("rot");
+    let config = json!({"connector.class": "FileStreamSource", "file": path, "topic": topic, "poll.interval.ms": "20"});
+    let create = || {
+        send(
+            &s,
+            "POST",
+            "/v1/connectors",
+            Some(json!({"name": name, "config": config})),
+        )
+    };
+    assert_eq!(create().await.0, 201);
+    wait_values(&s, &topic, 2).await;
+    // Rotation: the file is renamed and a new one starts; the old one's last line without a
+    // newline is read too.
+    {
+        use std::io::Write as _;
+        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"c").unwrap();
+    }
+    std::fs::rename(&path, dir.path().join("rot.log.1")).unwrap();
+    std::fs::write(&path, "d\n").unwrap();
+    let v = wait_values(&s, &topic, 4).await;
+    assert_eq!(v, [json!("a"), json!("b"), json!("c"), json!("d")]);
+    // Deleted and created again: its offsets were deleted, so it reads the file from the start.
+    assert_eq!(send(&s, "DELETE", &format!("/v1/connectors/{name}"), None).await.0, 204);
+    assert_eq!(create().await.0, 201);
+    let v = wait_values(&s, &topic, 5).await;
+    assert_eq!(v.last(), Some(&json!("d")), "{v:?}");
+    assert_eq!(topic_values(&s, &topic).await.len(), 5);
+}
+
+/// Waits until a topic holds at least `n` records and returns their values.
+async fn wait_values(s: &Server, topic: &str, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let v = topic_values(s, topic).await;
+        if v.len() >= n {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "only {} of {n} records: {v:?}", v.len());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn failed_writes_go_to_the_dead_letter_topic_with_context_headers() {
+    let s = Server::start();
+    let topic = unique("dlq-in");
+    let dlq = unique("dlq");
+    s.create_topic(&topic, 1, json!({})).await;
+    s.produce(&topic, json!({"records": [{"value": {"n": 1}}, {"value": {"n": 2}}]}))
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    // A directory is not a file one can append to: every write fails.
+    let name = unique("dlq");
+    let (st, v) = send(
+        &s,
+        "POST",
+        "/v1/connectors",
+        Some(json!({"name": name, "config": {
+            "connector.class": "FileStreamSink", "file": dir.path(), "topics": topic,
+            "errors.tolerance": "all", "errors.retry.timeout": "300", "errors.retry.delay.max.ms": "50",
+            "errors.deadletterqueue.topic.name": dlq, "errors.deadletterqueue.context.headers.enable": "true"}})),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let records = loop {
+        let (st, v) = send(
+            &s,
+            "GET",
+            &format!("/v1/topics/{dlq}/partitions/0/records?offset=earliest"),
+            None,
+        )
+        .await;
+        if st == 200 && v["records"].as_array().unwrap().len() == 2 {
+            break v["records"].as_array().unwrap().clone();
+        }
+        assert!(Instant::now() < deadline, "no dead letters: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(records[0]["value"], json!({"n": 1}));
+    let h = &records[1]["headers"];
+    assert_eq!(h["__connect.errors.topic"], topic.as_str(), "{h}");
+    assert_eq!(h["__connect.errors.partition"], "0");
+    assert_eq!(h["__connect.errors.offset"], "1");
+    assert_eq!(h["__connect.errors.stage"], "TASK_PUT");
+    assert_eq!(h["__connect.errors.connector.name"], name.as_str());
+    assert!(
+        h["__connect.errors.exception.message"]
+            .as_str()
+            .unwrap()
+            .contains(dir.path().to_str().unwrap())
+    );
+    // The task goes on, and the metrics count it.
+    wait_state(&s, &name, "RUNNING").await;
+    let metrics = client()
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("weir_connector_dead_lettered_total") && l.contains(&name)),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_task_that_fails_says_why_and_restarts_when_asked() {
+    let s = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let topic = unique("fail");
+    s.create_topic(&topic, 1, json!({})).await;
+    s.produce(&topic, json!({"records": [{"value": 1}]})).await;
+    let name = unique("fail");
+    let (st, _) = send(
+        &s,
+        "POST",
+        "/v1/connectors",
+        Some(
+            json!({"name": name, "config": {"connector.class": "FileStreamSink", "file": dir.path(), "topics": topic}}),
+        ),
+    )
+    .await;
+    assert_eq!(st, 201);
+    let v = wait_for(&s, &format!("/v1/connectors/{name}/status"), 20, |v| {
+        v["tasks"][0]["state"] == "FAILED"
+    })
+    .await;
+    let trace = v["tasks"][0]["trace"].as_str().unwrap();
+    assert!(trace.contains("TASK_PUT failed"), "{trace}");
+    // Fix the cause, restart the failed task: it delivers.
+    let file = dir.path().join("out.jsonl");
+    let (st, _) = send(
+        &s,
+        "PUT",
+        &format!("/v1/connectors/{name}/config"),
+        Some(json!({"connector.class": "FileStreamSink", "file": file, "topics": topic})),
+    )
+    .await;
+    assert_eq!(st, 200);
+    wait_state(&s, &name, "RUNNING").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_to_string(&file).unwrap_or_default().trim() != "1" {
+        assert!(Instant::now() < deadline, "nothing written after the fix");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+const ADMIN: &str = "admin-secret-0123456789abcdef";
+
+#[tokio::test]
+async fn a_connector_gets_no_more_than_its_creator_holds() {
+    let s = Server::start_env(&[], &[("WEIR_ADMIN_TOKEN", ADMIN)]);
+    let auth = |r: reqwest::RequestBuilder, t: &str| r.header("authorization", format!("Bearer {t}"));
+    let r = auth(client().post(s.url("/v1/tokens")), ADMIN)
+        .json(&json!({"name": "ops", "permissions": [
+            {"resource": "connector", "name": "c-", "pattern": "prefix", "operations": ["create", "describe", "delete"]},
+            {"resource": "topic", "name": "allowed", "operations": ["write", "create"]}]}))
+        .send()
+        .await
+        .unwrap();
+    let token: Value = r.json().await.unwrap();
+    let token = token["token"].as_str().unwrap().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.txt");
+    std::fs::write(&path, "x\n").unwrap();
+    let create = |name: &str, topic: &str| {
+        auth(client().post(s.url("/v1/connectors")), &token)
+            .json(
+                &json!({"name": name, "config": {"connector.class": "FileStreamSource", "file": path, "topic": topic}}),
+            )
+            .send()
+    };
+    let r = create("c-ok", "allowed").await.unwrap();
+    assert_eq!(r.status(), 201);
+    let r = create("c-bad", "other").await.unwrap();
+    assert_eq!(r.status(), 403, "a connector may not write a topic its creator may not");
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["code"], "forbidden");
+    let r = create("x-named", "allowed").await.unwrap();
+    assert_eq!(r.status(), 403, "connector names need the grant too");
+    // The connector writes as its own principal.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = auth(
+            client().get(s.url("/v1/topics/allowed/partitions/0/records?offset=earliest")),
+            ADMIN,
+        )
+        .send()
+        .await
+        .unwrap();
+        if r.status() == 200 && r.json::<Value>().await.unwrap()["records"].as_array().unwrap().len() == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the connector wrote nothing");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = auth(client().get(s.url("/v1/groups")), ADMIN).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
