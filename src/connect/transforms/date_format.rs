@@ -416,9 +416,9 @@ fn two_digit_year(two: i64) -> i64 {
     two + (start / 100) * 100 + if two < ambiguous { 100 } else { 0 }
 }
 
-/// Midnight UTC of the day an instant falls in.
+/// Midnight UTC of the day an instant falls in (saturating at the ends of the range).
 pub(super) fn start_of_day(millis: i64) -> i64 {
-    millis.div_euclid(MS_PER_DAY) * MS_PER_DAY
+    millis.div_euclid(MS_PER_DAY).saturating_mul(MS_PER_DAY)
 }
 
 /// The time of day of an instant, as an instant on 1970-01-01.
@@ -521,5 +521,7 @@ mod tests {
         assert_eq!(time_of_day(T), 37_845_123);
         assert_eq!(start_of_day(-1), -MS_PER_DAY);
         assert_eq!(time_of_day(-1), MS_PER_DAY - 1);
+        assert_eq!(start_of_day(i64::MIN), i64::MIN);
+        assert!(f("yyyy").format(i64::MAX).is_err());
     }
 }

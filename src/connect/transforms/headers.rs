@@ -259,5 +259,8 @@ mod tests {
         ];
         assert_eq!(apply(t.as_ref(), r).headers, vec![("c".into(), json!(2))]);
         assert!(build("DropHeaders", &[("headers", "")]).is_err());
+        // A list of nothing but separators is empty too.
+        let e = build("DropHeaders", &[("headers", " , ")]).err().unwrap();
+        assert!(e.contains("must not be empty"), "{e}");
     }
 }
