@@ -3,6 +3,7 @@
 
 pub mod datagen;
 pub mod file;
+pub mod http;
 
 use std::sync::Arc;
 
@@ -14,5 +15,6 @@ pub fn all() -> Vec<Arc<dyn Connector>> {
         Arc::new(file::FileSource),
         Arc::new(file::FileSink),
         Arc::new(datagen::Datagen),
+        Arc::new(http::HttpSink),
     ]
 }
