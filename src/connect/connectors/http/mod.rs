@@ -59,8 +59,8 @@ fn connection_keys() -> Vec<ConfigKey> {
         ConfigKey::required(
             "http.api.url",
             Type::String,
-            "The URL records are sent to (http or https). Its query string and any user info are never shown in \
-errors or logs.",
+            "The URL records are sent to (http or https). Errors and logs show it without its query string or \
+user info; the key itself is shown as given, so put credentials in the auth.type keys (always hidden).",
         )
         .check(Validator::Custom(check_url))
         .group("Connection"),
@@ -219,11 +219,14 @@ impl Settings {
                 HeaderMap::new()
             }
         };
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers.insert(
-            USER_AGENT,
-            HeaderValue::from_static(concat!("weir-http-sink/", env!("CARGO_PKG_VERSION"))),
-        );
+        // Defaults that a header of the `headers` key replaces.
+        headers
+            .entry(CONTENT_TYPE)
+            .or_insert(HeaderValue::from_static("application/json"));
+        headers.entry(USER_AGENT).or_insert(HeaderValue::from_static(concat!(
+            "weir-http-sink/",
+            env!("CARGO_PKG_VERSION")
+        )));
         let (authorization, mut secrets) = authorization(p, &mut problems);
         if let Some(value) = authorization {
             headers.insert(AUTHORIZATION, value);

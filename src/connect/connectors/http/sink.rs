@@ -122,7 +122,7 @@ impl Task {
 
     /// The wait before retry number `retries + 1`: doubling from `retry.backoff.ms`, with
     /// jitter, at least what a Retry-After header asked, at most [`MAX_BACKOFF`].
-    fn delay(&self, retries: u32, asked: Option<Duration>) -> Duration {
+    pub(super) fn delay(&self, retries: u32, asked: Option<Duration>) -> Duration {
         let base = self
             .settings
             .backoff

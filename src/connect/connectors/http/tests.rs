@@ -44,12 +44,17 @@ fn config_problems_name_their_key() {
     );
     let ok = parsed(&[
         ("http.api.url", "http://127.0.0.1/"),
-        ("headers", "X-A:1;X-B: a:b ;"),
+        ("headers", "X-A:1;X-B: a:b ;Content-Type:application/x-ndjson"),
         ("header.separator", ";"),
     ]);
     let s = Settings::new(&ok).unwrap();
     assert_eq!(s.headers["x-a"], "1");
     assert_eq!(s.headers["x-b"], "a:b");
+    assert_eq!(
+        s.headers["content-type"], "application/x-ndjson",
+        "a given header replaces the default"
+    );
+    assert!(s.headers.contains_key("user-agent"));
     assert_eq!(s.method, reqwest::Method::POST);
 }
 
@@ -264,4 +269,17 @@ async fn an_unreachable_url_is_retriable_and_names_the_url_without_credentials()
         "{msg}"
     );
     assert!(!msg.contains("hunter22") && !msg.contains("token=q"), "{msg}");
+}
+
+#[test]
+fn the_backoff_doubles_with_jitter_up_to_a_minute_and_honours_retry_after() {
+    let t = task("http://127.0.0.1:9/", &[("retry.backoff.ms", "1000")]);
+    let ms = Duration::from_millis;
+    let first = t.delay(0, None);
+    assert!(first >= ms(750) && first <= ms(1000), "{first:?}");
+    let fourth = t.delay(3, None);
+    assert!(fourth >= ms(6000) && fourth <= ms(8000), "{fourth:?}");
+    assert!(t.delay(30, None) <= Duration::from_secs(60));
+    assert_eq!(t.delay(0, Some(Duration::from_secs(5))), Duration::from_secs(5));
+    assert_eq!(t.delay(0, Some(Duration::from_secs(3600))), Duration::from_secs(60));
 }
