@@ -78,8 +78,8 @@ user info; the key itself is shown as given, so put credentials in the auth.type
             Type::String,
             "",
             "Headers sent with every request, as Name:value pairs separated by header.separator (e.g. \
-X-Source:weir|X-Env:prod). Shown as given: put credentials in the auth.type keys (always hidden) or use a \
-${env:NAME} reference.",
+X-Source:weir|X-Env:prod). Shown in answers: put credentials in the auth.type keys, which are always \
+hidden.",
         )
         .group("Connection"),
         ConfigKey::optional(
