@@ -56,6 +56,10 @@ pub const fn default_max_concurrent_requests() -> usize {
 pub const fn default_max_streams() -> usize {
     1024
 }
+/// Default most rows of a pull query.
+pub const fn default_pull_query_max_rows() -> usize {
+    10_000
+}
 /// Default nice steps by which the log writer thread runs ahead of the request workers.
 pub const fn default_writer_priority_boost() -> u8 {
     10
@@ -154,6 +158,8 @@ pub struct Config {
     pub max_streams: usize,
     /// Also append audit lines to this topic (created if missing).
     pub audit_topic: Option<String>,
+    /// Most rows a pull query (`SELECT` on a table without `EMIT`) returns.
+    pub pull_query_max_rows: usize,
     /// Nice steps by which the log writer thread runs ahead of the rest of the server (0: same
     /// priority). Every produce waits for that one thread, so under CPU contention it should not
     /// queue behind request workers. Needs `CAP_SYS_NICE` (or root); without it the writer runs at
@@ -209,6 +215,7 @@ impl Default for Config {
             max_concurrent_requests: default_max_concurrent_requests(),
             max_streams: default_max_streams(),
             audit_topic: None,
+            pull_query_max_rows: default_pull_query_max_rows(),
             writer_priority_boost: default_writer_priority_boost(),
         }
     }
@@ -313,6 +320,9 @@ pub struct ConfigArgs {
     /// Also append audit lines to this topic.
     #[arg(long, env = "WEIR_AUDIT_TOPIC")]
     pub audit_topic: Option<String>,
+    /// Most rows a pull query returns [default: 10000].
+    #[arg(long, env = "WEIR_PULL_QUERY_MAX_ROWS")]
+    pub pull_query_max_rows: Option<usize>,
     /// Nice steps the log writer thread runs ahead of request workers; 0 turns it off (needs
     /// CAP_SYS_NICE) [default: 10].
     #[arg(long, env = "WEIR_WRITER_PRIORITY_BOOST", value_parser = clap::value_parser!(u8).range(0..=i64::from(MAX_WRITER_PRIORITY_BOOST)))]
@@ -384,6 +394,7 @@ impl Config {
             quota_requests_per_sec,
             max_concurrent_requests,
             max_streams,
+            pull_query_max_rows,
             writer_priority_boost
         );
         macro_rules! overlay_opt {
@@ -444,6 +455,7 @@ impl Config {
             ("max_fetch_records", self.max_fetch_records as u64),
             ("max_fetch_bytes", self.max_fetch_bytes as u64),
             ("retention_check_interval_ms", self.retention_check_interval_ms),
+            ("pull_query_max_rows", self.pull_query_max_rows as u64),
         ];
         for (name, v) in positive {
             if v == 0 {

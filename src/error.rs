@@ -81,6 +81,17 @@ pub enum ErrorCode {
     TaskNotFound,
     /// Offsets can only be changed while the connector is stopped.
     ConnectorNotStopped,
+    /// A SQL statement does not parse; the problem carries `line` and `column`.
+    SqlSyntaxError,
+    /// A SQL statement parses but cannot run (unknown column, wrong type, unsupported form);
+    /// the problem carries `line` and `column`.
+    SqlInvalid,
+    /// No stream or table of that name.
+    StreamNotFound,
+    /// A stream or table of that name exists already.
+    StreamAlreadyExists,
+    /// No query of that id.
+    QueryNotFound,
     /// A stored record batch could not be decoded; the problem names topic, partition and the
     /// batch's offsets, and a consumer may seek past it.
     CorruptRecordBatch,
@@ -128,6 +139,11 @@ impl ErrorCode {
             Self::PluginNotFound => "plugin_not_found",
             Self::TaskNotFound => "task_not_found",
             Self::ConnectorNotStopped => "connector_not_stopped",
+            Self::SqlSyntaxError => "sql_syntax_error",
+            Self::SqlInvalid => "sql_invalid",
+            Self::StreamNotFound => "stream_not_found",
+            Self::StreamAlreadyExists => "stream_already_exists",
+            Self::QueryNotFound => "query_not_found",
             Self::CorruptRecordBatch => "corrupt_record_batch",
             Self::Internal => "internal",
         }

@@ -5,6 +5,7 @@
 //! ```text
 //!  HTTP clients ──> http/    axum routes, problem+json errors, OpenAPI (thin)
 //!                     │      one broker call per request, with a Caller context
+//!                   streams/ continuous SQL: statements, plans, incremental operators, queries
 //!                   connect/ connector runtime: configs, tasks, transforms, connectors
 //!                     │      (an in-process client of the broker, as its own principals)
 //!                   broker/  topics, produce, fetch, groups, transactions, state tables,
@@ -22,6 +23,7 @@ pub mod connect;
 pub mod error;
 pub mod http;
 pub mod storage;
+pub mod streams;
 pub mod testing;
 
 use std::future::Future;
@@ -68,7 +70,8 @@ pub async fn run(
     http::metrics_handle();
     let broker = Broker::open(config.clone()).await?;
     let connect = connect::Connect::start(broker.clone()).await?;
-    let app = http::router(broker.clone(), connect);
+    let streams = streams::Streams::start(broker.clone()).await?;
+    let app = http::router(broker.clone(), connect, streams);
     let token = broker.shutdown_token();
     http::drain_metrics(token.clone());
     let scheme = if tls.is_some() { "https" } else { "http" };

@@ -47,7 +47,11 @@ fn app() -> &'static App {
                 weir::connect::Connect::start(open.clone()).await.unwrap(),
                 weir::connect::Connect::start(secured.clone()).await.unwrap(),
             );
-            (weir::http::router(open, c1), weir::http::router(secured, c2))
+            let (s1, s2) = (
+                weir::streams::Streams::start(open.clone()).await.unwrap(),
+                weir::streams::Streams::start(secured.clone()).await.unwrap(),
+            );
+            (weir::http::router(open, c1, s1), weir::http::router(secured, c2, s2))
         });
         App {
             rt,

@@ -16,7 +16,9 @@ pub const fn status_of(code: ErrorCode) -> StatusCode {
         | ErrorCode::ConnectorNotFound
         | ErrorCode::PluginNotFound
         | ErrorCode::TaskNotFound => StatusCode::NOT_FOUND,
-        ErrorCode::ConnectorAlreadyExists => StatusCode::CONFLICT,
+        ErrorCode::ConnectorAlreadyExists | ErrorCode::StreamAlreadyExists => StatusCode::CONFLICT,
+        ErrorCode::SqlSyntaxError | ErrorCode::SqlInvalid => StatusCode::BAD_REQUEST,
+        ErrorCode::StreamNotFound | ErrorCode::QueryNotFound => StatusCode::NOT_FOUND,
         ErrorCode::InvalidConnectorConfig | ErrorCode::ConnectorNotStopped => StatusCode::BAD_REQUEST,
         ErrorCode::TopicAlreadyExists
         | ErrorCode::RebalanceInProgress

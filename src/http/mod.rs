@@ -12,6 +12,7 @@ pub mod openapi;
 pub mod produce_body;
 pub mod records;
 pub mod render;
+pub mod streams;
 pub mod system;
 pub mod tls;
 pub mod tokens;
@@ -50,6 +51,8 @@ pub struct Shared {
     pub broker: Broker,
     /// The connector runtime.
     pub connect: crate::connect::Connect,
+    /// The stream-query runtime.
+    pub streams: crate::streams::Streams,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
     /// Load-shedding counters.
@@ -128,6 +131,14 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(connect::plugins))
         .routes(routes!(connect::plugin_config))
         .routes(routes!(connect::validate))
+        .routes(routes!(streams::sql))
+        .routes(routes!(streams::query))
+        .routes(routes!(streams::list_queries))
+        .routes(routes!(streams::get_query, streams::delete_query))
+        .routes(routes!(streams::list_streams))
+        .routes(routes!(streams::get_stream))
+        .routes(routes!(streams::list_tables))
+        .routes(routes!(streams::get_table))
         .routes(routes!(tokens::create, tokens::list))
         .routes(routes!(tokens::revoke))
         .routes(routes!(system::healthz))
@@ -136,12 +147,13 @@ pub fn api_router() -> OpenApiRouter<AppState> {
 }
 
 /// The complete application: API, `/openapi.json`, `/docs`, fallbacks and middleware.
-pub fn router(broker: Broker, connect: crate::connect::Connect) -> Router {
+pub fn router(broker: Broker, connect: crate::connect::Connect, streams: crate::streams::Streams) -> Router {
     let cors = limits::cors(broker.config());
     let state = AppState(std::sync::Arc::new(Shared {
         limits: limits::Limits::new(broker.config()),
         broker,
         connect,
+        streams,
         metrics: metrics_handle(),
     }));
     let (api, spec) = api_router().split_for_parts();
