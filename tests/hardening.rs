@@ -90,3 +90,113 @@ async fn jwt_expiry_leeway_is_a_setting_of_a_few_seconds() {
     .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+/// Mints an API token with the given grants.
+async fn token(s: &Server, permissions: Value) -> (String, String) {
+    let r = auth(client().post(s.url("/v1/tokens")), ADMIN)
+        .json(&json!({"name": "app", "permissions": permissions}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let v: Value = r.json().await.unwrap();
+    (
+        v["id"].as_str().unwrap().to_owned(),
+        v["token"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// A WebSocket handshake with extra headers: the HTTP status the server answered.
+async fn ws_status(url: &str, headers: &[(&str, &str)]) -> u16 {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let mut req = url.into_client_request().unwrap();
+    for (k, v) in headers {
+        let name = reqwest::header::HeaderName::from_bytes(k.as_bytes()).unwrap();
+        req.headers_mut().insert(name, v.parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(req).await {
+        Ok((_, resp)) => resp.status().as_u16(),
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => resp.status().as_u16(),
+        Err(e) => panic!("websocket handshake to {url}: {e}"),
+    }
+}
+
+#[tokio::test]
+async fn cookie_and_query_tokens_only_open_event_streams_and_websockets() {
+    let s = secured(&[]).await;
+    // A topic named like the stream route's last segment: matching by suffix would let it in.
+    let r = auth(client().post(s.url("/v1/topics")), ADMIN)
+        .json(&json!({"name": "events"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let (_, t) = token(
+        &s,
+        json!([{"resource": "topic", "name": "", "pattern": "prefix", "operations": ["read", "write"]},
+               {"resource": "group", "name": "g", "operations": ["read"]}]),
+    )
+    .await;
+    let cookie = format!("weir_token={t}");
+    // A cross-site form post: text/plain, the cookie attached by the browser.
+    let r = client()
+        .post(s.url("/v1/topics/orders/records"))
+        .header("content-type", "text/plain")
+        .header("cookie", &cookie)
+        .body("forged")
+        .send()
+        .await
+        .unwrap();
+    let p = expect_problem(r, 401, "unauthenticated").await;
+    assert!(
+        p["detail"].as_str().unwrap().contains("Authorization: Bearer"),
+        "{p}"
+    );
+    let r = client()
+        .post(s.url(&format!("/v1/topics/orders/records?access_token={t}")))
+        .header("content-type", "text/plain")
+        .body("forged")
+        .send()
+        .await
+        .unwrap();
+    expect_problem(r, 401, "unauthenticated").await;
+    for path in ["/v1/topics/orders", "/v1/topics/events", "/v1/topics/orders/partitions/0/records"] {
+        let r = client()
+            .get(s.url(&format!("{path}?access_token={t}")))
+            .send()
+            .await
+            .unwrap();
+        expect_problem(r, 401, "unauthenticated").await;
+        let r = client().get(s.url(path)).header("cookie", &cookie).send().await.unwrap();
+        expect_problem(r, 401, "unauthenticated").await;
+    }
+    // Nothing was written; with the header the same token works everywhere.
+    let v: Value = auth(
+        client().get(s.url("/v1/topics/orders/partitions/0/records?offset=earliest")),
+        &t,
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(v["records"], json!([]), "a forged produce was written: {v}");
+
+    // The event streams and the WebSocket accept both.
+    for url in [
+        format!("/v1/topics/orders/events?access_token={t}"),
+        format!("/v1/groups/g/events?topics=orders&access_token={t}"),
+    ] {
+        let r = client().get(s.url(&url)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{url}");
+    }
+    for url in ["/v1/topics/orders/events", "/v1/groups/g/events?topics=orders"] {
+        let r = client().get(s.url(url)).header("cookie", &cookie).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{url}");
+    }
+    let ws = s.url("/v1/groups/g/ws?topics=orders").replace("http://", "ws://");
+    assert_eq!(ws_status(&ws, &[("cookie", &cookie)]).await, 101);
+    assert_eq!(ws_status(&format!("{ws}&access_token={t}"), &[]).await, 101);
+    assert_eq!(ws_status(&ws, &[]).await, 401);
+}
