@@ -4,9 +4,11 @@
 mod common;
 
 use std::process::Command;
+use std::time::Duration;
 
 use common::{Server, client, expect_problem};
 use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 const ADMIN: &str = "admin-secret-0123456789abcdef";
 const JWT_SECRET: &str = "jwt-secret-for-tests-0123456789";
@@ -199,4 +201,135 @@ async fn cookie_and_query_tokens_only_open_event_streams_and_websockets() {
     assert_eq!(ws_status(&ws, &[("cookie", &cookie)]).await, 101);
     assert_eq!(ws_status(&format!("{ws}&access_token={t}"), &[]).await, 101);
     assert_eq!(ws_status(&ws, &[]).await, 401);
+}
+
+/// Reads an event stream until the server ends it (at most 20 s): its events as (event, data),
+/// keep-alive comments left out.
+async fn stream_to_end(r: reqwest::Response) -> Vec<(String, Value)> {
+    assert_eq!(r.status(), 200);
+    let text = tokio::time::timeout(Duration::from_secs(20), r.text())
+        .await
+        .expect("the stream did not end")
+        .unwrap();
+    text.split("\n\n")
+        .filter_map(|block| {
+            let mut event = None;
+            let mut data = String::new();
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("event:") {
+                    event = Some(v.trim().to_owned());
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data.push_str(v.trim_start());
+                }
+            }
+            Some((event?, serde_json::from_str(&data).unwrap()))
+        })
+        .collect()
+}
+
+/// Asserts the last event is the `unauthenticated` problem with `detail`.
+fn assert_ends_with_problem(events: &[(String, Value)], detail: &str) {
+    let (event, data) = events.last().expect("no events");
+    assert_eq!(event, "error", "{events:?}");
+    assert_eq!(data["code"], "unauthenticated", "{data}");
+    assert_eq!(data["status"], 401, "{data}");
+    assert_eq!(data["detail"], detail, "{data}");
+}
+
+/// Reads WebSocket messages until the server's close frame: (code, reason).
+async fn ws_close<S>(ws: &mut S) -> (u16, String)
+where
+    S: futures::Stream<Item = Result<WsMessage, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    use futures::StreamExt as _;
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(20), ws.next())
+            .await
+            .expect("no close frame within 20 s")
+            .expect("the socket ended without a close frame")
+            .unwrap();
+        if let WsMessage::Close(frame) = msg {
+            let frame = frame.expect("a close frame with a code");
+            return (u16::from(frame.code), frame.reason.to_string());
+        }
+    }
+}
+
+#[tokio::test]
+async fn jwt_streams_end_at_expiry_saying_why() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let s = secured(&[]).await;
+    let exp = epoch() + 3;
+    let t = jwt(json!({"sub": "alice", "exp": exp,
+        "weir_permissions": "topic:orders:read group:g:read group:w:read"}));
+    let opened = std::time::Instant::now();
+    let topic = auth(client().get(s.url("/v1/topics/orders/events?offset=earliest")), &t)
+        .send()
+        .await
+        .unwrap();
+    let group = auth(client().get(s.url("/v1/groups/g/events?topics=orders")), &t)
+        .send()
+        .await
+        .unwrap();
+    let mut req = s
+        .url("/v1/groups/w/ws?topics=orders")
+        .replace("http://", "ws://")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {t}").parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    // Records flow while the token is valid.
+    let r = auth(client().post(s.url("/v1/topics/orders/records")), ADMIN)
+        .json(&json!({"records": [{"value": 1}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let (topic, group, closed) = tokio::join!(stream_to_end(topic), stream_to_end(group), ws_close(&mut ws));
+    let lasted = opened.elapsed();
+    assert!(lasted >= Duration::from_millis(1500), "ended after {lasted:?}, before exp");
+    assert!(
+        topic.iter().any(|(e, d)| e == "record" && d["value"] == 1),
+        "{topic:?}"
+    );
+    assert_ends_with_problem(&topic, "the credential expired");
+    assert_eq!(group[0].0, "member", "{group:?}");
+    assert_ends_with_problem(&group, "the credential expired");
+    assert_eq!(closed, (1008, "the credential expired".to_owned()));
+}
+
+#[tokio::test]
+async fn revoked_token_streams_end_saying_why() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let s = secured(&[]).await;
+    let (id, t) = token(
+        &s,
+        json!([{"resource": "topic", "name": "orders", "operations": ["read"]},
+               {"resource": "group", "name": "w", "operations": ["read"]}]),
+    )
+    .await;
+    // As a browser's EventSource opens it: the token in the query string.
+    let stream = client()
+        .get(s.url(&format!("/v1/topics/orders/events?access_token={t}")))
+        .send()
+        .await
+        .unwrap();
+    let mut req = s
+        .url("/v1/groups/w/ws?topics=orders")
+        .replace("http://", "ws://")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {t}").parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let r = auth(client().delete(s.url(&format!("/v1/tokens/{id}"))), ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let (events, closed) = tokio::join!(stream_to_end(stream), ws_close(&mut ws));
+    assert_ends_with_problem(&events, "the credential was revoked");
+    assert_eq!(closed, (1008, "the credential was revoked".to_owned()));
 }
