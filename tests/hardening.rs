@@ -74,12 +74,7 @@ async fn jwt_expiry_leeway_is_a_setting_of_a_few_seconds() {
     let fetch = |t: String| auth(client().get(s.url("/v1/topics/orders/partitions/0/records")), &t).send();
     assert_eq!(fetch(jwt(claims(epoch() + 60))).await.unwrap().status(), 200);
     // Expired 10 s ago: within the 30 s the server once allowed, beyond the default 5 s.
-    let p = expect_problem(
-        fetch(jwt(claims(epoch() - 10))).await.unwrap(),
-        401,
-        "unauthenticated",
-    )
-    .await;
+    let p = expect_problem(fetch(jwt(claims(epoch() - 10))).await.unwrap(), 401, "unauthenticated").await;
     assert!(p["detail"].as_str().unwrap().contains("JWT rejected"), "{p}");
     // The leeway is configurable.
     let lenient = secured(&["--jwt-leeway-secs", "60"]).await;
@@ -150,10 +145,7 @@ async fn cookie_and_query_tokens_only_open_event_streams_and_websockets() {
         .await
         .unwrap();
     let p = expect_problem(r, 401, "unauthenticated").await;
-    assert!(
-        p["detail"].as_str().unwrap().contains("Authorization: Bearer"),
-        "{p}"
-    );
+    assert!(p["detail"].as_str().unwrap().contains("Authorization: Bearer"), "{p}");
     let r = client()
         .post(s.url(&format!("/v1/topics/orders/records?access_token={t}")))
         .header("content-type", "text/plain")
@@ -162,14 +154,23 @@ async fn cookie_and_query_tokens_only_open_event_streams_and_websockets() {
         .await
         .unwrap();
     expect_problem(r, 401, "unauthenticated").await;
-    for path in ["/v1/topics/orders", "/v1/topics/events", "/v1/topics/orders/partitions/0/records"] {
+    for path in [
+        "/v1/topics/orders",
+        "/v1/topics/events",
+        "/v1/topics/orders/partitions/0/records",
+    ] {
         let r = client()
             .get(s.url(&format!("{path}?access_token={t}")))
             .send()
             .await
             .unwrap();
         expect_problem(r, 401, "unauthenticated").await;
-        let r = client().get(s.url(path)).header("cookie", &cookie).send().await.unwrap();
+        let r = client()
+            .get(s.url(path))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
         expect_problem(r, 401, "unauthenticated").await;
     }
     // Nothing was written; with the header the same token works everywhere.
@@ -289,11 +290,11 @@ async fn jwt_streams_end_at_expiry_saying_why() {
 
     let (topic, group, closed) = tokio::join!(stream_to_end(topic), stream_to_end(group), ws_close(&mut ws));
     let lasted = opened.elapsed();
-    assert!(lasted >= Duration::from_millis(1500), "ended after {lasted:?}, before exp");
     assert!(
-        topic.iter().any(|(e, d)| e == "record" && d["value"] == 1),
-        "{topic:?}"
+        lasted >= Duration::from_millis(1500),
+        "ended after {lasted:?}, before exp"
     );
+    assert!(topic.iter().any(|(e, d)| e == "record" && d["value"] == 1), "{topic:?}");
     assert_ends_with_problem(&topic, "the credential expired");
     assert_eq!(group[0].0, "member", "{group:?}");
     assert_ends_with_problem(&group, "the credential expired");
@@ -332,4 +333,121 @@ async fn revoked_token_streams_end_saying_why() {
     let (events, closed) = tokio::join!(stream_to_end(stream), ws_close(&mut ws));
     assert_ends_with_problem(&events, "the credential was revoked");
     assert_eq!(closed, (1008, "the credential was revoked".to_owned()));
+}
+
+/// A raw TCP connection to the server.
+async fn tcp(s: &Server) -> tokio::net::TcpStream {
+    tokio::net::TcpStream::connect(s.base.trim_start_matches("http://"))
+        .await
+        .unwrap()
+}
+
+/// Reads until the server closes the connection (at most 20 s): what it sent, and when it
+/// closed.
+async fn read_until_closed(conn: &mut tokio::net::TcpStream) -> (Vec<u8>, std::time::Instant) {
+    use tokio::io::AsyncReadExt as _;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(20), conn.read(&mut buf))
+            .await
+            .expect("the connection stayed open for 20 s")
+            .unwrap_or(0);
+        if n == 0 {
+            return (got, std::time::Instant::now());
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
+#[tokio::test]
+async fn a_client_trickling_headers_is_disconnected_after_the_header_timeout() {
+    use tokio::io::AsyncWriteExt as _;
+    let s = Server::start_with(&["--header-read-timeout-ms", "1000", "--idle-timeout-ms", "60000"]);
+    let mut conn = tcp(&s).await;
+    conn.write_all(b"GET /healthz HT").await.unwrap();
+    let sent = std::time::Instant::now();
+    let (answer, closed) = read_until_closed(&mut conn).await;
+    let after = closed - sent;
+    assert!(
+        after >= Duration::from_millis(800) && after < Duration::from_secs(5),
+        "closed after {after:?}"
+    );
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 408"), "{answer}");
+    // Whole requests are served as before.
+    assert_eq!(client().get(s.url("/healthz")).send().await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn idle_connections_are_closed_after_the_idle_timeout() {
+    use tokio::io::AsyncWriteExt as _;
+    let s = Server::start_with(&["--idle-timeout-ms", "1500"]);
+    let in_range = |d: Duration| d >= Duration::from_millis(1200) && d < Duration::from_secs(6);
+
+    // HTTP/1.1 kept alive after a request, then silent (the header timeout is 10 s).
+    let mut h1 = tcp(&s).await;
+    h1.write_all(b"GET /healthz HTTP/1.1\r\nhost: weir\r\n\r\n")
+        .await
+        .unwrap();
+    let sent = std::time::Instant::now();
+    let (answer, closed) = read_until_closed(&mut h1).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(in_range(closed - sent), "HTTP/1.1 closed after {:?}", closed - sent);
+
+    // HTTP/2 with prior knowledge: the preface and SETTINGS, then silence; GOAWAY, then close.
+    let mut h2 = tcp(&s).await;
+    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    let sent = std::time::Instant::now();
+    let (frames, closed) = read_until_closed(&mut h2).await;
+    assert!(in_range(closed - sent), "HTTP/2 closed after {:?}", closed - sent);
+    let mut types = Vec::new();
+    let mut at = 0;
+    while at + 9 <= frames.len() {
+        let len = u32::from_be_bytes([0, frames[at], frames[at + 1], frames[at + 2]]) as usize;
+        types.push(frames[at + 3]);
+        at += 9 + len;
+    }
+    assert!(types.contains(&7), "no GOAWAY among frame types {types:?}");
+
+    // A connection that never sends a byte.
+    let mut silent = tcp(&s).await;
+    let opened = std::time::Instant::now();
+    let (_, closed) = read_until_closed(&mut silent).await;
+    assert!(
+        in_range(closed - opened),
+        "silent connection closed after {:?}",
+        closed - opened
+    );
+}
+
+#[tokio::test]
+async fn long_polls_and_streams_are_not_idle() {
+    let s = Server::start_with(&["--idle-timeout-ms", "1000"]);
+    s.create_topic("quiet", 1, json!({})).await;
+    // One client, one connection: the long poll and then the stream share it.
+    let c = reqwest::Client::builder().pool_max_idle_per_host(1).build().unwrap();
+    let started = std::time::Instant::now();
+    let r = c
+        .get(s.url("/v1/topics/quiet/partitions/0/records?offset=0&wait_ms=2500"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        started.elapsed() >= Duration::from_millis(2000),
+        "{:?}",
+        started.elapsed()
+    );
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["records"], json!([]));
+
+    let mut events = common::Events::new(c.get(s.url("/v1/topics/quiet/events")).send().await.unwrap());
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    s.produce("quiet", json!({"records": [{"value": "late"}]})).await;
+    let (_, event, data) = events.next().await;
+    assert_eq!((event.as_str(), &data["value"]), ("record", &json!("late")));
 }

@@ -12,6 +12,7 @@ pub mod openapi;
 pub mod produce_body;
 pub mod records;
 pub mod render;
+pub mod serve;
 pub mod system;
 pub mod tls;
 pub mod tokens;
