@@ -518,6 +518,13 @@ impl Config {
         if self.tls_client_ca.is_some() && self.tls_cert.is_none() {
             return Err(ConfigError::Invalid("tls_client_ca needs tls_cert and tls_key".into()));
         }
+        if self.max_inflight_body_bytes < self.max_request_bytes {
+            return Err(ConfigError::Invalid(format!(
+                "max_inflight_body_bytes: must be at least max_request_bytes ({}), or a body of allowed size \
+                 could never be read",
+                self.max_request_bytes
+            )));
+        }
         self.validate_cors()?;
         if !self.auth_enabled() && !self.listen.ip().is_loopback() && !self.insecure_allow_unauthenticated {
             return Err(ConfigError::Invalid(format!(

@@ -451,3 +451,105 @@ async fn long_polls_and_streams_are_not_idle() {
     let (_, event, data) = events.next().await;
     assert_eq!((event.as_str(), &data["value"]), ("record", &json!("late")));
 }
+
+/// A produce body of one record whose value is `tag` then `len` bytes of filler.
+fn big_record(tag: usize, len: usize) -> String {
+    json!({"records": [{"value": format!("{tag:03}:{}", "x".repeat(len))}]}).to_string()
+}
+
+/// Produces `body`, with a declared length or (`chunked`) as a stream of unknown length.
+async fn produce_raw(s: &Server, body: String, chunked: bool) -> reqwest::Response {
+    let req = client()
+        .post(s.url("/v1/topics/big/records"))
+        .header("content-type", "application/json");
+    let req = if chunked {
+        let pieces: Vec<Result<Vec<u8>, std::io::Error>> =
+            body.into_bytes().chunks(256 * 1024).map(|c| Ok(c.to_vec())).collect();
+        req.body(reqwest::Body::wrap_stream(futures::stream::iter(pieces)))
+    } else {
+        req.body(body)
+    };
+    req.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn request_bodies_share_a_memory_budget() {
+    const LEN: usize = 4_000_000;
+    let s = Server::start_with(&[
+        "--max-request-bytes",
+        "5000000",
+        "--max-inflight-body-bytes",
+        "10000000",
+    ]);
+    s.create_topic("big", 1, json!({"max.message.bytes": 5000000})).await;
+    // 16 bodies of 4 MB at once (half with Content-Length, half chunked) against a 10 MB budget.
+    let sends = (0..16).map(|i| {
+        let s = &s;
+        async move { (i, produce_raw(s, big_record(i, LEN), i % 2 == 1).await) }
+    });
+    let mut stored = std::collections::BTreeSet::new();
+    let mut refused = 0;
+    for (i, r) in futures::future::join_all(sends).await {
+        match r.status().as_u16() {
+            200 => {
+                stored.insert(i);
+            }
+            503 => {
+                assert!(r.headers().contains_key("retry-after"), "request {i}");
+                let p = expect_problem(r, 503, "overloaded").await;
+                assert!(p["detail"].as_str().unwrap().contains("request bodies"), "{p}");
+                refused += 1;
+            }
+            other => panic!("request {i}: {other} {}", r.text().await.unwrap()),
+        }
+    }
+    assert!(refused > 0, "16 bodies of 4 MB fit in a 10 MB budget");
+    assert!(!stored.is_empty(), "every body was refused");
+
+    // What was acknowledged is stored whole; nothing refused was.
+    let mut found = std::collections::BTreeSet::new();
+    let mut offset = 0;
+    loop {
+        let v = s.fetch("big", 0, &format!("offset={offset}&max_bytes=20000000")).await;
+        for r in v["records"].as_array().unwrap() {
+            let value = r["value"].as_str().unwrap();
+            assert_eq!(value.len(), LEN + 4, "a stored value was cut");
+            assert!(value[4..].bytes().all(|b| b == b'x'), "a stored value was changed");
+            found.insert(value[..3].parse::<usize>().unwrap());
+        }
+        offset = v["next_offset"].as_u64().unwrap();
+        if offset >= v["high_watermark"].as_u64().unwrap() {
+            break;
+        }
+    }
+    assert_eq!(found, stored);
+
+    // Every reservation was released: bodies one at a time always fit.
+    for i in 100..104 {
+        let r = produce_raw(&s, big_record(i, LEN), i % 2 == 1).await;
+        assert_eq!(r.status(), 200, "body {i} alone");
+    }
+    // A body over max_request_bytes is refused as too large, before it is read.
+    let r = produce_raw(&s, big_record(200, 6_000_000), false).await;
+    expect_problem(r, 413, "request_too_large").await;
+}
+
+#[tokio::test]
+async fn an_ndjson_stream_longer_than_the_budget_is_budgeted_by_the_lines_it_holds() {
+    let s = Server::start_with(&["--max-request-bytes", "100000", "--max-inflight-body-bytes", "100000"]);
+    s.create_topic("lines", 1, json!({})).await;
+    let line = |i: usize| format!("{{\"value\": \"{i:04}{}\"}}\n", "y".repeat(300));
+    let pieces: Vec<Result<String, std::io::Error>> = (0..1000).map(|i| Ok(line(i))).collect();
+    let r = client()
+        .post(s.url("/v1/topics/lines/records"))
+        .header("content-type", "application/x-ndjson")
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(pieces)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    let results: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(results.len(), 1000, "{}", &text[..text.len().min(500)]);
+    assert!(results.iter().all(|r| r.get("offset").is_some()), "{}", &text[..500]);
+}
