@@ -80,6 +80,8 @@ pub fn decode_position(id: &str) -> Option<BTreeMap<u32, u64>> {
 /// Stream records as Server-Sent Events.
 #[utoipa::path(
     get, path = "/v1/topics/{topic}/events", tag = "records",
+    extensions(("x-weir-permissions" = json!([{"resource": "topic", "name": "{topic}", "operation": "read"}]))),
+    security(("bearer" = []), ("access_token" = []), ("weir_token" = [])),
     summary = "Stream records as Server-Sent Events",
     description = "Streams records as they are written (event `record`, data = one record in the fetch \
 format). Each event id is the position after it; reconnecting with `Last-Event-ID` resumes with no gap and \

@@ -72,6 +72,10 @@ fn subscription(topics: Option<Vec<String>>, pattern: Option<String>) -> Result<
 /// Join a group.
 #[utoipa::path(
     post, path = "/v1/groups/{group}/members", tag = "groups",
+    extensions(("x-weir-permissions" = json!([
+        {"resource": "group", "name": "{group}", "operation": "read"},
+        {"resource": "topic", "name": "{body.topics}", "operation": "read"},
+    ]))),
     summary = "Join a consumer group",
     description = "Creates the group if needed and adds a member; the group rebalances. The member id is used \
 in every later call; every call renews the member's lease.",
@@ -110,6 +114,7 @@ pub async fn join(
 /// Leave a group.
 #[utoipa::path(
     delete, path = "/v1/groups/{group}/members/{member}", tag = "groups",
+    extensions(("x-weir-permissions" = json!([{"resource": "group", "name": "{group}", "operation": "read"}]))),
     summary = "Leave a consumer group",
     params(("group" = String, Path, description = "Group name"), ("member" = String, Path, description = "Member id")),
     responses(
@@ -129,6 +134,7 @@ pub async fn leave(
 /// Renew a member's lease.
 #[utoipa::path(
     post, path = "/v1/groups/{group}/members/{member}/heartbeat", tag = "groups",
+    extensions(("x-weir-permissions" = json!([{"resource": "group", "name": "{group}", "operation": "read"}]))),
     summary = "Renew a member's lease",
     params(("group" = String, Path, description = "Group name"), ("member" = String, Path, description = "Member id")),
     responses(
@@ -184,6 +190,7 @@ pub struct PollResponse {
 /// Poll records as a group member.
 #[utoipa::path(
     get, path = "/v1/groups/{group}/members/{member}/records", tag = "groups",
+    extensions(("x-weir-permissions" = json!([{"resource": "group", "name": "{group}", "operation": "read"}]))),
     summary = "Poll records as a group member",
     description = "Returns records from the member's partitions, from the committed offset (or per \
 `auto_offset_reset`), long-polling up to `wait_ms`. After a rebalance the member gets `409 rebalance_in_progress` \
@@ -248,6 +255,7 @@ pub struct CommitResponse {
 /// Commit offsets.
 #[utoipa::path(
     post, path = "/v1/groups/{group}/members/{member}/offsets", tag = "groups",
+    extensions(("x-weir-permissions" = json!([{"resource": "group", "name": "{group}", "operation": "read"}]))),
     summary = "Commit offsets",
     description = "Commits the given offsets (the next offset to read), or with an empty body the positions of \
 everything the member was returned so far. The member must be the caller's own (`403 forbidden` for \
@@ -349,6 +357,7 @@ fn seek_target(
 /// Move a member's positions.
 #[utoipa::path(
     post, path = "/v1/groups/{group}/members/{member}/positions:seek", tag = "groups",
+    extensions(("x-weir-permissions" = json!([{"resource": "group", "name": "{group}", "operation": "read"}]))),
     summary = "Seek a member's partitions",
     params(("group" = String, Path, description = "Group name"), ("member" = String, Path, description = "Member id")),
     request_body(content = SeekRequest, content_type = "application/json"),
@@ -384,6 +393,7 @@ pub struct GroupList {
 /// List consumer groups.
 #[utoipa::path(
     get, path = "/v1/groups", tag = "groups",
+    extensions(("x-weir-permissions" = json!([]))),
     summary = "List consumer groups",
     responses(
         (status = 200, description = "Groups with state, generation and member count.", body = GroupList),
@@ -399,6 +409,9 @@ pub async fn list(State(s): State<AppState>, caller: Caller) -> Json<GroupList> 
 /// Describe a consumer group.
 #[utoipa::path(
     get, path = "/v1/groups/{group}", tag = "groups",
+    extensions(("x-weir-permissions" = json!([
+        {"resource": "group", "name": "{group}", "operation": "describe"},
+    ]))),
     summary = "Describe a consumer group",
     params(("group" = String, Path, description = "Group name")),
     responses(
@@ -420,6 +433,7 @@ pub async fn describe(
 /// Delete an empty consumer group.
 #[utoipa::path(
     delete, path = "/v1/groups/{group}", tag = "groups",
+    extensions(("x-weir-permissions" = json!([{"resource": "group", "name": "{group}", "operation": "delete"}]))),
     summary = "Delete a consumer group",
     params(("group" = String, Path, description = "Group name")),
     responses(
@@ -464,6 +478,11 @@ pub struct ResetResponse {
 /// Reset a group's committed offsets.
 #[utoipa::path(
     post, path = "/v1/groups/{group}/offsets:reset", tag = "groups",
+    extensions(("x-weir-permissions" = json!([
+        {"resource": "group", "name": "{group}", "operation": "alter"},
+        {"resource": "topic", "name": "{body.topics}", "operation": "describe"},
+        {"resource": "topic", "name": "{body.offsets.topic}", "operation": "describe"},
+    ]))),
     summary = "Reset a group's committed offsets",
     description = "Only while the group has no members. With `dry_run` nothing changes.",
     params(("group" = String, Path, description = "Group name")),
@@ -549,6 +568,11 @@ pub fn decode_positions(id: &str) -> Option<BTreeMap<TopicPartition, u64>> {
 /// Consume as a group member over Server-Sent Events.
 #[utoipa::path(
     get, path = "/v1/groups/{group}/events", tag = "groups",
+    extensions(("x-weir-permissions" = json!([
+        {"resource": "group", "name": "{group}", "operation": "read"},
+        {"resource": "topic", "name": "{query.topics}", "operation": "read"},
+    ]))),
+    security(("bearer" = []), ("access_token" = []), ("weir_token" = [])),
     summary = "Consume as a group member over Server-Sent Events",
     description = "Joins the group as a member whose lease is the open connection. Events: `member` (first, \
 with `member_id`), `rebalance` (on every assignment change), `record` (data in the fetch format; id = stream \
@@ -676,6 +700,11 @@ enum WsCommand {
 /// Consume as a group member over a WebSocket.
 #[utoipa::path(
     get, path = "/v1/groups/{group}/ws", tag = "groups",
+    extensions(("x-weir-permissions" = json!([
+        {"resource": "group", "name": "{group}", "operation": "read"},
+        {"resource": "topic", "name": "{query.topics}", "operation": "read"},
+    ]))),
+    security(("bearer" = []), ("access_token" = []), ("weir_token" = [])),
     summary = "Consume as a group member over a WebSocket",
     description = "The event stream's member semantics over one socket, with commits in-band. The server sends \
 JSON text messages `{\"type\":\"member\"|\"rebalance\", …view}`, `{\"type\":\"record\",\"id\":position,\"record\":…}`, \

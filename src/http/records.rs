@@ -333,6 +333,7 @@ fn increment(digits: &mut [u8]) -> bool {
 /// Produce records.
 #[utoipa::path(
     post, path = "/v1/topics/{topic}/records", tag = "records",
+    extensions(("x-weir-permissions" = json!([{"resource": "topic", "name": "{topic}", "operation": "write"}]))),
     summary = "Produce records",
     description = "Appends records to a topic. `application/json` takes a batch; a raw body \
 (`application/octet-stream` or `text/plain`) is one record with its key in the `key` query parameter; \
@@ -736,6 +737,7 @@ pub fn parse_partition(p: &str) -> Result<u32, Error> {
 /// Fetch records from a partition.
 #[utoipa::path(
     get, path = "/v1/topics/{topic}/partitions/{partition}/records", tag = "records",
+    extensions(("x-weir-permissions" = json!([{"resource": "topic", "name": "{topic}", "operation": "read"}]))),
     summary = "Fetch records from a partition",
     description = "Returns records from `offset` (or the first at or after `timestamp`, or `earliest` / \
 `latest`). With `wait_ms` the request long-polls: it answers as soon as a record arrives, or empty at the deadline.",
