@@ -446,10 +446,28 @@ async fn long_polls_and_streams_are_not_idle() {
     assert_eq!(v["records"], json!([]));
 
     let mut events = common::Events::new(c.get(s.url("/v1/topics/quiet/events")).send().await.unwrap());
+    let ws_url = s.url("/v1/groups/quiet/ws?topics=quiet").replace("http://", "ws://");
+    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await.unwrap();
     tokio::time::sleep(Duration::from_millis(2500)).await;
     s.produce("quiet", json!({"records": [{"value": "late"}]})).await;
     let (_, event, data) = events.next().await;
     assert_eq!((event.as_str(), &data["value"]), ("record", &json!("late")));
+    // The WebSocket, quiet as long, still delivers.
+    use futures::StreamExt as _;
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a message within 10 s")
+            .expect("the socket is open")
+            .unwrap();
+        if let WsMessage::Text(t) = msg {
+            let m: Value = serde_json::from_str(&t).unwrap();
+            if m["type"] == "record" {
+                assert_eq!(m["record"]["value"], "late");
+                break;
+            }
+        }
+    }
 }
 
 /// A produce body of one record whose value is `tag` then `len` bytes of filler.
