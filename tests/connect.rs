@@ -669,3 +669,408 @@ async fn a_connector_gets_no_more_than_its_creator_holds() {
     let r = auth(client().get(s.url("/v1/groups")), ADMIN).send().await.unwrap();
     assert_eq!(r.status(), 200);
 }
+
+// ---- the data generator and the HTTP sink ----
+
+/// Every record of partition 0 of a topic, paged through: `(key, value)` pairs.
+async fn all_records(s: &Server, topic: &str) -> Vec<(Value, Value)> {
+    let mut out = Vec::new();
+    let mut offset = 0u64;
+    loop {
+        let (status, v) = send(
+            s,
+            "GET",
+            &format!("/v1/topics/{topic}/partitions/0/records?offset={offset}&max_records=5000&max_bytes=8388608"),
+            None,
+        )
+        .await;
+        let records = v["records"].as_array().cloned().unwrap_or_default();
+        if status != 200 || records.is_empty() {
+            return out;
+        }
+        out.extend(records.into_iter().map(|r| (r["key"].clone(), r["value"].clone())));
+        offset = v["next_offset"].as_u64().unwrap();
+    }
+}
+
+/// The orders a datagen connector wrote, by order id, with how often each was written; the
+/// key of each is its order id as a string.
+async fn orders_written(s: &Server, topic: &str) -> BTreeMap<u64, usize> {
+    let mut out = BTreeMap::new();
+    for (key, value) in all_records(s, topic).await {
+        let id = value["orderid"].as_u64().unwrap();
+        assert_eq!(key, json!(id.to_string()), "orders are keyed by their id");
+        *out.entry(id).or_default() += 1;
+    }
+    out
+}
+
+/// Waits until at least `n` orders were written, asserting none twice; returns how many.
+async fn wait_orders(s: &Server, topic: &str, n: usize, what: &str) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = orders_written(s, topic).await;
+        let dupes: Vec<_> = got.iter().filter(|(_, c)| **c > 1).map(|(i, _)| *i).collect();
+        assert!(dupes.is_empty(), "{what}: orders written twice: {dupes:?}");
+        if got.len() >= n {
+            return got.len();
+        }
+        assert!(Instant::now() < deadline, "{what}: only {} of {n} orders", got.len());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The compliance steps for a generator (there is nothing to feed): create, deliver, pause and
+/// resume, stop and the offsets API, restart of Weir, `kill -9` while it generates — every
+/// order id exactly once, each the same record an uninterrupted run gives — and delete.
+#[tokio::test]
+async fn datagen_passes_the_compliance_steps() {
+    const TOTAL: u64 = 6000;
+    let mut s = Server::start();
+    let topic = unique("dg-orders");
+    let name = unique("dg");
+    let config = json!({"connector.class": "DatagenConnector", "kafka.topic": topic, "quickstart": "orders",
+        "iterations": TOTAL, "max.interval": "5", "random.seed": "11", "tasks.max": "2"});
+    let (st, v) = send(
+        &s,
+        "POST",
+        "/v1/connectors",
+        Some(json!({"name": name, "config": config})),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(v["tasks"].as_array().unwrap().len(), 2, "{v}");
+    let n = wait_orders(&s, &topic, 100, "first records").await;
+
+    // Paused: nothing moves; resumed: it goes on.
+    assert_eq!(
+        send(&s, "PUT", &format!("/v1/connectors/{name}/pause"), None).await.0,
+        202
+    );
+    wait_state(&s, &name, "PAUSED").await;
+    let paused = orders_written(&s, &topic).await.len();
+    assert!(paused >= n);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        orders_written(&s, &topic).await.len(),
+        paused,
+        "a paused generator moved"
+    );
+    assert_eq!(
+        send(&s, "PUT", &format!("/v1/connectors/{name}/resume"), None).await.0,
+        202
+    );
+    wait_orders(&s, &topic, paused + 100, "after resume").await;
+
+    // Stopped: one offset per task, which can be written back; it resumes from them.
+    assert_eq!(
+        send(&s, "PUT", &format!("/v1/connectors/{name}/stop"), None).await.0,
+        204
+    );
+    wait_for(&s, &format!("/v1/connectors/{name}/status"), 20, |v| {
+        v["connector"]["state"] == "STOPPED"
+    })
+    .await;
+    let stopped = orders_written(&s, &topic).await.len();
+    let (st, offsets) = send(&s, "GET", &format!("/v1/connectors/{name}/offsets"), None).await;
+    assert_eq!(st, 200);
+    let mut partitions: Vec<Value> = offsets["offsets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["partition"].clone())
+        .collect();
+    partitions.sort_by_key(|p| p["task"].as_u64());
+    assert_eq!(
+        partitions,
+        [
+            json!({"quickstart": "orders", "task": 0}),
+            json!({"quickstart": "orders", "task": 1})
+        ],
+        "{offsets}"
+    );
+    let positions: u64 = offsets["offsets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["offset"]["position"].as_u64().unwrap())
+        .sum();
+    // Task i's position is its next number (task 0 has 0, 2, 4, …; task 1 has 1, 3, …): the
+    // two together are 2 × written + 1.
+    assert_eq!(positions, 2 * stopped as u64 + 1, "{offsets}");
+    let (st, _) = send(
+        &s,
+        "PATCH",
+        &format!("/v1/connectors/{name}/offsets"),
+        Some(offsets.clone()),
+    )
+    .await;
+    assert_eq!(st, 200, "writing back the same offsets");
+    assert_eq!(
+        orders_written(&s, &topic).await.len(),
+        stopped,
+        "a stopped generator moved"
+    );
+    assert_eq!(
+        send(&s, "PUT", &format!("/v1/connectors/{name}/resume"), None).await.0,
+        202
+    );
+    let resumed = wait_orders(&s, &topic, stopped + 100, "after stop and resume").await;
+
+    // A restart of Weir: it goes on from where it was.
+    s.stop();
+    s.restart();
+    wait_state(&s, &name, "RUNNING").await;
+    wait_orders(&s, &topic, resumed + 100, "after a restart").await;
+
+    // kill -9 while it generates: no order lost, none twice.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before_kill = orders_written(&s, &topic).await.len() as u64;
+    assert!(before_kill < TOTAL, "the kill must come while it generates");
+    s.kill9();
+    s.restart();
+    wait_orders(&s, &topic, TOTAL as usize, "after kill -9").await;
+    let got = orders_written(&s, &topic).await;
+    assert_eq!(got.keys().copied().collect::<Vec<_>>(), (0..TOTAL).collect::<Vec<_>>());
+
+    // Record n is the record an uninterrupted run of the same seed gives (event times follow
+    // max.interval: 5 ms per record number here).
+    let reference_topic = unique("dg-ref");
+    let reference = unique("dg-ref");
+    let (st, _) = send(
+        &s,
+        "POST",
+        "/v1/connectors",
+        Some(
+            json!({"name": reference, "config": {"connector.class": "Datagen", "kafka.topic": reference_topic,
+            "iterations": TOTAL, "max.interval": "0", "random.seed": "11"}}),
+        ),
+    )
+    .await;
+    assert_eq!(st, 201);
+    wait_orders(&s, &reference_topic, TOTAL as usize, "reference run").await;
+    let strip = |mut v: Value| {
+        let t = v.as_object_mut().unwrap().remove("ordertime").unwrap();
+        (v, t.as_i64().unwrap())
+    };
+    let mut expected: BTreeMap<u64, Value> = BTreeMap::new();
+    for (_, v) in all_records(&s, &reference_topic).await {
+        expected.insert(v["orderid"].as_u64().unwrap(), strip(v).0);
+    }
+    for (_, v) in all_records(&s, &topic).await {
+        let id = v["orderid"].as_u64().unwrap();
+        let (rest, time) = strip(v);
+        assert_eq!(rest, expected[&id], "order {id}");
+        assert_eq!(time, 1_704_067_200_000 + 5 * id as i64, "order {id}");
+    }
+
+    // Deleted: its offsets go too.
+    assert_eq!(send(&s, "DELETE", &format!("/v1/connectors/{name}"), None).await.0, 204);
+    let (st, _) = send(&s, "GET", &format!("/v1/connectors/{name}/offsets"), None).await;
+    assert_eq!(st, 404);
+}
+
+/// A local HTTP endpoint for the HTTP sink: keeps each request's JSON body; answers every
+/// `fail_every`-th request with a 503 (which the sink retries), or every request with
+/// `status` and a body that echoes the request's credentials (as careless servers do).
+#[derive(Clone, Default)]
+struct Receiver {
+    bodies: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+    requests: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    fail_every: u64,
+    status: Option<u16>,
+}
+
+impl Receiver {
+    /// Serves on 127.0.0.1 and returns the URL to send to.
+    async fn serve(&self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/ingest", listener.local_addr().unwrap());
+        let app = axum::Router::new()
+            .route("/ingest", axum::routing::post(receive))
+            .with_state(self.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    }
+}
+
+async fn receive(
+    axum::extract::State(r): axum::extract::State<Receiver>,
+    headers: axum::http::HeaderMap,
+    body: bytes::Bytes,
+) -> (axum::http::StatusCode, String) {
+    use std::sync::atomic::Ordering;
+    let n = r.requests.fetch_add(1, Ordering::Relaxed) + 1;
+    if let Some(status) = r.status {
+        let auth = headers.get("authorization").map_or("", |v| v.to_str().unwrap_or(""));
+        return (
+            axum::http::StatusCode::from_u16(status).unwrap(),
+            format!("refused: you sent {auth}"),
+        );
+    }
+    if r.fail_every > 0 && n % r.fail_every == 0 {
+        return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "busy".into());
+    }
+    r.bodies.lock().unwrap().push(serde_json::from_slice(&body).unwrap());
+    (axum::http::StatusCode::OK, String::new())
+}
+
+struct HttpSinkFixture {
+    receiver: Receiver,
+    url: String,
+    topic: String,
+}
+
+#[async_trait]
+impl Fixture for HttpSinkFixture {
+    fn config(&self) -> Value {
+        json!({"connector.class": "io.confluent.connect.http.HttpSinkConnector", "http.api.url": self.url,
+               "topics": self.topic, "batch.max.size": "50", "retry.backoff.ms": "10",
+               "headers": "X-Source:weir"})
+    }
+
+    async fn feed(&self, s: &Server, range: std::ops::Range<u64>) {
+        let records: Vec<Value> = range.map(|i| json!({"value": {"n": i}})).collect();
+        for chunk in records.chunks(500) {
+            s.produce(&self.topic, json!({"records": chunk})).await;
+        }
+    }
+
+    async fn delivered(&self, _s: &Server) -> BTreeMap<u64, usize> {
+        let mut out = BTreeMap::new();
+        for body in self.receiver.bodies.lock().unwrap().iter() {
+            let batch = body.as_array().expect("batch.max.size > 1 sends arrays");
+            assert!(!batch.is_empty() && batch.len() <= 50, "{body}");
+            for v in batch {
+                *out.entry(v["n"].as_u64().unwrap()).or_default() += 1;
+            }
+        }
+        out
+    }
+
+    fn exactly_once(&self) -> bool {
+        false
+    }
+}
+
+// Multi-threaded: the receiver must answer while the test waits for Weir to stop or start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_sink_passes_the_compliance_suite() {
+    let s = Server::start();
+    let topic = unique("hsink");
+    s.create_topic(&topic, 3, json!({})).await;
+    let receiver = Receiver {
+        fail_every: 7,
+        ..Receiver::default()
+    };
+    let url = receiver.serve().await;
+    let f = HttpSinkFixture { receiver, url, topic };
+    compliance(s, &f).await;
+    let failed = f.receiver.requests.load(std::sync::atomic::Ordering::Relaxed) / 7;
+    assert!(failed > 0, "some requests were answered 503 and retried");
+}
+
+/// Credentials of the HTTP sink never show: not in its config, its tasks' configs, validate,
+/// a dead letter's error header, nor any log line — even when the server echoes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_sink_credentials_are_hidden_in_answers_and_logs() {
+    const TOKEN: &str = "tok-SECRET-9f2c41";
+    const PASSWORD: &str = "pw-SECRET-77ab";
+    // base64 of "svc:pw-SECRET-77ab", as a Basic authorization header carries it.
+    const ENCODED: &str = "c3ZjOnB3LVNFQ1JFVC03N2Fi";
+    let s = Server::start();
+    let topic = unique("hsecret");
+    let dlq = unique("hsecret-dlq");
+    s.create_topic(&topic, 1, json!({})).await;
+    s.produce(&topic, json!({"records": [{"value": {"n": 1}}]})).await;
+    let receiver = Receiver {
+        status: Some(401),
+        ..Receiver::default()
+    };
+    let url = receiver.serve().await;
+    let common = json!({"connector.class": "HttpSink", "http.api.url": url, "topics": topic,
+        "errors.tolerance": "all", "errors.log.enable": "true", "errors.log.include.messages": "true",
+        "errors.deadletterqueue.topic.name": dlq, "errors.deadletterqueue.context.headers.enable": "true"});
+    let mut bearer = common.clone();
+    bearer["auth.type"] = json!("BEARER");
+    bearer["bearer.token"] = json!(TOKEN);
+    let mut basic = common.clone();
+    basic["auth.type"] = json!("BASIC");
+    basic["connection.user"] = json!("svc");
+    basic["connection.password"] = json!(PASSWORD);
+    let mut names = Vec::new();
+    for config in [bearer, basic] {
+        let name = unique("hsecret");
+        let mut with_name = config.clone();
+        with_name["name"] = json!(name);
+        let (st, v) = send(
+            &s,
+            "POST",
+            "/v1/connectors",
+            Some(json!({"name": name, "config": config})),
+        )
+        .await;
+        assert_eq!(st, 201, "{v}");
+        let (_, v) = send(
+            &s,
+            "PUT",
+            "/v1/connector-plugins/HttpSink/config/validate",
+            Some(with_name),
+        )
+        .await;
+        assert_eq!(v["error_count"], 0, "{v}");
+        assert!(!v.to_string().contains("SECRET"), "{v}");
+        names.push(name);
+    }
+    // Both refused records land in the dead-letter topic, with the answer in the error header.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let letters = loop {
+        let (st, v) = send(
+            &s,
+            "GET",
+            &format!("/v1/topics/{dlq}/partitions/0/records?offset=earliest"),
+            None,
+        )
+        .await;
+        if st == 200 && v["records"].as_array().unwrap().len() == 2 {
+            break v["records"].as_array().unwrap().clone();
+        }
+        assert!(Instant::now() < deadline, "no dead letters: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    for letter in &letters {
+        let message = letter["headers"]["__connect.errors.exception.message"]
+            .as_str()
+            .unwrap();
+        assert!(
+            message.contains("answered 401 Unauthorized: refused: you sent"),
+            "{message}"
+        );
+        assert!(message.contains("[hidden]"), "{message}");
+        assert!(!message.contains("SECRET") && !message.contains(ENCODED), "{message}");
+    }
+    for name in &names {
+        let (_, config) = send(&s, "GET", &format!("/v1/connectors/{name}/config"), None).await;
+        let hidden = if config["auth.type"] == "BEARER" {
+            "bearer.token"
+        } else {
+            "connection.password"
+        };
+        assert_eq!(config[hidden], "[hidden]", "{config}");
+        for path in ["", "/tasks", "/status"] {
+            let (_, v) = send(&s, "GET", &format!("/v1/connectors/{name}{path}"), None).await;
+            assert!(!v.to_string().contains("SECRET"), "{path}: {v}");
+        }
+    }
+    let logs = s.logs.lock().unwrap().clone();
+    assert!(
+        logs.iter().any(|l| l.contains("record failed") && l.contains("401")),
+        "the failures are logged"
+    );
+    for line in &logs {
+        assert!(
+            !line.contains("SECRET") && !line.contains(ENCODED),
+            "a secret in a log line: {line}"
+        );
+    }
+}

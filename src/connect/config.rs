@@ -210,9 +210,14 @@ impl ConfigKey {
                     allowed.join(", ")
                 )
             }),
-            Validator::NonEmpty => v
-                .is_empty()
-                .then(|| format!("Invalid value for configuration {}: must not be empty", self.name)),
+            Validator::NonEmpty => {
+                let empty = if self.kind == Type::List {
+                    split_list(v).is_empty()
+                } else {
+                    v.is_empty()
+                };
+                empty.then(|| format!("Invalid value for configuration {}: must not be empty", self.name))
+            }
             Validator::Regex => regex::Regex::new(v).err().map(|e| {
                 format!(
                     "Invalid value {value} for configuration {}: not a regular expression: {e}",

@@ -728,10 +728,11 @@ pub async fn websocket(
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
-    let upgrade = upgrade.map_err(|e| Error::invalid_parameter("Upgrade", format!("not a WebSocket request: {e}")))?;
     let (options, resume) = stream_member_options(p, &headers)?;
     let permit = s.limits.open_stream()?;
+    // Joining authorizes; a request that is no upgrade leaves again when the consumer drops.
     let consumer = Consumer::join(&s.broker, caller.clone(), &group, options).await?;
+    let upgrade = upgrade.map_err(|e| Error::invalid_parameter("Upgrade", format!("not a WebSocket request: {e}")))?;
     Ok(upgrade.on_upgrade(move |socket| async move {
         let _permit = permit;
         ws_member(s.broker.clone(), caller, consumer, resume, socket).await;

@@ -365,12 +365,17 @@ impl Broker {
         offsets: Option<Vec<PartitionOffset>>,
     ) -> Result<GroupCommit> {
         let offsets = self.with_group(group, |g| {
-            g.touch_current(group, member, caller)?;
+            // A stale generation is told as such before the member hears of the rebalance.
+            let m = g.members.get(member).ok_or_else(|| unknown_member(group, member))?;
+            if m.caller.principal != caller.principal {
+                return Err(super::foreign_member(group, member));
+            }
             if let Some(gen_) = generation
                 && gen_ != g.generation
             {
                 return Err(super::illegal_generation(gen_, g.generation));
             }
+            g.touch_current(group, member, caller)?;
             g.take_ownership(member);
             let list: Vec<PartitionOffset> = match offsets {
                 None => g.members[member]

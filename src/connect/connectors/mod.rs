@@ -1,7 +1,9 @@
 //! The connector plugins, one folder each: its config definition (the single source for create,
 //! validate and the plugin listing) and its tasks.
 
+pub mod datagen;
 pub mod file;
+pub mod http;
 
 use std::sync::Arc;
 
@@ -9,5 +11,10 @@ use super::plugin::Connector;
 
 /// Every connector plugin.
 pub fn all() -> Vec<Arc<dyn Connector>> {
-    vec![Arc::new(file::FileSource), Arc::new(file::FileSink)]
+    vec![
+        Arc::new(file::FileSource),
+        Arc::new(file::FileSink),
+        Arc::new(datagen::Datagen),
+        Arc::new(http::HttpSink),
+    ]
 }

@@ -15,6 +15,25 @@
 //! ```
 
 mod builtin;
+mod cast;
+mod date_format;
+mod extract_field;
+mod field_path;
+mod filter;
+mod flatten;
+mod headers;
+mod hoist_field;
+mod insert_field;
+mod mask_field;
+mod predicates;
+mod regex_router;
+mod replace_field;
+mod support;
+#[cfg(test)]
+mod tests;
+mod timestamp_converter;
+mod timestamp_router;
+mod value_to_key;
 
 use super::config::{ConfigDef, Parsed, RawConfig, split_list};
 use super::record::ConnectRecord;
