@@ -66,6 +66,24 @@ pub const fn default_writer_priority_boost() -> u8 {
 }
 /// Largest `writer_priority_boost`: the span of Linux nice values, from 19 to -20.
 pub const MAX_WRITER_PRIORITY_BOOST: u8 = 39;
+/// Default leeway, in seconds, granted to JWT `exp` and `nbf` for clock skew between the identity
+/// provider and this server.
+pub const fn default_jwt_leeway_secs() -> u64 {
+    5
+}
+/// Default time a client gets to send a request's headers (HTTP/1.1), in ms.
+pub const fn default_header_read_timeout_ms() -> u64 {
+    10_000
+}
+/// Default time a connection may stay open with no request in flight, in ms. Event streams and
+/// long polls are requests in flight, so they are never idle.
+pub const fn default_idle_timeout_ms() -> u64 {
+    120_000
+}
+/// Default bound on the bytes all request bodies being read or held may take together: 256 MiB.
+pub const fn default_max_inflight_body_bytes() -> usize {
+    256 << 20
+}
 /// Default `Access-Control-Max-Age` of CORS preflights.
 pub const fn default_cors_max_age_secs() -> u64 {
     600
@@ -127,6 +145,8 @@ pub struct Config {
     /// JWT claim holding permissions (a list or space-separated string of
     /// `resource:name[*]:op|op`, e.g. `topic:orders:read|write`, `topic:logs.*:read`).
     pub jwt_permissions_claim: String,
+    /// Seconds of clock skew allowed when checking a JWT's `exp` and `nbf`.
+    pub jwt_leeway_secs: u64,
     /// PEM certificate chain: serve HTTPS (HTTP/1.1 and HTTP/2). Reloaded on SIGHUP.
     pub tls_cert: Option<PathBuf>,
     /// PEM private key of `tls_cert`.
@@ -156,6 +176,15 @@ pub struct Config {
     pub max_concurrent_requests: usize,
     /// Event streams open at once; more are shed with 503.
     pub max_streams: usize,
+    /// Time a client gets to send a request's headers, in ms (HTTP/1.1). The wait for the next
+    /// request on a kept-alive connection counts too.
+    pub header_read_timeout_ms: u64,
+    /// Time a connection may stay open with no request in flight, in ms (HTTP/1.1 and HTTP/2).
+    /// Event streams, WebSockets and long polls are in flight while they last.
+    pub idle_timeout_ms: u64,
+    /// Bytes all request bodies being read or held may take together; a body beyond it is
+    /// refused with 503 `overloaded` and `Retry-After`.
+    pub max_inflight_body_bytes: usize,
     /// Also append audit lines to this topic (created if missing).
     pub audit_topic: Option<String>,
     /// Most rows a pull query (`SELECT` on a table without `EMIT`) returns.
@@ -200,6 +229,7 @@ impl Default for Config {
             jwt_issuer: None,
             jwt_audience: None,
             jwt_permissions_claim: default_permissions_claim(),
+            jwt_leeway_secs: default_jwt_leeway_secs(),
             tls_cert: None,
             tls_key: None,
             tls_client_ca: None,
@@ -214,6 +244,9 @@ impl Default for Config {
             quota_requests_per_sec: 0,
             max_concurrent_requests: default_max_concurrent_requests(),
             max_streams: default_max_streams(),
+            header_read_timeout_ms: default_header_read_timeout_ms(),
+            idle_timeout_ms: default_idle_timeout_ms(),
+            max_inflight_body_bytes: default_max_inflight_body_bytes(),
             audit_topic: None,
             pull_query_max_rows: default_pull_query_max_rows(),
             writer_priority_boost: default_writer_priority_boost(),
@@ -287,6 +320,9 @@ pub struct ConfigArgs {
     /// JWT claim holding permissions [default: weir_permissions].
     #[arg(long, env = "WEIR_JWT_PERMISSIONS_CLAIM")]
     pub jwt_permissions_claim: Option<String>,
+    /// Seconds of clock skew allowed on JWT `exp` and `nbf` [default: 5].
+    #[arg(long, env = "WEIR_JWT_LEEWAY_SECS")]
+    pub jwt_leeway_secs: Option<u64>,
     /// PEM certificate chain: serve HTTPS.
     #[arg(long, env = "WEIR_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
@@ -317,6 +353,15 @@ pub struct ConfigArgs {
     /// Event streams open at once before shedding [default: 1024].
     #[arg(long, env = "WEIR_MAX_STREAMS")]
     pub max_streams: Option<usize>,
+    /// Time a client gets to send a request's headers, in ms [default: 10000].
+    #[arg(long, env = "WEIR_HEADER_READ_TIMEOUT_MS")]
+    pub header_read_timeout_ms: Option<u64>,
+    /// Time a connection may stay open with no request in flight, in ms [default: 120000].
+    #[arg(long, env = "WEIR_IDLE_TIMEOUT_MS")]
+    pub idle_timeout_ms: Option<u64>,
+    /// Bytes all in-flight request bodies may hold together [default: 268435456].
+    #[arg(long, env = "WEIR_MAX_INFLIGHT_BODY_BYTES")]
+    pub max_inflight_body_bytes: Option<usize>,
     /// Also append audit lines to this topic.
     #[arg(long, env = "WEIR_AUDIT_TOPIC")]
     pub audit_topic: Option<String>,
@@ -388,6 +433,7 @@ impl Config {
             retention_check_interval_ms,
             shutdown_grace_ms,
             jwt_permissions_claim,
+            jwt_leeway_secs,
             cors_allowed_origins,
             quota_produce_bytes_per_sec,
             quota_fetch_bytes_per_sec,
@@ -395,6 +441,9 @@ impl Config {
             max_concurrent_requests,
             max_streams,
             pull_query_max_rows,
+            header_read_timeout_ms,
+            idle_timeout_ms,
+            max_inflight_body_bytes,
             writer_priority_boost
         );
         macro_rules! overlay_opt {
@@ -456,6 +505,9 @@ impl Config {
             ("max_fetch_bytes", self.max_fetch_bytes as u64),
             ("retention_check_interval_ms", self.retention_check_interval_ms),
             ("pull_query_max_rows", self.pull_query_max_rows as u64),
+            ("header_read_timeout_ms", self.header_read_timeout_ms),
+            ("idle_timeout_ms", self.idle_timeout_ms),
+            ("max_inflight_body_bytes", self.max_inflight_body_bytes as u64),
         ];
         for (name, v) in positive {
             if v == 0 {
@@ -478,12 +530,42 @@ impl Config {
         if self.tls_client_ca.is_some() && self.tls_cert.is_none() {
             return Err(ConfigError::Invalid("tls_client_ca needs tls_cert and tls_key".into()));
         }
+        if self.max_inflight_body_bytes < self.max_request_bytes {
+            return Err(ConfigError::Invalid(format!(
+                "max_inflight_body_bytes: must be at least max_request_bytes ({}), or a body of allowed size \
+                 could never be read",
+                self.max_request_bytes
+            )));
+        }
+        self.validate_cors()?;
         if !self.auth_enabled() && !self.listen.ip().is_loopback() && !self.insecure_allow_unauthenticated {
             return Err(ConfigError::Invalid(format!(
                 "listen: {} is not a loopback address and no identity source (admin token, JWT, client \
                  certificates) is configured; configure one, or pass --insecure-allow-unauthenticated",
                 self.listen
             )));
+        }
+        Ok(())
+    }
+
+    /// Refuses CORS settings that browsers reject and that the CORS layer would panic on: a
+    /// wildcard origin, method or header together with credentials.
+    fn validate_cors(&self) -> Result<(), ConfigError> {
+        if !self.cors_allow_credentials {
+            return Ok(());
+        }
+        let wildcards = [
+            ("cors_allowed_origins", &self.cors_allowed_origins),
+            ("cors_allowed_methods", &self.cors_allowed_methods),
+            ("cors_allowed_headers", &self.cors_allowed_headers),
+        ];
+        for (key, values) in wildcards {
+            if values.iter().any(|v| v.trim() == "*") {
+                return Err(ConfigError::Invalid(format!(
+                    "{key} = [\"*\"] cannot be combined with cors_allow_credentials = true: browsers refuse \
+                     credentialed responses to a wildcard; list the allowed values, or turn credentials off"
+                )));
+            }
         }
         Ok(())
     }
@@ -540,5 +622,68 @@ mod tests {
         std::fs::write(&path, "writer_priority_boost = 0\n").unwrap();
         assert_eq!(Config::load(&args).unwrap().writer_priority_boost, 0);
         assert_eq!(Config::default().writer_priority_boost, default_writer_priority_boost());
+    }
+
+    #[test]
+    fn cors_wildcards_with_credentials_are_refused_naming_both_keys() {
+        let (_dir, path) = config_file("cors_allowed_origins = [\"*\"]\ncors_allow_credentials = true\n");
+        let args = ConfigArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        };
+        match Config::load(&args) {
+            Err(ConfigError::Invalid(m)) => {
+                assert!(
+                    m.contains("cors_allowed_origins") && m.contains("cors_allow_credentials"),
+                    "{m}"
+                );
+            }
+            other => panic!("expected the CORS config to be refused, got {other:?}"),
+        }
+        std::fs::write(
+            &path,
+            "cors_allowed_origins = [\"https://shop.example\"]\ncors_allowed_headers = [\"*\"]\ncors_allow_credentials = true\n",
+        )
+        .unwrap();
+        match Config::load(&args) {
+            Err(ConfigError::Invalid(m)) => assert!(m.contains("cors_allowed_headers"), "{m}"),
+            other => panic!("expected the CORS config to be refused, got {other:?}"),
+        }
+        // A wildcard without credentials, and credentials with listed origins, are fine; and
+        // neither makes a layer that panics when applied.
+        for text in [
+            "cors_allowed_origins = [\"*\"]\n",
+            "cors_allowed_origins = [\"https://shop.example\"]\ncors_allow_credentials = true\n",
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let c = Config::load(&args).unwrap();
+            let layer = crate::http::limits::cors(&c).expect("CORS on");
+            let _service = tower::Layer::layer(&layer, ());
+        }
+    }
+
+    #[test]
+    fn new_limits_have_their_defaults_and_refuse_zero() {
+        let c = Config::default();
+        assert_eq!(c.jwt_leeway_secs, 5);
+        assert_eq!(c.header_read_timeout_ms, 10_000);
+        assert_eq!(c.idle_timeout_ms, 120_000);
+        assert_eq!(c.max_inflight_body_bytes, 256 << 20);
+        for args in [
+            ConfigArgs {
+                idle_timeout_ms: Some(0),
+                ..Default::default()
+            },
+            ConfigArgs {
+                header_read_timeout_ms: Some(0),
+                ..Default::default()
+            },
+            ConfigArgs {
+                max_inflight_body_bytes: Some(0),
+                ..Default::default()
+            },
+        ] {
+            assert!(matches!(Config::load(&args), Err(ConfigError::Invalid(_))));
+        }
     }
 }

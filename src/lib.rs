@@ -27,7 +27,6 @@ pub mod streams;
 pub mod testing;
 
 use std::future::Future;
-use std::time::Duration;
 
 use tokio::net::TcpListener;
 
@@ -61,7 +60,7 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let grace = Duration::from_millis(config.shutdown_grace_ms);
+    let options = http::serve::ServeOptions::from_config(&config);
     let tls = http::tls::load(&config)?;
     if !config.auth_enabled() {
         tracing::warn!(addr = %config.listen, "authentication is off: anyone who can reach this address may do anything");
@@ -76,29 +75,17 @@ pub async fn run(
     http::drain_metrics(token.clone());
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(addr = %listener.local_addr()?, scheme, "weir listening");
-    let signal_token = token.clone();
     let signal = async move {
         shutdown.await;
         tracing::info!("shutting down: draining in-flight requests");
-        signal_token.cancel();
+        token.cancel();
     };
-    match tls {
-        Some(tls) => {
-            let shared: http::tls::SharedTls = std::sync::Arc::new(std::sync::RwLock::new(tls));
-            reload_tls_on_sighup(config, shared.clone());
-            http::tls::serve(listener, app, shared, signal, grace).await;
-        }
-        None => {
-            let server = axum::serve(listener, app).with_graceful_shutdown(signal);
-            let mut server = std::pin::pin!(server.into_future());
-            tokio::select! {
-                r = &mut server => r?,
-                _ = async { token.cancelled().await; tokio::time::sleep(grace).await } => {
-                    tracing::warn!("shutdown grace period over; closing remaining connections");
-                }
-            }
-        }
-    }
+    let tls = tls.map(|tls| {
+        let shared: http::tls::SharedTls = std::sync::Arc::new(std::sync::RwLock::new(tls));
+        reload_tls_on_sighup(config, shared.clone());
+        shared
+    });
+    http::serve::serve(listener, app, tls, options, signal).await;
     broker.close().await;
     tracing::info!("weir stopped");
     Ok(())

@@ -65,9 +65,41 @@ fn every_operation_is_documented_with_examples_and_errors() {
                     "{name}: no error responses"
                 );
             }
+            let grants = op["x-weir-permissions"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{name}: no x-weir-permissions"));
+            for g in grants {
+                let resource = g["resource"].as_str().unwrap_or_default();
+                let operation = g["operation"].as_str().unwrap_or_default();
+                assert!(
+                    ["topic", "group", "connector", "query", "cluster"].contains(&resource)
+                        && ["read", "write", "create", "delete", "alter", "describe"].contains(&operation)
+                        && g["name"].as_str().is_some_and(|n| !n.is_empty()),
+                    "{name}: bad grant {g}"
+                );
+            }
+            // Cookie and query tokens are declared exactly where they are accepted.
+            let ambient = op["security"].as_array().is_some_and(|s| {
+                s.iter()
+                    .any(|r| r.get("access_token").is_some() || r.get("weir_token").is_some())
+            });
+            let streams = path.ends_with("/events") || path.ends_with("/ws");
+            assert_eq!(
+                ambient,
+                streams && method == "get",
+                "{name}: security {}",
+                op["security"]
+            );
         }
     }
     assert!(operations >= 10, "only {operations} operations");
+    assert_eq!(spec["security"], json!([{"bearer": []}]));
+    let schemes = &spec["components"]["securitySchemes"];
+    assert_eq!(schemes["bearer"]["scheme"], "bearer");
+    assert_eq!(
+        (&schemes["access_token"]["in"], &schemes["weir_token"]["in"]),
+        (&json!("query"), &json!("cookie"))
+    );
 }
 
 #[tokio::test]

@@ -33,171 +33,314 @@ async fn create_token(s: &Server, as_token: &str, body: Value) -> (String, Strin
     )
 }
 
-fn all_ops() -> Value {
-    json!(["read", "write", "create", "delete", "alter", "describe"])
+/// What the table test calls each operation with.
+struct Fixture {
+    /// A file for the file-source connectors to read.
+    file: String,
+}
+
+/// A group member: its id and generation.
+#[derive(Clone)]
+struct Member {
+    id: String,
+    generation: u64,
 }
 
 /// Fills the path parameters of an operation.
-fn fill(path: &str, member: &str) -> String {
+fn fill(path: &str, member: &Member) -> String {
     path.replace("{topic}", "t")
         .replace("{partition}", "0")
         .replace("{group}", "g")
-        .replace("{member}", member)
+        .replace("{member}", &member.id)
         .replace("{id}", "tok_missing")
         .replace("{connector}", "c")
         .replace("{task}", "0")
         .replace("{plugin}", "FileStreamSource")
+        .replace("{name}", "s0")
 }
 
-fn body_for(method: &str, path: &str) -> Option<Value> {
-    match (method, path) {
-        ("post", "/v1/topics") => Some(json!({"name": "t2"})),
-        ("patch", "/v1/topics/{topic}") => Some(json!({"config": {"retention.ms": 1000000}})),
-        ("post", "/v1/topics/{topic}/records") => Some(json!({"records": [{"value": 1}]})),
-        ("post", "/v1/groups/{group}/members") => Some(json!({"topics": ["t"]})),
-        ("post", "/v1/groups/{group}/members/{member}/positions:seek") => Some(json!({"to": "earliest"})),
-        ("post", "/v1/groups/{group}/offsets:reset") => Some(json!({"to": "earliest", "dry_run": true})),
-        ("post", "/v1/tokens") => Some(json!({"name": "x"})),
-        ("post", "/v1/connectors") => Some(json!({"name": "c", "config": {
-            "connector.class": "FileStreamSource", "file": "/nonexistent/x", "topic": "t"}})),
-        ("put", "/v1/connectors/{connector}/config") => Some(json!({
-            "connector.class": "FileStreamSource", "file": "/nonexistent/x", "topic": "t"})),
-        ("patch", "/v1/connectors/{connector}/config") => Some(json!({"batch.size": "10"})),
-        ("patch", "/v1/connectors/{connector}/offsets") => Some(json!({"offsets": []})),
-        ("post", "/v1/transactions") => Some(json!({"produce": [{"topic": "t", "records": [{"value": 1}]}]})),
-        _ => None,
+/// The query string an operation is called with.
+fn query_for(path: &str) -> &'static str {
+    match path {
+        "/v1/groups/{group}/events" | "/v1/groups/{group}/ws" => "topics=t",
+        _ => "",
     }
 }
 
-async fn call(s: &Server, method: &str, path: &str, member: &str, token: Option<&str>) -> reqwest::Response {
+/// The JSON body an operation is called with.
+fn body_for(method: &str, path: &str, f: &Fixture, member: &Member) -> Option<Value> {
+    let source = json!({"connector.class": "FileStreamSource", "file": f.file, "topic": "t"});
+    Some(match (method, path) {
+        ("post", "/v1/topics") => json!({"name": "t2"}),
+        ("patch", "/v1/topics/{topic}") => json!({"config": {"retention.ms": 1000000}}),
+        ("post", "/v1/topics/{topic}/records") => json!({"records": [{"value": 1}]}),
+        ("post", "/v1/groups/{group}/members") => json!({"topics": ["t"]}),
+        ("post", "/v1/groups/{group}/members/{member}/positions:seek") => json!({"to": "earliest"}),
+        ("post", "/v1/groups/{group}/offsets:reset") => json!({"to": "earliest", "dry_run": true, "topics": ["t"]}),
+        ("post", "/v1/tokens") => json!({"name": "x"}),
+        ("post", "/v1/transactions") => json!({
+            "produce": [{"topic": "t", "records": [{"value": 1}]}],
+            "commit": {"group": "g", "member_id": member.id, "generation": member.generation,
+                       "offsets": [{"topic": "t", "partition": 0, "offset": 0}]}}),
+        ("post", "/v1/connectors") => json!({"name": "c2", "config": source}),
+        ("put", "/v1/connectors/{connector}/config") => source,
+        ("patch", "/v1/connectors/{connector}/config") => json!({"tasks.max": "1"}),
+        ("patch", "/v1/connectors/{connector}/offsets") => json!({"offsets": []}),
+        ("post", "/v1/sql") => json!({"sql": "CREATE STREAM s1 (a TEXT) WITH (topic = 't')"}),
+        ("post", "/v1/query") => json!({"sql": "SELECT * FROM s0"}),
+        ("put", "/v1/connector-plugins/{plugin}/config/validate") => {
+            json!({"connector.class": "FileStreamSource", "name": "x", "topic": "t"})
+        }
+        _ => return None,
+    })
+}
+
+/// Every string at a dotted path of a JSON value, through arrays.
+fn strings_at<'a>(v: &'a Value, path: &[&str]) -> Vec<&'a str> {
+    match (v, path) {
+        (Value::Array(items), _) => items.iter().flat_map(|i| strings_at(i, path)).collect(),
+        (Value::String(s), []) => vec![s.as_str()],
+        (Value::Object(m), [first, rest @ ..]) => m.get(*first).map(|x| strings_at(x, rest)).unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
+/// The resource names an `x-weir-permissions` name stands for in this call (none: not needed).
+fn names(template: &str, body: Option<&Value>, query: &str, member: &Member) -> Vec<String> {
+    if let Some(path) = template.strip_prefix("{body.").and_then(|t| t.strip_suffix('}')) {
+        let path: Vec<&str> = path.split('.').collect();
+        return body
+            .map(|b| strings_at(b, &path).into_iter().map(String::from).collect())
+            .unwrap_or_default();
+    }
+    if let Some(name) = template.strip_prefix("{query.").and_then(|t| t.strip_suffix('}')) {
+        return form_urlencoded::parse(query.as_bytes())
+            .filter(|(k, _)| k == name)
+            .flat_map(|(_, v)| v.split(',').map(str::to_owned).collect::<Vec<_>>())
+            .collect();
+    }
+    match template {
+        // Every connector of this test is a file source writing to `t`.
+        "{connector.writes}" => vec!["t".into()],
+        "{connector.reads}" | "{connector.group}" => Vec::new(),
+        // The SQL of this test: CREATE STREAM s1 over `t`, and a pull query on table s0 over `t`.
+        "{sql.creates}" => vec!["s1".into()],
+        "{sql.topics}" | "{sql.reads}" => vec!["t".into()],
+        _ => vec![fill(template, member)],
+    }
+}
+
+/// The grants `x-weir-permissions` lists for this call, as token permissions.
+fn grants_of(op: &Value, body: Option<&Value>, query: &str, member: &Member) -> Vec<Value> {
+    let entries = op["x-weir-permissions"].as_array().expect("x-weir-permissions");
+    let mut grants = Vec::new();
+    for e in entries {
+        for name in names(e["name"].as_str().unwrap(), body, query, member) {
+            grants.push(json!({"resource": e["resource"], "name": name, "operations": [e["operation"]]}));
+        }
+    }
+    grants
+}
+
+/// Calls an operation as the table test does: its status and, but for a WebSocket, its JSON
+/// body.
+async fn call(
+    s: &Server,
+    method: &str,
+    path: &str,
+    f: &Fixture,
+    member: &Member,
+    token: Option<&str>,
+) -> (u16, Option<Value>) {
+    let query = query_for(path);
     let mut url = s.url(&fill(path, member));
-    if path == "/v1/groups/{group}/events" || path == "/v1/groups/{group}/ws" {
-        url.push_str("?topics=t");
+    if !query.is_empty() {
+        url = format!("{url}?{query}");
+    }
+    if path.ends_with("/ws") {
+        return (ws_handshake(&url, token).await, None);
     }
     let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
     let mut r = client().request(m, url).timeout(Duration::from_secs(5));
     if let Some(t) = token {
         r = auth(r, t);
     }
-    if let Some(b) = body_for(method, path) {
+    if let Some(b) = body_for(method, path, f, member) {
         r = r.json(&b);
     }
-    r.send().await.unwrap()
+    let r = r.send().await.unwrap();
+    let status = r.status().as_u16();
+    if r.headers()
+        .get("content-type")
+        .is_some_and(|v| v.to_str().unwrap().starts_with("text/event-stream"))
+    {
+        return (status, None);
+    }
+    if status == 401 {
+        assert_eq!(
+            r.headers().get("www-authenticate").map(|v| v.to_str().unwrap()),
+            Some("Bearer realm=\"weir\""),
+            "{method} {path}"
+        );
+    }
+    let text = r.text().await.unwrap();
+    (status, serde_json::from_str(&text).ok())
 }
 
+/// The status of a WebSocket handshake.
+async fn ws_handshake(url: &str, token: Option<&str>) -> u16 {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let mut req = url.replace("http://", "ws://").into_client_request().unwrap();
+    if let Some(t) = token {
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {t}").parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(req).await {
+        Ok((_, resp)) => resp.status().as_u16(),
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => resp.status().as_u16(),
+        Err(e) => panic!("websocket handshake to {url}: {e}"),
+    }
+}
+
+/// Joins group `g` as `token` by a pattern, which needs only `read` on the group (the member
+/// is assigned no topic the token may not read).
+async fn join_by_pattern(s: &Server, token: &str) -> Member {
+    let r = auth(client().post(s.url("/v1/groups/g/members")), token)
+        .json(&json!({"topic_pattern": "t"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "join by pattern");
+    let v: Value = r.json().await.unwrap();
+    Member {
+        id: v["member_id"].as_str().unwrap().to_owned(),
+        generation: v["generation"].as_u64().unwrap(),
+    }
+}
+
+/// The items of a listing (a bare array, or an object's first array).
+fn listed(v: &Value) -> Vec<Value> {
+    match v {
+        Value::Array(items) => items.clone(),
+        Value::Object(m) => m.values().find_map(Value::as_array).cloned().unwrap_or_default(),
+        _ => panic!("not a listing: {v}"),
+    }
+}
+
+/// For every operation of the served spec: no credential or a bad one is 401; a token without
+/// the grants its `x-weir-permissions` lists is 403 (an empty listing for listings); a token
+/// holding exactly those grants, and nothing more, is not refused.
 #[tokio::test]
 async fn every_operation_needs_credentials_and_the_right_permission() {
     let s = admin_server(&[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("in.txt");
+    std::fs::write(&file, "one\n").unwrap();
+    let f = Fixture {
+        file: file.to_str().unwrap().to_owned(),
+    };
     let r = auth(client().post(s.url("/v1/topics")), ADMIN)
         .json(&json!({"name": "t", "partitions": 2}))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    let (_, full) = create_token(
-        &s,
-        ADMIN,
-        json!({"name": "full", "permissions": [
-            {"resource": "topic", "name": "", "pattern": "prefix", "operations": all_ops()},
-            {"resource": "group", "name": "", "pattern": "prefix", "operations": all_ops()},
-            {"resource": "connector", "name": "", "pattern": "prefix", "operations": all_ops()},
-            {"resource": "cluster", "name": "weir", "operations": all_ops()}]}),
-    )
-    .await;
+    let r = auth(client().post(s.url("/v1/connectors")), ADMIN)
+        .json(&json!({"name": "c", "config": {"connector.class": "FileStreamSource", "file": f.file, "topic": "t"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = auth(client().post(s.url("/v1/sql")), ADMIN)
+        .json(&json!({"sql": "CREATE TABLE s0 (a TEXT PRIMARY KEY) WITH (topic = 't')"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
     let (_, unrelated) = create_token(
         &s,
         ADMIN,
         json!({"name": "unrelated", "permissions": [{"resource": "topic", "name": "other", "operations": ["read"]}]}),
     )
     .await;
-    let joined: Value = auth(client().post(s.url("/v1/groups/g/members")), &full)
-        .json(&json!({"topics": ["t"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let member = joined["member_id"].as_str().unwrap().to_owned();
+    // Someone's member, for the calls that are refused before the member matters.
+    let anyone = join_by_pattern(&s, ADMIN).await;
 
     let spec: Value = s.get_json("/openapi.json").await;
-    let mut ops: Vec<(String, String)> = Vec::new();
+    let mut ops: Vec<(String, String, Value)> = Vec::new();
     for (path, item) in spec["paths"].as_object().unwrap() {
-        for method in item.as_object().unwrap().keys() {
-            ops.push((method.clone(), path.clone()));
+        for (method, op) in item.as_object().unwrap() {
+            ops.push((method.clone(), path.clone(), op.clone()));
         }
     }
     // Deletions last, so that they do not remove what other operations use.
-    ops.sort_by_key(|(m, _)| m == "delete");
-    let public = ["/healthz", "/readyz"];
-    let listings = ["/v1/topics", "/v1/groups", "/v1/connectors"];
+    ops.sort_by_key(|(m, _, _)| m == "delete");
+    let listings = [
+        "/v1/topics",
+        "/v1/groups",
+        "/v1/connectors",
+        "/v1/queries",
+        "/v1/streams",
+        "/v1/tables",
+    ];
     let mut checked = 0;
-    for (method, path) in &ops {
-        if public.contains(&path.as_str()) {
-            let r = call(&s, method, path, &member, None).await;
-            assert_eq!(r.status(), 200, "{method} {path} is public");
+    for (method, path, op) in &ops {
+        let name = format!("{method} {path}");
+        let needed = op["x-weir-permissions"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name}: no x-weir-permissions"));
+        let public = op["security"] == json!([{}]);
+        if public {
+            assert!(needed.is_empty(), "{name}: public, yet needs {needed:?}");
+            let (status, _) = call(&s, method, path, &f, &anyone, None).await;
+            assert_eq!(status, 200, "{name} is public");
             continue;
         }
-        let r = call(&s, method, path, &member, None).await;
-        assert_eq!(
-            r.headers().get("www-authenticate").map(|v| v.to_str().unwrap()),
-            Some("Bearer realm=\"weir\""),
-            "{method} {path}"
-        );
-        expect_problem(r, 401, "unauthenticated").await;
-        let r = call(&s, method, path, &member, Some("weir_not-a-real-token")).await;
-        expect_problem(r, 401, "unauthenticated").await;
+        for token in [None, Some("weir_not-a-real-token")] {
+            let (status, body) = call(&s, method, path, &f, &anyone, token).await;
+            assert_eq!(status, 401, "{name} with {token:?}");
+            if let Some(b) = body {
+                assert_eq!(b["code"], "unauthenticated", "{name}: {b}");
+            }
+        }
 
-        let r = call(&s, method, path, &member, Some(&unrelated)).await;
-        // Version information and the plugin listing need a caller, not a grant.
-        let no_grant = *path == "/v1" || path.starts_with("/v1/connector-plugins");
-        if no_grant {
-            assert!(
-                ![401, 403].contains(&r.status().as_u16()),
-                "{method} {path}: {}",
-                r.status()
-            );
-            continue;
-        }
-        if method == "get" && listings.contains(&path.as_str()) {
-            // Listings show only what the caller may describe.
-            assert_eq!(r.status(), 200, "{method} {path}");
-            let v: Value = r.json().await.unwrap();
-            let items = match &v {
-                Value::Array(a) => a.clone(),
-                other => other
-                    .as_object()
-                    .unwrap()
-                    .values()
-                    .next()
-                    .unwrap()
-                    .as_array()
-                    .unwrap()
-                    .clone(),
-            };
-            assert!(items.is_empty(), "{method} {path} leaked {v}");
-        } else if path.starts_with("/v1/connectors") {
-            // Kafka Connect's error shape, with Weir's code.
-            assert_eq!(r.status(), 403, "{method} {path} without the grant");
-            let v: Value = r.json().await.unwrap();
-            assert_eq!(
-                (v["error_code"].as_u64(), v["code"].as_str()),
-                (Some(403), Some("forbidden")),
-                "{v}"
-            );
+        let (status, body) = call(&s, method, path, &f, &anyone, Some(&unrelated)).await;
+        if needed.is_empty() {
+            assert_eq!(status, 200, "{name} needs no grant");
+            if method == "get" && listings.contains(&path.as_str()) {
+                let body = body.unwrap();
+                assert!(listed(&body).is_empty(), "{name} leaked {body}");
+            }
         } else {
-            assert_eq!(r.status(), 403, "{method} {path} without the grant");
-            expect_problem(r, 403, "forbidden").await;
+            assert_eq!(status, 403, "{name} without the grant: {body:?}");
+            if let Some(b) = body {
+                assert_eq!(b["code"], "forbidden", "{name}: {b}");
+                if path.starts_with("/v1/connectors") {
+                    // Kafka Connect's error shape, with Weir's code.
+                    assert_eq!(b["error_code"], 403, "{name}: {b}");
+                } else {
+                    assert_eq!(b["status"], 403, "{name}: {b}");
+                }
+            }
         }
-        let r = call(&s, method, path, &member, Some(&full)).await;
+
+        // Exactly the listed grants, and a member of its own where the call takes one.
+        let body = body_for(method, path, &f, &anyone);
+        let grants = grants_of(op, body.as_ref(), query_for(path), &anyone);
+        let (_, exact) = create_token(&s, ADMIN, json!({"name": "exact", "permissions": grants})).await;
+        let member = if path.contains("{member}") || path == "/v1/transactions" {
+            join_by_pattern(&s, &exact).await
+        } else {
+            anyone.clone()
+        };
+        let (status, answer) = call(&s, method, path, &f, &member, Some(&exact)).await;
         assert!(
-            ![401, 403].contains(&r.status().as_u16()),
-            "{method} {path} with the grant: {}",
-            r.status()
+            ![401, 403].contains(&status),
+            "{name} with exactly {grants:?}: {status} {answer:?}"
         );
         checked += 1;
     }
-    assert!(checked >= 20, "only {checked} operations checked");
+    assert!(checked >= 40, "only {checked} operations checked");
     // The forbidden answer does not tell whether a resource exists.
     let a = auth(client().get(s.url("/v1/topics/t")), &unrelated)
         .send()
@@ -207,10 +350,7 @@ async fn every_operation_needs_credentials_and_the_right_permission() {
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        (a.status(), b.status()),
-        (403.try_into().unwrap(), 403.try_into().unwrap())
-    );
+    assert_eq!((a.status().as_u16(), b.status().as_u16()), (403, 403));
 }
 
 #[tokio::test]

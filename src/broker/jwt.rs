@@ -23,6 +23,7 @@ pub(crate) struct JwtVerifier {
     issuer: Option<String>,
     audience: Option<String>,
     claim: String,
+    leeway_secs: u64,
 }
 
 impl JwtVerifier {
@@ -46,6 +47,7 @@ impl JwtVerifier {
             issuer: c.jwt_issuer.clone(),
             audience: c.jwt_audience.clone(),
             claim: c.jwt_permissions_claim.clone(),
+            leeway_secs: c.jwt_leeway_secs,
         }))
     }
 
@@ -71,7 +73,7 @@ impl JwtVerifier {
         };
         let mut v = Validation::new(header.alg);
         v.set_required_spec_claims(&["exp", "sub"]);
-        v.leeway = 30;
+        v.leeway = self.leeway_secs;
         match &self.issuer {
             Some(iss) => v.set_issuer(&[iss]),
             None => v.iss = None,

@@ -95,7 +95,9 @@ pub struct ServerInfo {
 }
 
 /// Version information (Kafka Connect's `GET /`).
-#[utoipa::path(get, path = "/v1", tag = "connect", summary = "Version information",
+#[utoipa::path(get, path = "/v1", tag = "connect",
+    extensions(("x-weir-permissions" = json!([]))),
+    summary = "Version information",
     responses((status = 200, description = "Version, commit and cluster id.", body = ServerInfo)))]
 pub async fn root() -> Json<ServerInfo> {
     Json(ServerInfo {
@@ -115,7 +117,9 @@ pub struct ListParams {
 }
 
 /// List connectors.
-#[utoipa::path(get, path = "/v1/connectors", tag = "connect", summary = "List connectors",
+#[utoipa::path(get, path = "/v1/connectors", tag = "connect",
+    extensions(("x-weir-permissions" = json!([]))),
+    summary = "List connectors",
     description = "Names of the connectors the caller may describe; with `expand=status` and/or `expand=info`, an \
 object from name to `{\"status\": …, \"info\": …}`.",
     params(ListParams),
@@ -162,7 +166,15 @@ pub struct CreateBody {
 }
 
 /// Create a connector.
-#[utoipa::path(post, path = "/v1/connectors", tag = "connect", summary = "Create a connector",
+#[utoipa::path(post, path = "/v1/connectors", tag = "connect",
+    extensions(("x-weir-permissions" = json!([
+        {"resource": "connector", "name": "{body.name}", "operation": "create"},
+        {"resource": "topic", "name": "{connector.writes}", "operation": "write"},
+        {"resource": "topic", "name": "{connector.writes}", "operation": "create"},
+        {"resource": "topic", "name": "{connector.reads}", "operation": "read"},
+        {"resource": "group", "name": "{connector.group}", "operation": "read"},
+    ]))),
+    summary = "Create a connector",
     request_body(content = CreateBody, content_type = "application/json"),
     responses(
         (status = 201, description = "The connector, started in its initial state.", body = ConnectorInfo),
@@ -194,7 +206,11 @@ pub async fn create(
 }
 
 /// Describe a connector.
-#[utoipa::path(get, path = "/v1/connectors/{connector}", tag = "connect", summary = "Describe a connector",
+#[utoipa::path(get, path = "/v1/connectors/{connector}", tag = "connect",
+    extensions(("x-weir-permissions" = json!([
+        {"resource": "connector", "name": "{connector}", "operation": "describe"},
+    ]))),
+    summary = "Describe a connector",
     params(("connector" = String, Path, description = "Connector name")),
     responses(
         (status = 200, description = "Name, config (secrets hidden), tasks and type.", body = ConnectorInfo),
@@ -209,7 +225,11 @@ pub async fn info(
 }
 
 /// Delete a connector.
-#[utoipa::path(delete, path = "/v1/connectors/{connector}", tag = "connect", summary = "Delete a connector",
+#[utoipa::path(delete, path = "/v1/connectors/{connector}", tag = "connect",
+    extensions(("x-weir-permissions" = json!([
+        {"resource": "connector", "name": "{connector}", "operation": "delete"},
+    ]))),
+    summary = "Delete a connector",
     description = "Stops its tasks and deletes its config and its offsets: a connector created again with the same \
 name starts fresh.",
     params(("connector" = String, Path, description = "Connector name")),
@@ -223,7 +243,11 @@ pub async fn delete(State(s): State<AppState>, caller: Caller, Path(c): Path<Str
 }
 
 /// A connector's config.
-#[utoipa::path(get, path = "/v1/connectors/{connector}/config", tag = "connect", summary = "Get a connector's config",
+#[utoipa::path(get, path = "/v1/connectors/{connector}/config", tag = "connect",
+    extensions(("x-weir-permissions" = json!([
+        {"resource": "connector", "name": "{connector}", "operation": "describe"},
+    ]))),
+    summary = "Get a connector's config",
     params(("connector" = String, Path, description = "Connector name")),
     responses(
         (status = 200, description = "The config (secrets shown as `[hidden]`).", body = BTreeMap<String, String>,
@@ -239,7 +263,16 @@ pub async fn get_config(
 }
 
 /// Create or replace a connector's config.
-#[utoipa::path(put, path = "/v1/connectors/{connector}/config", tag = "connect", summary = "Create or update a connector",
+#[utoipa::path(put, path = "/v1/connectors/{connector}/config", tag = "connect",
+    extensions(("x-weir-permissions" = json!([
+        {"resource": "connector", "name": "{connector}", "operation": "create"},
+        {"resource": "connector", "name": "{connector}", "operation": "alter"},
+        {"resource": "topic", "name": "{connector.writes}", "operation": "write"},
+        {"resource": "topic", "name": "{connector.writes}", "operation": "create"},
+        {"resource": "topic", "name": "{connector.reads}", "operation": "read"},
+        {"resource": "group", "name": "{connector.group}", "operation": "read"},
+    ]))),
+    summary = "Create or update a connector",
     params(("connector" = String, Path, description = "Connector name")),
     request_body(content = BTreeMap<String, String>, content_type = "application/json",
         example = json!({"connector.class": "FileStreamSource", "file": "/var/log/orders.log", "topic": "orders"})),
@@ -263,7 +296,15 @@ pub async fn put_config(
 }
 
 /// Merge changes into a connector's config.
-#[utoipa::path(patch, path = "/v1/connectors/{connector}/config", tag = "connect", summary = "Patch a connector's config",
+#[utoipa::path(patch, path = "/v1/connectors/{connector}/config", tag = "connect",
+    extensions(("x-weir-permissions" = json!([
+        {"resource": "connector", "name": "{connector}", "operation": "alter"},
+        {"resource": "topic", "name": "{connector.writes}", "operation": "write"},
+        {"resource": "topic", "name": "{connector.writes}", "operation": "create"},
+        {"resource": "topic", "name": "{connector.reads}", "operation": "read"},
+        {"resource": "group", "name": "{connector.group}", "operation": "read"},
+    ]))),
+    summary = "Patch a connector's config",
     description = "Merges the given keys into the config; a `null` value removes a key.",
     params(("connector" = String, Path, description = "Connector name")),
     request_body(content = Object, content_type = "application/json", example = json!({"batch.size": "500", "transforms": null})),
@@ -284,7 +325,11 @@ pub async fn patch_config(
 }
 
 /// A connector's status.
-#[utoipa::path(get, path = "/v1/connectors/{connector}/status", tag = "connect", summary = "Get a connector's status",
+#[utoipa::path(get, path = "/v1/connectors/{connector}/status", tag = "connect",
+    extensions(("x-weir-permissions" = json!([
+        {"resource": "connector", "name": "{connector}", "operation": "describe"},
+    ]))),
+    summary = "Get a connector's status",
     params(("connector" = String, Path, description = "Connector name")),
     responses(
         (status = 200, description = "The connector's and its tasks' states, with the trace of a failure.", body = ConnectorStatus),
@@ -299,7 +344,11 @@ pub async fn status(
 }
 
 /// A connector's tasks.
-#[utoipa::path(get, path = "/v1/connectors/{connector}/tasks", tag = "connect", summary = "List a connector's tasks",
+#[utoipa::path(get, path = "/v1/connectors/{connector}/tasks", tag = "connect",
+    extensions(("x-weir-permissions" = json!([
+        {"resource": "connector", "name": "{connector}", "operation": "describe"},
+    ]))),
+    summary = "List a connector's tasks",
     params(("connector" = String, Path, description = "Connector name")),
     responses(
         (status = 200, description = "Each task's id and config (secrets hidden).", body = Vec<TaskInfo>,
@@ -315,7 +364,11 @@ pub async fn tasks(
 }
 
 /// A task's status.
-#[utoipa::path(get, path = "/v1/connectors/{connector}/tasks/{task}/status", tag = "connect", summary = "Get a task's status",
+#[utoipa::path(get, path = "/v1/connectors/{connector}/tasks/{task}/status", tag = "connect",
+    extensions(("x-weir-permissions" = json!([
+        {"resource": "connector", "name": "{connector}", "operation": "describe"},
+    ]))),
+    summary = "Get a task's status",
     params(("connector" = String, Path, description = "Connector name"), ("task" = u32, Path, description = "Task number")),
     responses(
         (status = 200, description = "The task's state.", body = TaskStateView,
@@ -331,7 +384,11 @@ pub async fn task_status(
 }
 
 /// Restart a task.
-#[utoipa::path(post, path = "/v1/connectors/{connector}/tasks/{task}/restart", tag = "connect", summary = "Restart a task",
+#[utoipa::path(post, path = "/v1/connectors/{connector}/tasks/{task}/restart", tag = "connect",
+    extensions(("x-weir-permissions" = json!([
+        {"resource": "connector", "name": "{connector}", "operation": "alter"},
+    ]))),
+    summary = "Restart a task",
     params(("connector" = String, Path, description = "Connector name"), ("task" = u32, Path, description = "Task number")),
     responses(
         (status = 204, description = "Restarted."),
@@ -362,7 +419,11 @@ pub struct RestartParams {
 }
 
 /// Restart a connector.
-#[utoipa::path(post, path = "/v1/connectors/{connector}/restart", tag = "connect", summary = "Restart a connector",
+#[utoipa::path(post, path = "/v1/connectors/{connector}/restart", tag = "connect",
+    extensions(("x-weir-permissions" = json!([
+        {"resource": "connector", "name": "{connector}", "operation": "alter"},
+    ]))),
+    summary = "Restart a connector",
     params(("connector" = String, Path, description = "Connector name"), RestartParams),
     responses(
         (status = 202, description = "With `includeTasks`: the status, with the restarting instances as `RESTARTING`.", body = ConnectorStatus),
@@ -391,7 +452,11 @@ pub async fn restart(
 }
 
 /// Pause a connector.
-#[utoipa::path(put, path = "/v1/connectors/{connector}/pause", tag = "connect", summary = "Pause a connector",
+#[utoipa::path(put, path = "/v1/connectors/{connector}/pause", tag = "connect",
+    extensions(("x-weir-permissions" = json!([
+        {"resource": "connector", "name": "{connector}", "operation": "alter"},
+    ]))),
+    summary = "Pause a connector",
     params(("connector" = String, Path, description = "Connector name")),
     responses((status = 202, description = "Pausing."), (status = 404, description = "`connector_not_found`.", body = ConnectErrorBody)))]
 pub async fn pause(State(s): State<AppState>, caller: Caller, Path(c): Path<String>) -> ConnectResult<StatusCode> {
@@ -400,7 +465,11 @@ pub async fn pause(State(s): State<AppState>, caller: Caller, Path(c): Path<Stri
 }
 
 /// Resume a connector.
-#[utoipa::path(put, path = "/v1/connectors/{connector}/resume", tag = "connect", summary = "Resume a connector",
+#[utoipa::path(put, path = "/v1/connectors/{connector}/resume", tag = "connect",
+    extensions(("x-weir-permissions" = json!([
+        {"resource": "connector", "name": "{connector}", "operation": "alter"},
+    ]))),
+    summary = "Resume a connector",
     params(("connector" = String, Path, description = "Connector name")),
     responses((status = 202, description = "Resuming."), (status = 404, description = "`connector_not_found`.", body = ConnectErrorBody)))]
 pub async fn resume(State(s): State<AppState>, caller: Caller, Path(c): Path<String>) -> ConnectResult<StatusCode> {
@@ -409,7 +478,11 @@ pub async fn resume(State(s): State<AppState>, caller: Caller, Path(c): Path<Str
 }
 
 /// Stop a connector.
-#[utoipa::path(put, path = "/v1/connectors/{connector}/stop", tag = "connect", summary = "Stop a connector",
+#[utoipa::path(put, path = "/v1/connectors/{connector}/stop", tag = "connect",
+    extensions(("x-weir-permissions" = json!([
+        {"resource": "connector", "name": "{connector}", "operation": "alter"},
+    ]))),
+    summary = "Stop a connector",
     description = "Shuts its tasks down and keeps its config; its offsets can then be changed.",
     params(("connector" = String, Path, description = "Connector name")),
     responses((status = 204, description = "Stopped."), (status = 404, description = "`connector_not_found`.", body = ConnectErrorBody)))]
@@ -419,7 +492,11 @@ pub async fn stop(State(s): State<AppState>, caller: Caller, Path(c): Path<Strin
 }
 
 /// The topics a connector uses.
-#[utoipa::path(get, path = "/v1/connectors/{connector}/topics", tag = "connect", summary = "List a connector's topics",
+#[utoipa::path(get, path = "/v1/connectors/{connector}/topics", tag = "connect",
+    extensions(("x-weir-permissions" = json!([
+        {"resource": "connector", "name": "{connector}", "operation": "describe"},
+    ]))),
+    summary = "List a connector's topics",
     params(("connector" = String, Path, description = "Connector name")),
     responses(
         (status = 200, description = "`{\"<connector>\": {\"topics\": […]}}`.", body = Object, example = json!({"orders-file": {"topics": ["orders"]}})),
@@ -434,7 +511,11 @@ pub async fn topics(
 }
 
 /// Reset a connector's active topics.
-#[utoipa::path(put, path = "/v1/connectors/{connector}/topics/reset", tag = "connect", summary = "Reset a connector's topics",
+#[utoipa::path(put, path = "/v1/connectors/{connector}/topics/reset", tag = "connect",
+    extensions(("x-weir-permissions" = json!([
+        {"resource": "connector", "name": "{connector}", "operation": "alter"},
+    ]))),
+    summary = "Reset a connector's topics",
     params(("connector" = String, Path, description = "Connector name")),
     responses((status = 202, description = "Accepted."), (status = 404, description = "`connector_not_found`.", body = ConnectErrorBody)))]
 pub async fn reset_topics(
@@ -447,7 +528,11 @@ pub async fn reset_topics(
 }
 
 /// A connector's offsets.
-#[utoipa::path(get, path = "/v1/connectors/{connector}/offsets", tag = "connect", summary = "Get a connector's offsets",
+#[utoipa::path(get, path = "/v1/connectors/{connector}/offsets", tag = "connect",
+    extensions(("x-weir-permissions" = json!([
+        {"resource": "connector", "name": "{connector}", "operation": "describe"},
+    ]))),
+    summary = "Get a connector's offsets",
     params(("connector" = String, Path, description = "Connector name")),
     responses(
         (status = 200, description = "Per source partition (sources) or topic partition (sinks).", body = ConnectorOffsets),
@@ -469,7 +554,11 @@ pub struct Message {
 }
 
 /// Change a stopped connector's offsets.
-#[utoipa::path(patch, path = "/v1/connectors/{connector}/offsets", tag = "connect", summary = "Alter a connector's offsets",
+#[utoipa::path(patch, path = "/v1/connectors/{connector}/offsets", tag = "connect",
+    extensions(("x-weir-permissions" = json!([
+        {"resource": "connector", "name": "{connector}", "operation": "alter"},
+    ]))),
+    summary = "Alter a connector's offsets",
     description = "Only while the connector is STOPPED. An `offset` of `null` resets that partition.",
     params(("connector" = String, Path, description = "Connector name")),
     request_body(content = ConnectorOffsets, content_type = "application/json"),
@@ -491,7 +580,11 @@ pub async fn alter_offsets(
 }
 
 /// Reset a stopped connector's offsets.
-#[utoipa::path(delete, path = "/v1/connectors/{connector}/offsets", tag = "connect", summary = "Reset a connector's offsets",
+#[utoipa::path(delete, path = "/v1/connectors/{connector}/offsets", tag = "connect",
+    extensions(("x-weir-permissions" = json!([
+        {"resource": "connector", "name": "{connector}", "operation": "alter"},
+    ]))),
+    summary = "Reset a connector's offsets",
     description = "Only while the connector is STOPPED: it starts from the beginning when resumed.",
     params(("connector" = String, Path, description = "Connector name")),
     responses(
@@ -520,7 +613,9 @@ pub struct PluginParams {
 }
 
 /// List plugins.
-#[utoipa::path(get, path = "/v1/connector-plugins", tag = "connect", summary = "List connector plugins",
+#[utoipa::path(get, path = "/v1/connector-plugins", tag = "connect",
+    extensions(("x-weir-permissions" = json!([]))),
+    summary = "List connector plugins",
     params(PluginParams),
     responses((status = 200, description = "Plugins with class, type and version.", body = Vec<PluginInfo>,
         example = json!([{"class": "org.apache.kafka.connect.file.FileStreamSourceConnector", "type": "source", "version": "0.1.0"}])),
@@ -534,7 +629,9 @@ pub async fn plugins(
 }
 
 /// A plugin's config definition.
-#[utoipa::path(get, path = "/v1/connector-plugins/{plugin}/config", tag = "connect", summary = "Describe a plugin's config",
+#[utoipa::path(get, path = "/v1/connector-plugins/{plugin}/config", tag = "connect",
+    extensions(("x-weir-permissions" = json!([]))),
+    summary = "Describe a plugin's config",
     params(("plugin" = String, Path, description = "Class name or alias")),
     responses(
         (status = 200, description = "Every key with type, default, importance and documentation.", body = Vec<Definition>,
@@ -551,7 +648,9 @@ pub async fn plugin_config(
 }
 
 /// Validate a config.
-#[utoipa::path(put, path = "/v1/connector-plugins/{plugin}/config/validate", tag = "connect", summary = "Validate a connector config",
+#[utoipa::path(put, path = "/v1/connector-plugins/{plugin}/config/validate", tag = "connect",
+    extensions(("x-weir-permissions" = json!([]))),
+    summary = "Validate a connector config",
     description = "Every key's value, errors and recommended values, in Connect's shape; unknown keys are reported.",
     params(("plugin" = String, Path, description = "Class name or alias")),
     request_body(content = BTreeMap<String, String>, content_type = "application/json",

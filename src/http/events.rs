@@ -47,15 +47,13 @@ pub struct EventParams {
     pub access_token: Option<String>,
 }
 
-/// Completes when the caller's credential is revoked or expires (never without one).
-pub fn revoked(caller: &Caller) -> impl std::future::Future<Output = ()> + Send + 'static {
-    let token = caller.revoked.clone();
-    async move {
-        match token {
-            Some(t) => t.cancelled_owned().await,
-            None => std::future::pending().await,
-        }
-    }
+/// How long a stream's last event may wait for room in a slow client's queue.
+pub const FINAL_EVENT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// An `error` event whose data is the problem+json object of `e`.
+pub fn problem_event(e: &Error) -> Event {
+    let data = serde_json::to_string(&super::error::Problem::from_error(e)).unwrap_or_default();
+    Event::default().event("error").data(data)
 }
 
 /// Encodes stream positions as an event id.
@@ -82,10 +80,13 @@ pub fn decode_position(id: &str) -> Option<BTreeMap<u32, u64>> {
 /// Stream records as Server-Sent Events.
 #[utoipa::path(
     get, path = "/v1/topics/{topic}/events", tag = "records",
+    extensions(("x-weir-permissions" = json!([{"resource": "topic", "name": "{topic}", "operation": "read"}]))),
+    security(("bearer" = []), ("access_token" = []), ("weir_token" = [])),
     summary = "Stream records as Server-Sent Events",
     description = "Streams records as they are written (event `record`, data = one record in the fetch \
 format). Each event id is the position after it; reconnecting with `Last-Event-ID` resumes with no gap and \
-no duplicate. Comments are sent every 15 s to keep the connection open.",
+no duplicate. Comments are sent every 15 s to keep the connection open. When the caller's credential expires \
+or is revoked, the stream ends with an `error` event whose data is the problem (`unauthenticated`).",
     params(
         ("topic" = String, Path, description = "Topic name"),
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event"),
@@ -140,12 +141,16 @@ pub async fn events(
         key: p.key_format,
         value: p.value_format,
     };
-    let revoked = revoked(&caller);
+    let ended = caller.credential_ended();
     tokio::spawn(async move {
         let _permit = permit;
+        let name = topic.name.clone();
         tokio::select! {
-            _ = pump(s.broker.clone(), caller, topic, only, positions, rendering, tx) => {}
-            _ = revoked => tracing::info!("event stream closed: credential revoked or expired"),
+            _ = pump(s.broker.clone(), caller, topic, only, positions, rendering, tx.clone()) => {}
+            end = ended => {
+                tracing::info!(topic = %name, reason = ?end, "event stream closed: credential ended");
+                let _ = tx.send_timeout(Ok(problem_event(&end.error())), FINAL_EVENT_WAIT).await;
+            }
         }
     });
     let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
@@ -169,8 +174,7 @@ async fn pump(
         changes.borrow_and_update();
         if topic.is_deleted() {
             let e = Error::new(ErrorCode::TopicNotFound, format!("topic '{}' was deleted", topic.name));
-            let data = serde_json::to_string(&super::error::Problem::from_error(&e)).unwrap_or_default();
-            let _ = tx.send(Ok(Event::default().event("error").data(data))).await;
+            let _ = tx.send(Ok(problem_event(&e))).await;
             return;
         }
         let parts = topic.partitions();
@@ -196,8 +200,7 @@ async fn pump(
             let res = match broker.fetch(&caller, &topic.name, index, req).await {
                 Ok(res) => res,
                 Err(e) => {
-                    let data = serde_json::to_string(&super::error::Problem::from_error(&e)).unwrap_or_default();
-                    let _ = tx.send(Ok(Event::default().event("error").data(data))).await;
+                    let _ = tx.send(Ok(problem_event(&e))).await;
                     return;
                 }
             };

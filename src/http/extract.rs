@@ -6,6 +6,8 @@ use axum::extract::{FromRequestParts, Query};
 use axum::http::HeaderMap;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
+use http_body_util::BodyExt as _;
+use hyper::body::Body as _;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
@@ -63,21 +65,77 @@ pub fn media_type(headers: &HeaderMap) -> Option<String> {
         .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
 }
 
-/// Reads a whole body, refusing more than `limit` bytes with `request_too_large`.
+/// Reads a whole body into one buffer, refusing more than `limit` bytes with
+/// `request_too_large` (a declared `Content-Length` over it before reading anything). A body
+/// that arrives in one piece is returned as it is; otherwise the buffer is sized from the
+/// declared length, so a body is held once, not as pieces plus a copy.
 pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, Error> {
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let too_large = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-            || e.to_string().contains("length limit");
-        if too_large {
-            Error::new(
-                ErrorCode::RequestTooLarge,
-                format!("request body exceeds the limit of {limit} bytes"),
-            )
-            .with_field("body")
-        } else {
-            Error::new(ErrorCode::InvalidJson, format!("could not read the request body: {e}")).with_field("body")
+    let mut body = body;
+    let read = read_into_one(&mut body, limit).await;
+    if read.as_ref().is_err_and(|e| e.code != ErrorCode::InvalidJson) {
+        // Refused, not broken: let a client still sending it read the answer.
+        super::limits::discard(body, limit.saturating_mul(2));
+    }
+    read
+}
+
+async fn read_into_one(body: &mut Body, limit: usize) -> Result<Bytes, Error> {
+    let declared = body.size_hint().exact();
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large(limit));
+    }
+    let Some(first) = next_data(body).await? else {
+        return Ok(Bytes::new());
+    };
+    if first.len() > limit {
+        return Err(too_large(limit));
+    }
+    if body.is_end_stream() {
+        return Ok(first);
+    }
+    let expected = declared.map_or(first.len().saturating_mul(2), |n| n as usize);
+    let mut buf = Vec::with_capacity(expected.min(limit));
+    buf.extend_from_slice(&first);
+    drop(first);
+    while let Some(data) = next_data(body).await? {
+        if buf.len() + data.len() > limit {
+            return Err(too_large(limit));
         }
-    })
+        buf.extend_from_slice(&data);
+    }
+    Ok(buf.into())
+}
+
+/// The next data frame of a body (trailers skipped), `None` at its end.
+async fn next_data(body: &mut Body) -> Result<Option<Bytes>, Error> {
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(body_error)?;
+        if let Ok(data) = frame.into_data() {
+            return Ok(Some(data));
+        }
+    }
+    Ok(None)
+}
+
+fn too_large(limit: usize) -> Error {
+    Error::new(
+        ErrorCode::RequestTooLarge,
+        format!("request body exceeds the limit of {limit} bytes"),
+    )
+    .with_field("body")
+}
+
+/// The error of a body that could not be read: `overloaded` when the memory budget for bodies
+/// ran out while it arrived, else the client's fault.
+fn body_error(e: axum::Error) -> Error {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(s) = source {
+        if let Some(over) = s.downcast_ref::<super::limits::OverBudget>() {
+            return Error::new(ErrorCode::Overloaded, format!("{over}; retry shortly"));
+        }
+        source = s.source();
+    }
+    Error::new(ErrorCode::InvalidJson, format!("could not read the request body: {e}")).with_field("body")
 }
 
 /// Parses JSON, naming the path of the first offending field in the error.
@@ -123,5 +181,38 @@ pub fn require_json(headers: &HeaderMap) -> Result<(), Error> {
             format!("Content-Type '{other}' is not accepted here; send application/json"),
         )
         .with_field("Content-Type")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream(pieces: &[&'static str]) -> Body {
+        let pieces: Vec<Result<Bytes, std::io::Error>> = pieces.iter().map(|p| Ok(Bytes::from(*p))).collect();
+        Body::from_stream(futures::stream::iter(pieces))
+    }
+
+    #[tokio::test]
+    async fn bodies_are_read_whole_within_the_limit() {
+        let one = Bytes::from_static(b"{\"a\":1}");
+        let read = read_body(Body::from(one.clone()), 100).await.unwrap();
+        assert_eq!(read.as_ptr(), one.as_ptr(), "a body in one piece is not copied");
+        assert_eq!(read_body(stream(&["ab", "cd", "e"]), 5).await.unwrap(), "abcde");
+        assert_eq!(read_body(Body::empty(), 5).await.unwrap(), "");
+        let e = read_body(stream(&["ab", "cd", "ef"]), 5).await.unwrap_err();
+        assert_eq!((e.code, e.field.as_deref()), (ErrorCode::RequestTooLarge, Some("body")));
+        let e = read_body(Body::from("abcdef"), 5).await.unwrap_err();
+        assert_eq!(e.code, ErrorCode::RequestTooLarge);
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_memory_budget_is_overloaded() {
+        let budget = std::sync::Arc::new(super::super::limits::BodyBudget::new(3));
+        let reservation = std::sync::Arc::new(budget.reservation());
+        let req = axum::extract::Request::new(stream(&["ab", "cd"]));
+        let body = super::super::limits::meter_body(req, Some(&reservation)).into_body();
+        let e = read_body(body, 100).await.unwrap_err();
+        assert_eq!(e.code, ErrorCode::Overloaded);
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -72,6 +72,10 @@ fn subscription(topics: Option<Vec<String>>, pattern: Option<String>) -> Result<
 /// Join a group.
 #[utoipa::path(
     post, path = "/v1/groups/{group}/members", tag = "groups",
+    extensions(("x-weir-permissions" = json!([
+        {"resource": "group", "name": "{group}", "operation": "read"},
+        {"resource": "topic", "name": "{body.topics}", "operation": "read"},
+    ]))),
     summary = "Join a consumer group",
     description = "Creates the group if needed and adds a member; the group rebalances. The member id is used \
 in every later call; every call renews the member's lease.",
@@ -110,6 +114,7 @@ pub async fn join(
 /// Leave a group.
 #[utoipa::path(
     delete, path = "/v1/groups/{group}/members/{member}", tag = "groups",
+    extensions(("x-weir-permissions" = json!([{"resource": "group", "name": "{group}", "operation": "read"}]))),
     summary = "Leave a consumer group",
     params(("group" = String, Path, description = "Group name"), ("member" = String, Path, description = "Member id")),
     responses(
@@ -129,6 +134,7 @@ pub async fn leave(
 /// Renew a member's lease.
 #[utoipa::path(
     post, path = "/v1/groups/{group}/members/{member}/heartbeat", tag = "groups",
+    extensions(("x-weir-permissions" = json!([{"resource": "group", "name": "{group}", "operation": "read"}]))),
     summary = "Renew a member's lease",
     params(("group" = String, Path, description = "Group name"), ("member" = String, Path, description = "Member id")),
     responses(
@@ -184,6 +190,7 @@ pub struct PollResponse {
 /// Poll records as a group member.
 #[utoipa::path(
     get, path = "/v1/groups/{group}/members/{member}/records", tag = "groups",
+    extensions(("x-weir-permissions" = json!([{"resource": "group", "name": "{group}", "operation": "read"}]))),
     summary = "Poll records as a group member",
     description = "Returns records from the member's partitions, from the committed offset (or per \
 `auto_offset_reset`), long-polling up to `wait_ms`. After a rebalance the member gets `409 rebalance_in_progress` \
@@ -248,6 +255,7 @@ pub struct CommitResponse {
 /// Commit offsets.
 #[utoipa::path(
     post, path = "/v1/groups/{group}/members/{member}/offsets", tag = "groups",
+    extensions(("x-weir-permissions" = json!([{"resource": "group", "name": "{group}", "operation": "read"}]))),
     summary = "Commit offsets",
     description = "Commits the given offsets (the next offset to read), or with an empty body the positions of \
 everything the member was returned so far. The member must be the caller's own (`403 forbidden` for \
@@ -349,6 +357,7 @@ fn seek_target(
 /// Move a member's positions.
 #[utoipa::path(
     post, path = "/v1/groups/{group}/members/{member}/positions:seek", tag = "groups",
+    extensions(("x-weir-permissions" = json!([{"resource": "group", "name": "{group}", "operation": "read"}]))),
     summary = "Seek a member's partitions",
     params(("group" = String, Path, description = "Group name"), ("member" = String, Path, description = "Member id")),
     request_body(content = SeekRequest, content_type = "application/json"),
@@ -384,6 +393,7 @@ pub struct GroupList {
 /// List consumer groups.
 #[utoipa::path(
     get, path = "/v1/groups", tag = "groups",
+    extensions(("x-weir-permissions" = json!([]))),
     summary = "List consumer groups",
     responses(
         (status = 200, description = "Groups with state, generation and member count.", body = GroupList),
@@ -399,6 +409,9 @@ pub async fn list(State(s): State<AppState>, caller: Caller) -> Json<GroupList> 
 /// Describe a consumer group.
 #[utoipa::path(
     get, path = "/v1/groups/{group}", tag = "groups",
+    extensions(("x-weir-permissions" = json!([
+        {"resource": "group", "name": "{group}", "operation": "describe"},
+    ]))),
     summary = "Describe a consumer group",
     params(("group" = String, Path, description = "Group name")),
     responses(
@@ -420,6 +433,7 @@ pub async fn describe(
 /// Delete an empty consumer group.
 #[utoipa::path(
     delete, path = "/v1/groups/{group}", tag = "groups",
+    extensions(("x-weir-permissions" = json!([{"resource": "group", "name": "{group}", "operation": "delete"}]))),
     summary = "Delete a consumer group",
     params(("group" = String, Path, description = "Group name")),
     responses(
@@ -464,6 +478,11 @@ pub struct ResetResponse {
 /// Reset a group's committed offsets.
 #[utoipa::path(
     post, path = "/v1/groups/{group}/offsets:reset", tag = "groups",
+    extensions(("x-weir-permissions" = json!([
+        {"resource": "group", "name": "{group}", "operation": "alter"},
+        {"resource": "topic", "name": "{body.topics}", "operation": "describe"},
+        {"resource": "topic", "name": "{body.offsets.topic}", "operation": "describe"},
+    ]))),
     summary = "Reset a group's committed offsets",
     description = "Only while the group has no members. With `dry_run` nothing changes.",
     params(("group" = String, Path, description = "Group name")),
@@ -549,10 +568,16 @@ pub fn decode_positions(id: &str) -> Option<BTreeMap<TopicPartition, u64>> {
 /// Consume as a group member over Server-Sent Events.
 #[utoipa::path(
     get, path = "/v1/groups/{group}/events", tag = "groups",
+    extensions(("x-weir-permissions" = json!([
+        {"resource": "group", "name": "{group}", "operation": "read"},
+        {"resource": "topic", "name": "{query.topics}", "operation": "read"},
+    ]))),
+    security(("bearer" = []), ("access_token" = []), ("weir_token" = [])),
     summary = "Consume as a group member over Server-Sent Events",
     description = "Joins the group as a member whose lease is the open connection. Events: `member` (first, \
 with `member_id`), `rebalance` (on every assignment change), `record` (data in the fetch format; id = stream \
-position). Reconnecting with `Last-Event-ID` resumes with no gap. Commit with the member id, or `auto_commit=true`.",
+position). Reconnecting with `Last-Event-ID` resumes with no gap. Commit with the member id, or `auto_commit=true`. \
+When the caller's credential expires or is revoked, the stream ends with an `error` event (problem `unauthenticated`).",
     params(("group" = String, Path, description = "Group name"), ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event"), GroupEventParams),
     responses(
         (status = 200, description = "An event stream.", content_type = "text/event-stream", body = String,
@@ -572,12 +597,15 @@ pub async fn events(
     let permit = s.limits.open_stream()?;
     let consumer = Consumer::join(&s.broker, caller.clone(), &group, options).await?;
     let (tx, rx) = mpsc::channel::<Out>(256);
-    let revoked = super::events::revoked(&caller);
+    let ended = caller.credential_ended();
     tokio::spawn(async move {
         let _permit = permit;
         tokio::select! {
-            _ = pump(s.broker.shutdown_token(), consumer, resume, tx) => {}
-            _ = revoked => tracing::info!("group event stream closed: credential revoked or expired"),
+            _ = pump(s.broker.shutdown_token(), consumer, resume, tx.clone()) => {}
+            end = ended => {
+                tracing::info!(group = %group, reason = ?end, "group event stream closed: credential ended");
+                let _ = tx.send_timeout(problem_out(&end.error()), super::events::FINAL_EVENT_WAIT).await;
+            }
         }
     });
     let events = tokio_stream::StreamExt::map(tokio_stream::wrappers::ReceiverStream::new(rx), |o| {
@@ -672,12 +700,18 @@ enum WsCommand {
 /// Consume as a group member over a WebSocket.
 #[utoipa::path(
     get, path = "/v1/groups/{group}/ws", tag = "groups",
+    extensions(("x-weir-permissions" = json!([
+        {"resource": "group", "name": "{group}", "operation": "read"},
+        {"resource": "topic", "name": "{query.topics}", "operation": "read"},
+    ]))),
+    security(("bearer" = []), ("access_token" = []), ("weir_token" = [])),
     summary = "Consume as a group member over a WebSocket",
     description = "The event stream's member semantics over one socket, with commits in-band. The server sends \
 JSON text messages `{\"type\":\"member\"|\"rebalance\", …view}`, `{\"type\":\"record\",\"id\":position,\"record\":…}`, \
 `{\"type\":\"committed\",\"committed\":[…]}` and `{\"type\":\"error\",\"error\":problem}`. The client sends \
 `{\"type\":\"commit\"}` (everything sent so far) or `{\"type\":\"commit\",\"offsets\":[…]}`. Closing the socket leaves \
-the group. Query parameters as for the event stream; `Last-Event-ID` resumes.",
+the group. Query parameters as for the event stream; `Last-Event-ID` resumes. When the caller's credential \
+expires or is revoked, the server closes the socket with code 1008 (policy violation) and the reason.",
     params(("group" = String, Path, description = "Group name"), GroupEventParams),
     responses(
         (status = 101, description = "Switching to the WebSocket protocol.", body = String,
@@ -701,14 +735,13 @@ pub async fn websocket(
     let upgrade = upgrade.map_err(|e| Error::invalid_parameter("Upgrade", format!("not a WebSocket request: {e}")))?;
     Ok(upgrade.on_upgrade(move |socket| async move {
         let _permit = permit;
-        let revoked = super::events::revoked(&caller);
-        tokio::select! {
-            _ = ws_member(s.broker.clone(), caller, consumer, resume, socket) => {}
-            _ = revoked => tracing::info!("group websocket closed: credential revoked or expired"),
-        }
+        ws_member(s.broker.clone(), caller, consumer, resume, socket).await;
     }))
 }
 
+/// Serves a WebSocket member until the socket, the member or the caller's credential ends. When
+/// the credential expires or is revoked, the socket is closed with code 1008 (policy violation)
+/// and the reason.
 async fn ws_member(
     broker: Broker,
     caller: Caller,
@@ -719,6 +752,7 @@ async fn ws_member(
     use futures::{SinkExt as _, StreamExt as _};
     let member = consumer.member_id().to_owned();
     let group = consumer.group().to_owned();
+    let ended = caller.credential_ended();
     let (mut sink, mut incoming) = socket.split();
     let (tx, mut rx) = mpsc::channel::<Out>(256);
     let sender = async {
@@ -756,11 +790,31 @@ async fn ws_member(
             }
         }
     };
-    tokio::select! {
-        _ = pump(broker.shutdown_token(), consumer, resume, tx.clone()) => {}
-        _ = sender => {}
-        _ = receiver => {}
-    }
+    // What ended the member and whether queued messages (the error that ended it) still go out.
+    let (error, flush) = tokio::select! {
+        e = pump(broker.shutdown_token(), consumer, resume, tx.clone()) => (e, true),
+        _ = sender => return,
+        _ = receiver => (None, false),
+        end = ended => {
+            tracing::info!(group = %group, member = %member, reason = ?end, "group websocket closed: credential ended");
+            (Some(end.error()), false)
+        }
+    };
+    let goodbye = async {
+        while flush && let Ok(out) = rx.try_recv() {
+            if sink.send(Message::text(out.into_ws_json())).await.is_err() {
+                return;
+            }
+        }
+        if let Some(e) = error.filter(|e| e.code == ErrorCode::Unauthenticated) {
+            let frame = CloseFrame {
+                code: close_code::POLICY,
+                reason: e.detail.into(),
+            };
+            let _ = sink.send(Message::Close(Some(frame))).await;
+        }
+    };
+    let _ = tokio::time::timeout(super::events::FINAL_EVENT_WAIT, goodbye).await;
 }
 
 fn problem_out(e: &Error) -> Out {
@@ -772,42 +826,43 @@ fn problem_out(e: &Error) -> Out {
 }
 
 /// Streams a member's records and rebalances to `tx` until the receiver goes away, the server
-/// shuts down or an error ends it. The member leaves the group when the consumer is dropped.
+/// shuts down or an error ends it (sent as an `error` message, and returned). The member leaves
+/// the group when the consumer is dropped.
 async fn pump(
     shutdown: tokio_util::sync::CancellationToken,
     mut consumer: Consumer,
     mut positions: BTreeMap<TopicPartition, u64>,
     tx: mpsc::Sender<Out>,
-) {
+) -> Option<Error> {
     let view_event = |kind: &'static str, v: &MemberView| Out {
         kind,
         id: None,
         data: serde_json::to_string(v).unwrap_or_default(),
     };
     if tx.send(view_event("member", consumer.view())).await.is_err() {
-        return;
+        return None;
     }
     let mut shown = (consumer.view().generation, consumer.view().assignment.clone());
     let mut buf = Vec::new();
     loop {
         let polled = tokio::select! {
             r = consumer.poll(1000, 1 << 20, Duration::from_secs(10)) => r,
-            _ = tx.closed() => return,
-            _ = shutdown.cancelled() => return,
+            _ = tx.closed() => return None,
+            _ = shutdown.cancelled() => return None,
         };
         let fetched = match polled {
             Ok(Polled::Records(fetched)) => fetched,
             Ok(Polled::Rebalanced) => Vec::new(),
             Err(e) => {
                 let _ = tx.send(problem_out(&e)).await;
-                return;
+                return Some(e);
             }
         };
         let view = consumer.view();
         if (view.generation, &view.assignment) != (shown.0, &shown.1) {
             shown = (view.generation, view.assignment.clone());
             if tx.send(view_event("rebalance", view)).await.is_err() {
-                return;
+                return None;
             }
         }
         for f in &fetched {
@@ -828,7 +883,7 @@ async fn pump(
                     data: String::from_utf8_lossy(&buf).into_owned(),
                 };
                 if tx.send(out).await.is_err() {
-                    return;
+                    return None;
                 }
             }
         }

@@ -1,13 +1,24 @@
 //! Load shedding and CORS at the HTTP door: a cap on requests served at once and on open event
-//! streams (503 `overloaded` with `Retry-After` instead of unbounded queues), the per-principal
-//! request quota, and the configured CORS policy.
+//! streams (503 `overloaded` with `Retry-After` instead of unbounded queues), the budget of
+//! memory that request bodies may hold together, the per-principal request quota, and the
+//! configured CORS policy.
+//!
+//! The body budget (`max_inflight_body_bytes`): a body whose length is declared
+//! (`Content-Length`) reserves it before anything is read; a body of unknown length reserves
+//! each piece as it arrives. The reservation is released when the request is done: its response
+//! is ready and its body is dropped. A body that does not fit is refused with 503 `overloaded`.
+//! The streaming NDJSON produce reserves only the lines it holds, as it reads them.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use axum::body::{Body, Bytes};
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, Method};
+use hyper::body::{Body as _, Frame, SizeHint};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use super::AppState;
@@ -22,6 +33,202 @@ pub struct Limits {
     streams: Arc<AtomicUsize>,
     max_requests: usize,
     max_streams: usize,
+    /// Bytes of request bodies being read or held.
+    pub bodies: Arc<BodyBudget>,
+}
+
+/// The process-wide bound on the bytes request bodies hold.
+#[derive(Debug, Default)]
+pub struct BodyBudget {
+    used: AtomicUsize,
+    max: usize,
+}
+
+impl BodyBudget {
+    /// A budget of `max` bytes.
+    pub fn new(max: usize) -> Self {
+        Self {
+            used: AtomicUsize::new(0),
+            max,
+        }
+    }
+
+    /// Bytes reserved now.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Acquire)
+    }
+
+    /// An empty reservation against this budget.
+    pub fn reservation(self: &Arc<Self>) -> BodyReservation {
+        BodyReservation {
+            budget: self.clone(),
+            held: AtomicUsize::new(0),
+        }
+    }
+
+    fn take(&self, n: usize) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(n).filter(|&total| total <= self.max)
+            })
+            .is_ok()
+    }
+
+    fn give_back(&self, n: usize) {
+        self.used.fetch_sub(n, Ordering::AcqRel);
+    }
+}
+
+/// Bytes of one request's body held against the [`BodyBudget`]; released when dropped.
+#[derive(Debug)]
+pub struct BodyReservation {
+    budget: Arc<BodyBudget>,
+    held: AtomicUsize,
+}
+
+impl BodyReservation {
+    /// Reserves `n` more bytes, or refuses with `overloaded` when the budget has no room.
+    pub fn grow(&self, n: usize) -> Result<(), Error> {
+        if n == 0 {
+            return Ok(());
+        }
+        if !self.budget.take(n) {
+            return Err(overloaded("memory for request bodies"));
+        }
+        self.held.fetch_add(n, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Grows or shrinks the reservation to `n` bytes.
+    pub fn resize(&self, n: usize) -> Result<(), Error> {
+        let held = self.held.load(Ordering::Acquire);
+        if n > held {
+            return self.grow(n - held);
+        }
+        self.held.fetch_sub(held - n, Ordering::AcqRel);
+        self.budget.give_back(held - n);
+        Ok(())
+    }
+}
+
+impl Drop for BodyReservation {
+    fn drop(&mut self) {
+        self.budget.give_back(*self.held.get_mut());
+    }
+}
+
+/// A body's error when the budget has no room for its next piece.
+#[derive(Debug, thiserror::Error)]
+#[error("the server is at its limit of memory for request bodies")]
+pub struct OverBudget;
+
+/// A body of unknown length that reserves each piece as it arrives. Once a piece did not fit
+/// it fails, and what follows passes uncounted, to be thrown away.
+struct Metered {
+    body: Body,
+    reservation: Arc<BodyReservation>,
+    refused: bool,
+}
+
+impl hyper::body::Body for Metered {
+    type Data = Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let frame = match Pin::new(&mut self.body).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => frame,
+            Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Pending => return Poll::Pending,
+        };
+        if self.refused {
+            return Poll::Ready(Some(Ok(frame)));
+        }
+        let n = frame.data_ref().map_or(0, Bytes::len);
+        Poll::Ready(Some(match self.reservation.grow(n) {
+            Ok(()) => Ok(frame),
+            Err(_) => {
+                self.refused = true;
+                Err(OverBudget.into())
+            }
+        }))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// Reserves a request's body under the budget: a declared length now (refused with
+/// `overloaded` when it does not fit); for a body of unknown length an empty reservation that
+/// [`meter_body`] fills as pieces arrive. Held until the request is done. Bodies over
+/// `max_request_bytes` reserve nothing (they are refused unread), nor do the bodies that
+/// `streamed` handlers budget themselves.
+pub fn reserve_body(s: &AppState, req: &Request, streamed: bool) -> Result<Option<Arc<BodyReservation>>, Error> {
+    let declared = req.body().size_hint().exact();
+    if streamed || declared == Some(0) {
+        return Ok(None);
+    }
+    let reservation = s.limits.bodies.reservation();
+    match declared {
+        Some(n) if n > s.broker.config().max_request_bytes as u64 => return Ok(None),
+        Some(n) => reservation.grow(n as usize)?,
+        None => {}
+    }
+    Ok(Some(Arc::new(reservation)))
+}
+
+/// Makes a body of unknown length fill `reservation` as it arrives.
+pub fn meter_body(req: Request, reservation: Option<&Arc<BodyReservation>>) -> Request {
+    match reservation {
+        Some(r) if req.body().size_hint().exact().is_none() => req.map(|body| {
+            Body::new(Metered {
+                body,
+                reservation: r.clone(),
+                refused: false,
+            })
+        }),
+        _ => req,
+    }
+}
+
+/// How long the rest of a refused body is read and thrown away.
+const DISCARD_TIME: Duration = Duration::from_secs(10);
+
+/// Reads what is left of a refused request's body and throws it away, in the background (at
+/// most `cap` bytes, for at most 10 s; nothing when more is declared): a client still sending
+/// it then reads the refusal instead of finding its connection reset. A client that sent
+/// `Expect: 100-continue` is not sending; its body is left alone.
+pub fn discard_body(req: Request, cap: usize) {
+    if req.headers().contains_key(axum::http::header::EXPECT) {
+        return;
+    }
+    discard(req.into_body(), cap);
+}
+
+/// Reads `body` and throws it away in the background, as [`discard_body`] does.
+pub fn discard(body: Body, cap: usize) {
+    use http_body_util::BodyExt as _;
+    if body.is_end_stream() || body.size_hint().exact().is_some_and(|n| n > cap as u64) {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut body = body;
+        let drain = async {
+            let mut read = 0usize;
+            while let Some(Ok(frame)) = body.frame().await {
+                read += frame.data_ref().map_or(0, Bytes::len);
+                if read > cap {
+                    return;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(DISCARD_TIME, drain).await;
+    });
 }
 
 /// A slot of an open event stream, released when dropped.
@@ -48,6 +255,7 @@ impl Limits {
         Self {
             max_requests: config.max_concurrent_requests,
             max_streams: config.max_streams,
+            bodies: Arc::new(BodyBudget::new(config.max_inflight_body_bytes)),
             ..Self::default()
         }
     }
@@ -136,4 +344,56 @@ pub fn cors(config: &Config) -> Option<CorsLayer> {
             ])
             .max_age(Duration::from_secs(config.cors_max_age_secs)),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reservations_stay_within_the_budget_and_give_back_on_drop() {
+        let budget = Arc::new(BodyBudget::new(100));
+        let a = budget.reservation();
+        a.grow(60).unwrap();
+        let b = budget.reservation();
+        assert_eq!(b.grow(41).unwrap_err().code, ErrorCode::Overloaded);
+        b.grow(40).unwrap();
+        assert_eq!(budget.used(), 100);
+        a.resize(10).unwrap();
+        assert_eq!(budget.used(), 50);
+        b.resize(90).unwrap();
+        assert_eq!(b.resize(91).unwrap_err().code, ErrorCode::Overloaded);
+        drop(a);
+        drop(b);
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_metered_body_fails_once_it_no_longer_fits_and_then_passes_the_rest() {
+        use http_body_util::BodyExt as _;
+        let budget = Arc::new(BodyBudget::new(10));
+        let reservation = Arc::new(budget.reservation());
+        let pieces: Vec<Result<Bytes, std::io::Error>> = ["abcd", "efgh", "ijkl", "mnop"]
+            .into_iter()
+            .map(|p| Ok(Bytes::from(p)))
+            .collect();
+        let req = Request::new(Body::from_stream(futures::stream::iter(pieces)));
+        let mut body = meter_body(req, Some(&reservation)).into_body();
+        for _ in 0..2 {
+            assert!(body.frame().await.unwrap().is_ok());
+        }
+        let err = body.frame().await.unwrap().unwrap_err();
+        assert!(
+            std::error::Error::source(&err).is_some_and(|s| s.is::<OverBudget>()),
+            "{err}"
+        );
+        assert!(
+            body.frame().await.unwrap().is_ok(),
+            "the rest passes, to be thrown away"
+        );
+        assert_eq!(budget.used(), 8);
+        drop(body);
+        drop(reservation);
+        assert_eq!(budget.used(), 0);
+    }
 }

@@ -12,6 +12,7 @@ pub mod openapi;
 pub mod produce_body;
 pub mod records;
 pub mod render;
+pub mod serve;
 pub mod streams;
 pub mod system;
 pub mod tls;
@@ -236,7 +237,7 @@ fn route_metrics(route: &str, method: &Method, status: StatusCode) -> (metrics::
 }
 
 /// The door every API request passes, in order: metrics (counted and timed whatever the outcome),
-/// authentication, then load shedding and the request quota. One middleware rather than three:
+/// authentication, then load shedding, the request quota and the body budget. One middleware rather than three:
 /// each axum middleware layer clones its inner service and state for every request.
 async fn door(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -252,11 +253,23 @@ async fn door(State(s): State<AppState>, mut req: Request, next: Next) -> Respon
         Err(refused) => problem_response(&refused),
         Ok(()) => match limits::admit(&s, &req) {
             Err(refused) => problem_response(&refused),
-            // A debug span per request (what tower-http's `TraceLayer` gave, for about 12 % of a
-            // single-record produce's CPU): the path only, as query strings may carry tokens.
             Ok(_in_flight) => {
-                let span = tracing::debug_span!("request", method = %req.method(), path = %req.uri().path());
-                next.run(req).instrument(span).await
+                let streamed = records::streams_body(&req);
+                match limits::reserve_body(&s, &req, streamed) {
+                    Err(refused) => {
+                        limits::discard_body(req, s.broker.config().max_request_bytes);
+                        problem_response(&refused)
+                    }
+                    // Held until the response is ready: the handler is done with the body.
+                    Ok(body_bytes) => {
+                        let req = limits::meter_body(req, body_bytes.as_ref());
+                        // A debug span per request (what tower-http's `TraceLayer` gave, for about
+                        // 12 % of a single-record produce's CPU): the path only, as query strings
+                        // may carry tokens.
+                        let span = tracing::debug_span!("request", method = %req.method(), path = %req.uri().path());
+                        next.run(req).instrument(span).await
+                    }
+                }
             }
         },
     };

@@ -19,6 +19,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::AppState;
 use super::error::{ApiError, ApiResult, Problem, problem_response};
 use super::extract::{Params, media_type, parse_json, read_body};
+use super::limits::BodyReservation;
 use super::produce_body;
 use super::render::{Rendering, json_response, write_records};
 use crate::broker::produce::ProduceRequest;
@@ -332,6 +333,7 @@ fn increment(digits: &mut [u8]) -> bool {
 /// Produce records.
 #[utoipa::path(
     post, path = "/v1/topics/{topic}/records", tag = "records",
+    extensions(("x-weir-permissions" = json!([{"resource": "topic", "name": "{topic}", "operation": "write"}]))),
     summary = "Produce records",
     description = "Appends records to a topic. `application/json` takes a batch; a raw body \
 (`application/octet-stream` or `text/plain`) is one record with its key in the `key` query parameter; \
@@ -399,7 +401,7 @@ pub async fn produce(
             };
             Ok(produce_response(s.broker.produce(&caller, &topic, request).await?))
         }
-        Some("application/x-ndjson" | "application/jsonl" | "application/x-jsonlines") => {
+        Some(mt) if NDJSON_TYPES.contains(&mt) => {
             reject_raw_params(&p)?;
             if headers.contains_key("idempotency-key") {
                 return Err(Error::invalid_parameter(
@@ -409,7 +411,8 @@ pub async fn produce(
                 .into());
             }
             s.broker.topic(&caller, &topic)?;
-            Ok(produce_ndjson(s.broker.clone(), caller, topic, p, body).await)
+            let held = s.limits.bodies.reservation();
+            Ok(produce_ndjson(s.broker.clone(), caller, topic, p, body, held).await)
         }
         Some(ct @ ("application/octet-stream" | "text/plain")) => {
             let bytes = read_body(body, limit).await?;
@@ -482,7 +485,28 @@ enum Line<'a> {
 /// Answers an NDJSON stream once its first chunk is in: reading the body before the answer's head
 /// goes out is what makes hyper send `100 Continue` to a client that asked for it (`curl -T`
 /// otherwise waits a second before it sends anything).
-async fn produce_ndjson(broker: Broker, caller: Caller, topic: String, p: ProduceParams, body: Body) -> Response {
+/// The media types of a streaming NDJSON produce.
+const NDJSON_TYPES: [&str; 3] = ["application/x-ndjson", "application/jsonl", "application/x-jsonlines"];
+
+/// Whether a request is a streaming NDJSON produce, whose handler reserves body memory itself
+/// (for the lines it holds, not for the whole stream, which may be any length).
+pub fn streams_body(req: &Request) -> bool {
+    req.method() == axum::http::Method::POST
+        && req
+            .extensions()
+            .get::<axum::extract::MatchedPath>()
+            .is_some_and(|p| p.as_str() == "/v1/topics/{topic}/records")
+        && media_type(req.headers()).is_some_and(|mt| NDJSON_TYPES.contains(&mt.as_str()))
+}
+
+async fn produce_ndjson(
+    broker: Broker,
+    caller: Caller,
+    topic: String,
+    p: ProduceParams,
+    body: Body,
+    held: BodyReservation,
+) -> Response {
     let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(64);
     let limit = broker.config().max_request_bytes;
     let max_records = broker.config().max_records_per_request;
@@ -495,6 +519,13 @@ async fn produce_ndjson(broker: Broker, caller: Caller, topic: String, p: Produc
             let eof = !matches!(chunk, Some(Ok(_)));
             if let Some(Ok(c)) = chunk {
                 buf.extend_from_slice(&c);
+            }
+            // The lines held, against the memory budget for bodies.
+            if let Err(e) = held.resize(buf.len()) {
+                let _ = tx
+                    .send(Ok(ndjson_line(Err::<crate::broker::RecordAck, _>(e).into())))
+                    .await;
+                return;
             }
             let cut = if eof {
                 buf.len()
@@ -546,6 +577,7 @@ async fn produce_ndjson(broker: Broker, caller: Caller, topic: String, p: Produc
             if eof {
                 return;
             }
+            let _ = held.resize(buf.len());
         }
     });
     let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
@@ -705,6 +737,7 @@ pub fn parse_partition(p: &str) -> Result<u32, Error> {
 /// Fetch records from a partition.
 #[utoipa::path(
     get, path = "/v1/topics/{topic}/partitions/{partition}/records", tag = "records",
+    extensions(("x-weir-permissions" = json!([{"resource": "topic", "name": "{topic}", "operation": "read"}]))),
     summary = "Fetch records from a partition",
     description = "Returns records from `offset` (or the first at or after `timestamp`, or `earliest` / \
 `latest`). With `wait_ms` the request long-polls: it answers as soon as a record arrives, or empty at the deadline.",

@@ -42,6 +42,10 @@ pub struct SqlResponse {
 /// Run SQL statements.
 #[utoipa::path(
     post, path = "/v1/sql", tag = "streams",
+    extensions(("x-weir-permissions" = json!([
+        {"resource": "query", "name": "{sql.creates}", "operation": "create"},
+        {"resource": "topic", "name": "{sql.topics}", "operation": "describe"},
+    ]))),
     summary = "Run SQL statements",
     description = "Runs `CREATE STREAM|TABLE … WITH (…)`, `CREATE STREAM|TABLE … AS SELECT …`, `INSERT INTO … SELECT …`, \
 `DROP STREAM|TABLE`, `TERMINATE <query id>`, `SHOW STREAMS|TABLES|QUERIES`, `DESCRIBE <name>` and `EXPLAIN` in order. \
@@ -101,6 +105,9 @@ pub struct QueryLine {
 /// Run a push or pull query.
 #[utoipa::path(
     post, path = "/v1/query", tag = "streams",
+    extensions(("x-weir-permissions" = json!([
+        {"resource": "topic", "name": "{sql.reads}", "operation": "read"},
+    ]))),
     summary = "Run a push or pull query",
     description = "A `SELECT … EMIT CHANGES` streams rows as they change, as NDJSON over HTTP/1.1 chunked (a header line \
 `{\"header\": {\"query_id\", \"columns\"}}`, then `{\"row\": {…}}` lines, and always a last line `{\"end\": {\"reason\"}}`), or as \
@@ -173,6 +180,7 @@ pub struct QueryList {
 
 /// List persistent queries.
 #[utoipa::path(get, path = "/v1/queries", tag = "streams", summary = "List persistent queries",
+    extensions(("x-weir-permissions" = json!([]))),
     responses(
         (status = 200, description = "Queries with state, counters, input positions and lag, state size.", body = QueryList),
         (status = 401, description = "`unauthenticated`.", body = Problem, content_type = "application/problem+json"),
@@ -185,6 +193,7 @@ pub async fn list_queries(State(s): State<AppState>, caller: Caller) -> Json<Que
 
 /// Describe a persistent query.
 #[utoipa::path(get, path = "/v1/queries/{id}", tag = "streams", summary = "Describe a query",
+    extensions(("x-weir-permissions" = json!([{"resource": "query", "name": "{id}", "operation": "describe"}]))),
     params(("id" = String, Path, description = "Query id")),
     responses(
         (status = 200, description = "State, counters, input positions and lag, state size, last error.", body = QueryInfo,
@@ -203,6 +212,7 @@ pub async fn get_query(
 
 /// Terminate a query.
 #[utoipa::path(delete, path = "/v1/queries/{id}", tag = "streams", summary = "Terminate a query",
+    extensions(("x-weir-permissions" = json!([{"resource": "query", "name": "{id}", "operation": "delete"}]))),
     description = "Stops a persistent query (its state is deleted; what it wrote stays) or ends a push query.",
     params(("id" = String, Path, description = "Query id")),
     responses(
@@ -224,7 +234,8 @@ pub struct SourceList {
 }
 
 /// List streams.
-#[utoipa::path(get, path = "/v1/streams", tag = "streams", summary = "List streams",
+#[utoipa::path(get, path = "/v1/streams", tag = "streams",
+    extensions(("x-weir-permissions" = json!([]))), summary = "List streams",
     responses((status = 200, description = "Declared streams.", body = SourceList),
         (status = 401, description = "`unauthenticated`.", body = Problem, content_type = "application/problem+json")))]
 pub async fn list_streams(State(s): State<AppState>, caller: Caller) -> Json<SourceList> {
@@ -234,7 +245,8 @@ pub async fn list_streams(State(s): State<AppState>, caller: Caller) -> Json<Sou
 }
 
 /// List tables.
-#[utoipa::path(get, path = "/v1/tables", tag = "streams", summary = "List tables",
+#[utoipa::path(get, path = "/v1/tables", tag = "streams",
+    extensions(("x-weir-permissions" = json!([]))), summary = "List tables",
     responses((status = 200, description = "Declared tables.", body = SourceList),
         (status = 401, description = "`unauthenticated`.", body = Problem, content_type = "application/problem+json")))]
 pub async fn list_tables(State(s): State<AppState>, caller: Caller) -> Json<SourceList> {
@@ -244,7 +256,8 @@ pub async fn list_tables(State(s): State<AppState>, caller: Caller) -> Json<Sour
 }
 
 /// Describe a stream.
-#[utoipa::path(get, path = "/v1/streams/{name}", tag = "streams", summary = "Describe a stream",
+#[utoipa::path(get, path = "/v1/streams/{name}", tag = "streams",
+    extensions(("x-weir-permissions" = json!([{"resource": "query", "name": "{name}", "operation": "describe"}]))), summary = "Describe a stream",
     params(("name" = String, Path, description = "Stream name")),
     responses(
         (status = 200, description = "Topic, columns, event time, the queries that write and read it.", body = SourceInfo,
@@ -261,7 +274,8 @@ pub async fn get_stream(
 }
 
 /// Describe a table.
-#[utoipa::path(get, path = "/v1/tables/{name}", tag = "streams", summary = "Describe a table",
+#[utoipa::path(get, path = "/v1/tables/{name}", tag = "streams",
+    extensions(("x-weir-permissions" = json!([{"resource": "query", "name": "{name}", "operation": "describe"}]))), summary = "Describe a table",
     params(("name" = String, Path, description = "Table name")),
     responses(
         (status = 200, description = "Topic, columns and key, the queries that write and read it.", body = SourceInfo,

@@ -19,14 +19,20 @@ pub struct Status {
 }
 
 /// Liveness: the process serves HTTP.
-#[utoipa::path(get, path = "/healthz", tag = "system", summary = "Liveness",
+#[utoipa::path(get, path = "/healthz", tag = "system",
+    extensions(("x-weir-permissions" = json!([]))),
+    security(()),
+    summary = "Liveness",
     responses((status = 200, description = "The server is alive.", body = Status)))]
 pub async fn healthz() -> axum::Json<Status> {
     axum::Json(Status { status: "ok" })
 }
 
 /// Readiness: the store is open and the server is not shutting down.
-#[utoipa::path(get, path = "/readyz", tag = "system", summary = "Readiness",
+#[utoipa::path(get, path = "/readyz", tag = "system",
+    extensions(("x-weir-permissions" = json!([]))),
+    security(()),
+    summary = "Readiness",
     responses(
         (status = 200, description = "Ready to serve.", body = Status, example = json!({"status": "ready"})),
         (status = 503, description = "`unavailable`: shutting down.", body = Problem, content_type = "application/problem+json"),
@@ -39,7 +45,11 @@ pub async fn readyz(State(s): State<AppState>) -> Response {
 }
 
 /// Prometheus metrics in the text exposition format.
-#[utoipa::path(get, path = "/metrics", tag = "system", summary = "Prometheus metrics",
+#[utoipa::path(get, path = "/metrics", tag = "system",
+    extensions(("x-weir-permissions" = json!([
+        {"resource": "cluster", "name": "weir", "operation": "describe"},
+    ]))),
+    summary = "Prometheus metrics",
     responses((status = 200, description = "Metrics in the Prometheus text format (needs `describe` on `cluster`).", content_type = "text/plain",
         body = String, example = json!("# TYPE weir_records_in_total counter\nweir_records_in_total{topic=\"orders\"} 42\n")),
         (status = 401, description = "`unauthenticated`.", body = Problem, content_type = "application/problem+json"),

@@ -55,6 +55,7 @@ pub struct TokenList {
 /// Create an API token.
 #[utoipa::path(
     post, path = "/v1/tokens", tag = "security",
+    extensions(("x-weir-permissions" = json!([{"resource": "cluster", "name": "weir", "operation": "alter"}]))),
     summary = "Create an API token",
     description = "Needs `alter` on `cluster`. The secret is returned once, as `token`; only its hash is stored.",
     request_body(content = CreateToken, content_type = "application/json"),
@@ -82,6 +83,9 @@ pub async fn create(
 /// List API tokens.
 #[utoipa::path(
     get, path = "/v1/tokens", tag = "security",
+    extensions(("x-weir-permissions" = json!([
+        {"resource": "cluster", "name": "weir", "operation": "describe"},
+    ]))),
     summary = "List API tokens",
     description = "Needs `describe` on `cluster`. Secrets are never shown.",
     responses(
@@ -100,6 +104,7 @@ pub async fn list(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<T
 /// Revoke an API token.
 #[utoipa::path(
     delete, path = "/v1/tokens/{id}", tag = "security",
+    extensions(("x-weir-permissions" = json!([{"resource": "cluster", "name": "weir", "operation": "alter"}]))),
     summary = "Revoke an API token",
     description = "Needs `alter` on `cluster`. Effective on the very next request; open event streams of the token are closed.",
     params(("id" = String, Path, description = "Token id")),

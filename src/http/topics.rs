@@ -115,6 +115,9 @@ pub struct TopicList {
 /// Create a topic.
 #[utoipa::path(
     post, path = "/v1/topics", tag = "topics",
+    extensions(("x-weir-permissions" = json!([
+        {"resource": "topic", "name": "{body.name}", "operation": "create"},
+    ]))),
     summary = "Create a topic",
     request_body(content = CreateTopic, content_type = "application/json"),
     responses(
@@ -141,6 +144,7 @@ pub async fn create_topic(
 /// List topics.
 #[utoipa::path(
     get, path = "/v1/topics", tag = "topics",
+    extensions(("x-weir-permissions" = json!([]))),
     summary = "List topics",
     responses(
         (status = 200, description = "All topics the caller may see, by name.", body = TopicList,
@@ -159,6 +163,9 @@ pub async fn list_topics(State(s): State<AppState>, caller: Caller) -> Json<Topi
 /// Describe a topic.
 #[utoipa::path(
     get, path = "/v1/topics/{topic}", tag = "topics",
+    extensions(("x-weir-permissions" = json!([
+        {"resource": "topic", "name": "{topic}", "operation": "describe"},
+    ]))),
     summary = "Describe a topic",
     params(("topic" = String, Path, description = "Topic name")),
     responses(
@@ -177,6 +184,7 @@ pub async fn get_topic(
 /// Change a topic's config or raise its partition count.
 #[utoipa::path(
     patch, path = "/v1/topics/{topic}", tag = "topics",
+    extensions(("x-weir-permissions" = json!([{"resource": "topic", "name": "{topic}", "operation": "alter"}]))),
     summary = "Change a topic's config or partition count",
     params(("topic" = String, Path, description = "Topic name")),
     request_body(content = AlterTopic, content_type = "application/json"),
@@ -206,6 +214,7 @@ pub async fn alter_topic(
 /// Delete a topic and all its records.
 #[utoipa::path(
     delete, path = "/v1/topics/{topic}", tag = "topics",
+    extensions(("x-weir-permissions" = json!([{"resource": "topic", "name": "{topic}", "operation": "delete"}]))),
     summary = "Delete a topic",
     params(("topic" = String, Path, description = "Topic name")),
     responses(

@@ -67,6 +67,10 @@ pub struct TransactionBody<'a> {
 /// Run a transaction.
 #[utoipa::path(
     post, path = "/v1/transactions", tag = "transactions",
+    extensions(("x-weir-permissions" = json!([
+        {"resource": "topic", "name": "{body.produce.topic}", "operation": "write"},
+        {"resource": "group", "name": "{body.commit.group}", "operation": "read"},
+    ]))),
     summary = "Produce and commit atomically",
     description = "Appends records to any number of topics and partitions and commits a consumer-group member's \
 offsets in one write: all of it or none of it, visible to readers only once written. A consume → process → \
