@@ -173,6 +173,41 @@ async fn golden_enriched_orders() {
     run_case("enriched_orders").await;
 }
 
+#[tokio::test]
+async fn golden_filter_project() {
+    run_case("filter_project").await;
+}
+
+#[tokio::test]
+async fn golden_changes_having() {
+    run_case("changes_having").await;
+}
+
+#[tokio::test]
+async fn golden_sessions() {
+    run_case("sessions").await;
+}
+
+#[tokio::test]
+async fn golden_late_grace() {
+    run_case("late_grace").await;
+}
+
+#[tokio::test]
+async fn golden_global_aggregate() {
+    run_case("global_aggregate").await;
+}
+
+#[tokio::test]
+async fn golden_join_composite() {
+    run_case("join_composite").await;
+}
+
+#[tokio::test]
+async fn golden_bad_records() {
+    run_case("bad_records").await;
+}
+
 /// Every case in the folder has a test above (a new golden file cannot be forgotten).
 #[test]
 fn every_golden_case_is_run() {

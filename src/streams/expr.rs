@@ -525,6 +525,10 @@ fn date_part(name: &str) -> Result<DatePart, String> {
 
 fn call(f: &ast::Function, scope: &Scope, agg: Option<&AggScope>) -> Result<Expr, String> {
     let name = function_name(f);
+    // `user`, `current_user`… parse as niladic functions; a column of that name is meant.
+    if matches!(f.args, ast::FunctionArguments::None) && !matches!(name.as_str(), "NOW" | "CURRENT_TIMESTAMP") {
+        return column_ref(&[name.to_lowercase()], scope, agg);
+    }
     if is_aggregate(&name) {
         return Err(format!(
             "{name} is an aggregate: use it with GROUP BY (or over the whole stream)"

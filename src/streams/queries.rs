@@ -188,6 +188,35 @@ fn table(name: &str) -> StateTable {
     StateTable::new(NAMESPACE, name).expect("valid table names")
 }
 
+/// Where in the script a planning error is: the first use of the name it quotes (`'x'`) in
+/// the statement, else the statement's start.
+fn locate(p: &Parsed, message: &str) -> (usize, usize) {
+    let Some(name) = message.split('\'').nth(1).filter(|n| !n.is_empty()) else {
+        return (p.line, p.column);
+    };
+    let needle = name.rsplit('.').next().unwrap_or(name).to_lowercase();
+    let text = p.text.to_lowercase();
+    let is_word = |c: Option<char>| c.is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
+    let mut from = 0;
+    while let Some(i) = text[from..].find(&needle).map(|i| i + from) {
+        let before = text[..i].chars().next_back();
+        let after = text[i + needle.len()..].chars().next();
+        if is_word(before) && is_word(after) {
+            let prefix = &p.text[..i];
+            let lines = prefix.matches('\n').count();
+            let col = prefix.rsplit('\n').next().map_or(0, |l| l.chars().count());
+            let (l0, c0) = p.text_at;
+            return if lines == 0 {
+                (l0, c0 + col)
+            } else {
+                (l0 + lines, col + 1)
+            };
+        }
+        from = i + needle.len();
+    }
+    (p.line, p.column)
+}
+
 fn invalid(p: &Parsed, message: impl Into<String>) -> Error {
     sql_error(ErrorCode::SqlInvalid, &SqlError::at(p.line, p.column, message))
 }
@@ -343,7 +372,10 @@ impl Streams {
 
     fn plan(&self, p: &Parsed, query: &sqlparser::ast::Query, emit: Option<Emit>) -> Result<Plan> {
         let cat = self.catalog();
-        plan::plan(query, emit, &Snapshot(&cat)).map_err(|m| invalid(p, m))
+        plan::plan(query, emit, &Snapshot(&cat)).map_err(|m| {
+            let (line, column) = locate(p, &m);
+            sql_error(ErrorCode::SqlInvalid, &SqlError::at(line, column, m))
+        })
     }
 
     async fn create_source(
@@ -491,9 +523,14 @@ impl Streams {
                 .unwrap_or(1),
         };
         let qcaller = query_caller(&stored);
-        crate::connect::worker::ensure_topic(&self.inner.broker, &qcaller, &sink.topic, partitions)
+        self.create_sink_topic(&qcaller, &plan, &sink.topic, partitions)
             .await
-            .map_err(|m| invalid(p, m))?;
+            .map_err(|e| invalid(p, e.detail))?;
+        if let Some(t) = option_text(&options, "errors_topic") {
+            crate::connect::worker::ensure_topic(&self.inner.broker, &qcaller, &t, 1)
+                .await
+                .map_err(|m| invalid(p, m))?;
+        }
         self.settings(&stored).map_err(|m| invalid(p, m))?;
         let w = StateWrite::Put {
             table: table("queries"),
@@ -515,6 +552,25 @@ impl Streams {
         );
         r.query_id = Some(id);
         Ok(r)
+    }
+
+    /// Creates a query's sink topic (if missing) with the input topic's retention: results
+    /// carry their input's event time, so a shorter retention would delete a replay's results.
+    async fn create_sink_topic(&self, caller: &Caller, plan: &Plan, topic: &str, partitions: u32) -> Result<()> {
+        let mut config = BTreeMap::new();
+        if let Ok(input) = self.inner.broker.describe_topic(&Caller::internal(), &plan.input.topic) {
+            config.insert("retention.ms".to_owned(), Json::from(input.config.retention_ms));
+            config.insert("retention.bytes".to_owned(), Json::from(input.config.retention_bytes));
+        }
+        match self
+            .inner
+            .broker
+            .create_topic(caller, topic, Some(partitions), &config)
+            .await
+        {
+            Err(e) if e.code != ErrorCode::TopicAlreadyExists => Err(e),
+            _ => Ok(()),
+        }
     }
 
     fn next_query_id(&self, prefix: &str, name: &str) -> String {
@@ -908,6 +964,15 @@ impl Streams {
                 "a push query reads a stream; SELECT from a table without EMIT is a pull query",
             ));
         }
+        let input = Input {
+            broker: self.inner.broker.clone(),
+            caller: caller.clone(),
+            topic: plan.input.topic.clone(),
+            table_topic: plan.join.as_ref().map(|j| j.table.topic.clone()),
+        };
+        // Positions are fixed now: what is produced once the answer has begun is in it.
+        let mut positions = Positions::new();
+        input.init(&mut positions, earliest).await?;
         let id = format!("transient_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let stop = CancellationToken::new();
         self.inner
@@ -917,12 +982,8 @@ impl Streams {
             .insert(id.clone(), stop.clone());
         let (tx, rx) = mpsc::channel(1024);
         let push = Push {
-            input: Input {
-                broker: self.inner.broker.clone(),
-                caller: caller.clone(),
-                topic: plan.input.topic.clone(),
-                table_topic: plan.join.as_ref().map(|j| j.table.topic.clone()),
-            },
+            input,
+            positions,
             limit: plan.limit,
             engine: Engine::new(
                 plan,
@@ -1057,10 +1118,13 @@ impl Streams {
 /// The key of a declared table's record: its primary key columns, else the record key.
 fn table_key(s: &Source, key: &Json, value: &Json) -> String {
     let pk = s.key_columns();
-    if pk.is_empty() || value.is_null() {
-        return key.to_string();
-    }
-    let vals: Vec<&Json> = pk.iter().map(|c| value.get(&c.name).unwrap_or(&Json::Null)).collect();
+    let vals: Vec<&Json> = match (pk.as_slice(), value.is_null()) {
+        ([], _) => return key.to_string(),
+        // A tombstone names its row by the record key: the value, or an object of the columns.
+        ([_], true) => vec![key],
+        (cols, true) => cols.iter().map(|c| key.get(&c.name).unwrap_or(&Json::Null)).collect(),
+        (cols, false) => cols.iter().map(|c| value.get(&c.name).unwrap_or(&Json::Null)).collect(),
+    };
     serde_json::to_string(&vals).unwrap_or_default()
 }
 
@@ -1325,6 +1389,7 @@ async fn commit(broker: &Broker, caller: &Caller, batches: &[(&str, &[Out])], st
 /// A push query's loop.
 struct Push {
     input: Input,
+    positions: Positions,
     engine: Engine,
     limit: Option<u64>,
     id: String,
@@ -1345,12 +1410,9 @@ impl Push {
     async fn rows(&mut self) -> String {
         let stats = Arc::new(Stats::default());
         let mut st = MemState::default();
-        let mut pos = Positions::new();
+        let mut pos = std::mem::take(&mut self.positions);
         let mut sent = 0u64;
         let mut idle = Idle::new(Duration::from_millis(DEFAULT_IDLE_MS as u64));
-        if let Err(e) = self.input.init(&mut pos, self.earliest).await {
-            return format!("error: {}", e.detail);
-        }
         loop {
             if self.stop.is_cancelled() {
                 return "terminated".into();

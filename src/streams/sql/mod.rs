@@ -163,6 +163,8 @@ pub struct Parsed {
     pub line: usize,
     /// Its first column (1-based).
     pub column: usize,
+    /// Where `text` starts in the script (line, column), comments included.
+    pub text_at: (usize, usize),
 }
 
 /// A SQL error, with where it is.
@@ -225,11 +227,14 @@ fn parse_segment(script: &str, seg: &Segment) -> Result<Parsed, SqlError> {
     let toks = words(&seg.blanked(script))?;
     let word = |i: usize| toks.get(i).map_or("", |t| t.0.as_str());
     let (line, column) = (toks[0].2, toks[0].3);
+    let lead = text.len() - text.trim_start().len();
+    let text_at = split::position(script, seg.start + lead);
     let parsed = |statement| Parsed {
         statement,
         text: text.trim().to_owned(),
         line,
         column,
+        text_at,
     };
     let name_at = |i: usize| -> Result<String, SqlError> {
         match toks.get(i) {
@@ -287,17 +292,17 @@ fn parse_segment(script: &str, seg: &Segment) -> Result<Parsed, SqlError> {
 /// place, so positions stay true) and taking off a trailing `EMIT CHANGES|FINAL`.
 fn parse_sql(script: &str, seg: &Segment, toks: &[(String, Token, usize, usize)]) -> Result<Statement, SqlError> {
     let mut text = seg.blanked(script);
-    let n = toks.len();
-    let emit = match (
-        toks.get(n.wrapping_sub(2)).map(|t| t.0.as_str()),
-        toks.last().map(|t| t.0.as_str()),
-    ) {
-        (Some("EMIT"), Some(w @ ("CHANGES" | "FINAL"))) => {
-            split::blank_words(&mut text, &toks[n - 2..], &[4, w.len()]);
-            Some(if w == "CHANGES" { Emit::Changes } else { Emit::Final })
+    // `EMIT CHANGES|FINAL` ends the query (before a `LIMIT`, as ksqlDB writes it, or after).
+    let mut emit = None;
+    for (i, pair) in toks.windows(2).enumerate() {
+        if let ("EMIT", w @ ("CHANGES" | "FINAL")) = (pair[0].0.as_str(), pair[1].0.as_str()) {
+            if emit.is_some() {
+                return Err(SqlError::at(pair[0].2, pair[0].3, "EMIT given twice"));
+            }
+            split::blank_words(&mut text, &toks[i..i + 2], &[4, w.len()]);
+            emit = Some(if w == "CHANGES" { Emit::Changes } else { Emit::Final });
         }
-        _ => None,
-    };
+    }
     let mut kind = Kind::Table;
     let mut explain = false;
     if toks.first().map(|t| t.0.as_str()) == Some("EXPLAIN") {
