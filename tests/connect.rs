@@ -1074,3 +1074,108 @@ async fn http_sink_credentials_are_hidden_in_answers_and_logs() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_failed_task_restarts_by_itself_when_asked_to() {
+    let s = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let topic = unique("auto");
+    s.create_topic(&topic, 1, json!({})).await;
+    s.produce(&topic, json!({"records": [{"value": {"n": 1}}]})).await;
+    // The directory does not exist yet: every write fails, the task fails.
+    let out_dir = dir.path().join("later");
+    let file = out_dir.join("out.jsonl");
+    let name = unique("auto");
+    let (st, v) = send(
+        &s,
+        "POST",
+        "/v1/connectors",
+        Some(
+            json!({"name": name, "config": {"connector.class": "FileStreamSink", "file": file, "topics": topic,
+            "restart.on.failure": "true", "restart.backoff.max.ms": "500"}}),
+        ),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    wait_for(&s, &format!("/v1/connectors/{name}/status"), 20, |v| {
+        v["tasks"][0]["state"] == "FAILED"
+    })
+    .await;
+    // Once the cause is gone, a restart with backoff delivers without anyone asking.
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_to_string(&file).unwrap_or_default().trim() != r#"{"n":1}"# {
+        assert!(Instant::now() < deadline, "the task never restarted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wait_state(&s, &name, "RUNNING").await;
+}
+
+#[tokio::test]
+async fn connectors_start_in_their_initial_state_and_keep_secret_references() {
+    let s = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let topic = unique("init");
+    s.create_topic(&topic, 1, json!({})).await;
+    s.produce(&topic, json!({"records": [{"value": 1}]})).await;
+    // The sink's file comes from a properties file: the reference is stored and shown, never its value.
+    let out = dir.path().join("secret-out.jsonl");
+    let props = dir.path().join("sink.properties");
+    std::fs::write(&props, format!("out.file={}\n", out.display())).unwrap();
+    let reference = format!("${{file:{}:out.file}}", props.display());
+    let name = unique("init");
+    let (st, v) = send(
+        &s,
+        "POST",
+        "/v1/connectors",
+        Some(json!({"name": name, "initial_state": "PAUSED",
+            "config": {"connector.class": "FileStreamSink", "file": reference, "topics": topic}})),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    wait_state(&s, &name, "PAUSED").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!out.exists(), "a connector created paused moved data");
+    assert_eq!(
+        send(&s, "PUT", &format!("/v1/connectors/{name}/resume"), None).await.0,
+        202
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_to_string(&out).unwrap_or_default().trim() != "1" {
+        assert!(Instant::now() < deadline, "nothing written to the referenced file");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for path in [
+        format!("/v1/connectors/{name}/config"),
+        format!("/v1/connectors/{name}/tasks"),
+    ] {
+        let (_, v) = send(&s, "GET", &path, None).await;
+        let text = v.to_string();
+        assert!(text.contains("${file:"), "{path}: {text}");
+        assert!(
+            !text.contains("secret-out.jsonl"),
+            "{path} shows the resolved value: {text}"
+        );
+    }
+    // Created stopped: no task runs, the offsets can be set at once.
+    let name2 = unique("init-stopped");
+    let (st, _) = send(
+        &s,
+        "POST",
+        "/v1/connectors",
+        Some(json!({"name": name2, "initial_state": "STOPPED",
+            "config": {"connector.class": "FileStreamSink", "file": out, "topics": topic}})),
+    )
+    .await;
+    assert_eq!(st, 201);
+    let (_, st2) = send(&s, "GET", &format!("/v1/connectors/{name2}/status"), None).await;
+    assert_eq!(
+        (
+            st2["connector"]["state"].as_str(),
+            st2["tasks"].as_array().map(Vec::len)
+        ),
+        (Some("STOPPED"), Some(0))
+    );
+    let (st, _) = send(&s, "DELETE", &format!("/v1/connectors/{name2}/offsets"), None).await;
+    assert_eq!(st, 200);
+}

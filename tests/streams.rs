@@ -508,3 +508,43 @@ async fn the_seed_workloads_resume_exactly_after_kill_9() {
         );
     }
 }
+
+#[tokio::test]
+async fn insert_into_merges_another_stream_into_a_query_output() {
+    let s = Server::start();
+    let (a, b, out) = (unique("ins-a"), unique("ins-b"), unique("ins-out"));
+    topic(&s, &a).await;
+    topic(&s, &b).await;
+    produce(&s, &a, &[json!({"value": {"id": 1, "src": "web"}})]).await;
+    produce(&s, &b, &[json!({"value": {"ident": 2}})]).await;
+    sql_ok(
+        &s,
+        &format!(
+            "CREATE STREAM ia (id BIGINT, src TEXT) WITH (topic = '{a}');
+        CREATE STREAM ib (ident BIGINT) WITH (topic = '{b}');
+        CREATE STREAM merged WITH (topic = '{out}') AS SELECT id, src FROM ia;
+        INSERT INTO merged SELECT ident AS id, 'mobile' AS src FROM ib"
+        ),
+    )
+    .await;
+    let r = sql(&s, "INSERT INTO merged SELECT ident FROM ib").await;
+    let p = expect_problem(r, 400, "sql_invalid").await;
+    assert!(p["detail"].as_str().unwrap().contains("columns"), "{p}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut got: Vec<Value> = topic_records(&s, &out)
+            .await
+            .into_iter()
+            .map(|r| r["value"].clone())
+            .collect();
+        got.sort_by_key(|v| v["id"].as_i64());
+        if got.len() == 2 {
+            assert_eq!(got, [json!({"id": 1, "src": "web"}), json!({"id": 2, "src": "mobile"})]);
+            break;
+        }
+        assert!(Instant::now() < deadline, "{got:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let v = sql_ok(&s, "SHOW QUERIES").await;
+    assert_eq!(v["results"][0]["objects"].as_array().unwrap().len(), 2, "{v}");
+}

@@ -521,7 +521,7 @@ impl Connect {
                         connector: name.to_owned(),
                         task: i as u32,
                     },
-                    config: masked(e, c),
+                    config: masked(e, &unresolved(&e.stored.config, c)),
                 })
                 .collect()
         })
@@ -942,6 +942,17 @@ fn check_name_key(name: &str, config: &mut RawConfig) -> Result<()> {
 
 fn task_not_found(name: &str, task: u32) -> Error {
     Error::new(ErrorCode::TaskNotFound, format!("Task {name}-{task} not found")).with_field("task")
+}
+
+/// A task's config with the secret references of the connector's config put back where the
+/// task got their resolved values (a task config is derived from resolved values).
+fn unresolved(stored: &RawConfig, task: &RawConfig) -> RawConfig {
+    task.iter()
+        .map(|(k, v)| match stored.get(k) {
+            Some(s) if super::config::is_reference(s) => (k.clone(), s.clone()),
+            _ => (k.clone(), v.clone()),
+        })
+        .collect()
 }
 
 fn masked(e: &Entry, config: &RawConfig) -> RawConfig {
