@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use common::{Server, client, unique};
+use common::{ADMIN, Server, client, unique};
 use serde_json::{Value, json};
 
 async fn send(s: &Server, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -617,11 +617,9 @@ async fn a_task_that_fails_says_why_and_restarts_when_asked() {
     }
 }
 
-const ADMIN: &str = "admin-secret-0123456789abcdef";
-
 #[tokio::test]
 async fn a_connector_gets_no_more_than_its_creator_holds() {
-    let s = Server::start_env(&[], &[("WEIR_ADMIN_TOKEN", ADMIN)]);
+    let s = Server::start_admin(&[]);
     let auth = |r: reqwest::RequestBuilder, t: &str| r.header("authorization", format!("Bearer {t}"));
     let r = auth(client().post(s.url("/v1/tokens")), ADMIN)
         .json(&json!({"name": "ops", "permissions": [

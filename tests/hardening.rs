@@ -6,16 +6,11 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Server, client, expect_problem};
+use common::{ADMIN, Server, auth, client, create_token, expect_problem};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-const ADMIN: &str = "admin-secret-0123456789abcdef";
 const JWT_SECRET: &str = "jwt-secret-for-tests-0123456789";
-
-fn auth(r: reqwest::RequestBuilder, token: &str) -> reqwest::RequestBuilder {
-    r.header("authorization", format!("Bearer {token}"))
-}
 
 fn epoch() -> i64 {
     std::time::SystemTime::now()
@@ -90,17 +85,7 @@ async fn jwt_expiry_leeway_is_a_setting_of_a_few_seconds() {
 
 /// Mints an API token with the given grants.
 async fn token(s: &Server, permissions: Value) -> (String, String) {
-    let r = auth(client().post(s.url("/v1/tokens")), ADMIN)
-        .json(&json!({"name": "app", "permissions": permissions}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let v: Value = r.json().await.unwrap();
-    (
-        v["id"].as_str().unwrap().to_owned(),
-        v["token"].as_str().unwrap().to_owned(),
-    )
+    create_token(s, ADMIN, json!({"name": "app", "permissions": permissions})).await
 }
 
 /// A WebSocket handshake with extra headers: the HTTP status the server answered.

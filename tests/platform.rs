@@ -7,14 +7,8 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{Server, client, expect_problem, unique};
+use common::{ADMIN, Server, auth, client, create_token, expect_problem, unique};
 use serde_json::{Value, json};
-
-const ADMIN: &str = "admin-secret-0123456789abcdef";
-
-fn auth(r: reqwest::RequestBuilder, token: &str) -> reqwest::RequestBuilder {
-    r.header("authorization", format!("Bearer {token}"))
-}
 
 /// A token with these grants (each `[resource, name, pattern, [ops]]`); returns (id, secret).
 async fn token(s: &Server, grants: Value) -> (String, String) {
@@ -24,14 +18,7 @@ async fn token(s: &Server, grants: Value) -> (String, String) {
         .iter()
         .map(|g| json!({"resource": g[0], "name": g[1], "pattern": g[2], "operations": g[3]}))
         .collect();
-    let r = auth(client().post(s.url("/v1/tokens")), ADMIN)
-        .json(&json!({"name": unique("t"), "permissions": perms}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let v: Value = r.json().await.unwrap();
-    (v["id"].as_str().unwrap().into(), v["token"].as_str().unwrap().into())
+    create_token(s, ADMIN, json!({"name": unique("t"), "permissions": perms})).await
 }
 
 async fn admin_topic(s: &Server, name: &str, partitions: u32) {
@@ -70,7 +57,7 @@ async fn join(s: &Server, token: &str, group: &str, body: Value) -> Value {
 
 #[tokio::test]
 async fn members_are_bound_to_their_principal_and_patterns_to_readable_topics() {
-    let s = Server::start_env(&[], &[("WEIR_ADMIN_TOKEN", ADMIN)]);
+    let s = Server::start_admin(&[]);
     let (readable, hidden) = (unique("pat-a"), unique("pat-b"));
     let prefix = readable.split('-').take(2).collect::<Vec<_>>().join("-");
     admin_topic(&s, &readable, 1).await;
@@ -169,7 +156,7 @@ fn regex_escape(s: &str) -> String {
 
 #[tokio::test]
 async fn long_polls_end_when_their_token_is_revoked() {
-    let s = Server::start_env(&[], &[("WEIR_ADMIN_TOKEN", ADMIN)]);
+    let s = Server::start_admin(&[]);
     let topic = unique("lp");
     admin_topic(&s, &topic, 1).await;
     let group = unique("lpg");

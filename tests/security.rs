@@ -6,31 +6,11 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Server, client, expect_problem};
+use common::{ADMIN, Server, auth, client, create_token, expect_problem};
 use serde_json::{Value, json};
 
-const ADMIN: &str = "admin-secret-0123456789abcdef";
-
-fn auth(r: reqwest::RequestBuilder, token: &str) -> reqwest::RequestBuilder {
-    r.header("authorization", format!("Bearer {token}"))
-}
-
 async fn admin_server(args: &[&str]) -> Server {
-    Server::start_env(args, &[("WEIR_ADMIN_TOKEN", ADMIN)])
-}
-
-async fn create_token(s: &Server, as_token: &str, body: Value) -> (String, String) {
-    let r = auth(client().post(s.url("/v1/tokens")), as_token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let v: Value = r.json().await.unwrap();
-    (
-        v["id"].as_str().unwrap().to_owned(),
-        v["token"].as_str().unwrap().to_owned(),
-    )
+    Server::start_admin(args)
 }
 
 /// What the table test calls each operation with.

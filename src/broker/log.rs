@@ -58,6 +58,24 @@ pub(crate) struct AppendOp {
 }
 
 impl AppendOp {
+    /// An op of record batches, a commit and state changes, with no idempotency result.
+    pub fn atomic(
+        writes: Vec<TopicAppend>,
+        commit: Option<GroupCommit>,
+        state: Vec<StateWrite>,
+        sync: bool,
+        reply: oneshot::Sender<Result<Vec<u64>>>,
+    ) -> Self {
+        Self {
+            writes,
+            sync,
+            idempotency: None,
+            commit,
+            state,
+            reply,
+        }
+    }
+
     /// An op that only appends batches to one topic (a plain produce).
     pub fn produce(
         topic: Arc<Topic>,

@@ -395,6 +395,22 @@ impl Broker {
         Ok(())
     }
 
+    /// Writes record batches, a group commit and state changes as one RocksDB write through
+    /// the log writer (all or nothing), and returns the base offset of each batch.
+    pub(crate) async fn write_atomic(
+        &self,
+        writes: Vec<log::TopicAppend>,
+        commit: Option<groups::GroupCommit>,
+        state: Vec<StateWrite>,
+        sync: bool,
+    ) -> Result<Vec<u64>> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let op = log::AppendOp::atomic(writes, commit, state, sync, reply);
+        self.inner.writer.send(Op::Append(op)).await?;
+        rx.await
+            .map_err(|_| Error::new(ErrorCode::Unavailable, "the server is shutting down"))?
+    }
+
     fn default_topic_config(&self) -> TopicConfig {
         TopicConfig::defaults(self.inner.config.default_max_message_bytes)
     }

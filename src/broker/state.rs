@@ -10,7 +10,6 @@ use std::ops::Bound;
 
 use super::Broker;
 use super::caller::{Caller, Principal};
-use super::log::{AppendOp, Op};
 use super::topics::Durability;
 use crate::error::{Error, ErrorCode, Result};
 pub use crate::storage::StateTable;
@@ -155,18 +154,8 @@ impl Broker {
         if writes.is_empty() {
             return Ok(());
         }
-        let (reply, rx) = tokio::sync::oneshot::channel();
-        let op = AppendOp {
-            writes: Vec::new(),
-            sync: durability == Durability::Fsync,
-            idempotency: None,
-            commit: None,
-            state: writes,
-            reply,
-        };
-        self.inner.writer.send(Op::Append(op)).await?;
-        rx.await
-            .map_err(|_| Error::new(ErrorCode::Unavailable, "the server is shutting down"))??;
+        self.write_atomic(Vec::new(), None, writes, durability == Durability::Fsync)
+            .await?;
         Ok(())
     }
 }

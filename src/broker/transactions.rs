@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::caller::{self, Caller, Operation, Resource};
 use super::groups::{PartitionOffset, validate_group_name};
-use super::log::{AppendOp, Op, TopicAppend};
+use super::log::TopicAppend;
 use super::produce::{ProduceRequest, RecordAck};
 use super::state::{StateWrite, authorize_state};
 use super::topics::Durability;
@@ -140,19 +140,8 @@ impl Broker {
         self.inner
             .quotas
             .take(caller, quotas::Kind::ProduceBytes, bytes_in, false)?;
-        let (reply, rx) = tokio::sync::oneshot::channel();
-        let op = AppendOp {
-            writes,
-            sync: txn.durability.unwrap_or(strictest) == Durability::Fsync,
-            idempotency: None,
-            commit,
-            state: txn.state,
-            reply,
-        };
-        self.inner.writer.send(Op::Append(op)).await?;
-        let bases = rx
-            .await
-            .map_err(|_| Error::new(ErrorCode::Unavailable, "the server is shutting down"))??;
+        let sync = txn.durability.unwrap_or(strictest) == Durability::Fsync;
+        let bases = self.write_atomic(writes, commit, txn.state, sync).await?;
         let mut produce = Vec::with_capacity(encoded.len());
         let mut at = 0;
         for (topic, enc, parts) in encoded {

@@ -185,13 +185,7 @@ impl Engine {
         if !self.join(st, &mut row, et)? {
             return self.tick(st, et, out);
         }
-        let cx = Ctx {
-            row: &row,
-            rowtime: et,
-            window: None,
-            keys: &[],
-            aggs: &[],
-        };
+        let cx = Ctx::row(&row, et);
         if let Some(f) = &self.plan.filter
             && !f.eval(&cx).map_err(Skip::Bad)?.is_true()
         {
@@ -213,13 +207,7 @@ impl Engine {
     /// Adds the joined table's columns to the row; false when an inner join finds no row.
     fn join(&self, st: &mut dyn State, row: &mut Vec<Datum>, et: i64) -> Result<bool, Skip> {
         let Some(j) = &self.plan.join else { return Ok(true) };
-        let cx = Ctx {
-            row,
-            rowtime: et,
-            window: None,
-            keys: &[],
-            aggs: &[],
-        };
+        let cx = Ctx::row(row, et);
         let key: Vec<Datum> = j
             .keys
             .iter()
@@ -296,13 +284,7 @@ impl Engine {
     fn aggregate(&mut self, st: &mut dyn State, row: &[Datum], et: i64, out: &mut Vec<Out>) -> Result<(), Skip> {
         let wm = self.load_clock(st).1;
         let agg = self.plan.aggregate.as_ref().expect("an aggregate plan");
-        let cx = Ctx {
-            row,
-            rowtime: et,
-            window: None,
-            keys: &[],
-            aggs: &[],
-        };
+        let cx = Ctx::row(row, et);
         let keys: Vec<Datum> = agg
             .keys
             .iter()

@@ -622,6 +622,19 @@ pub struct Ctx<'a> {
     pub aggs: &'a [Datum],
 }
 
+impl<'a> Ctx<'a> {
+    /// The context of a plain row (no window, no aggregate).
+    pub fn row(row: &'a [Datum], rowtime: i64) -> Self {
+        Self {
+            row,
+            rowtime,
+            window: None,
+            keys: &[],
+            aggs: &[],
+        }
+    }
+}
+
 impl Expr {
     /// Evaluates the expression.
     pub fn eval(&self, cx: &Ctx<'_>) -> Result<Datum, String> {

@@ -1026,13 +1026,7 @@ impl Streams {
         let mut capped = false;
         for v in rows {
             let Ok(row) = decode(&plan.input, &v) else { continue };
-            let cx = super::expr::Ctx {
-                row: &row,
-                rowtime: 0,
-                window: None,
-                keys: &[],
-                aggs: &[],
-            };
+            let cx = super::expr::Ctx::row(&row, 0);
             if let Some(f) = &plan.filter
                 && !f.eval(&cx).map_err(|m| invalid(p, m))?.is_true()
             {

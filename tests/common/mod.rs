@@ -179,6 +179,36 @@ impl Drop for Server {
     }
 }
 
+/// The admin token of servers started with authentication on ([`Server::start_admin`]).
+pub const ADMIN: &str = "admin-secret-0123456789abcdef";
+
+impl Server {
+    /// A server with authentication on and [`ADMIN`] as its admin token, with extra flags.
+    pub fn start_admin(args: &[&str]) -> Self {
+        Self::start_env(args, &[("WEIR_ADMIN_TOKEN", ADMIN)])
+    }
+}
+
+/// A request with a bearer token.
+pub fn auth(r: reqwest::RequestBuilder, token: &str) -> reqwest::RequestBuilder {
+    r.header("authorization", format!("Bearer {token}"))
+}
+
+/// Mints an API token as `as_token` (the body of `POST /v1/tokens`); returns its id and secret.
+pub async fn create_token(s: &Server, as_token: &str, body: Value) -> (String, String) {
+    let r = auth(client().post(s.url("/v1/tokens")), as_token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "create token");
+    let v: Value = r.json().await.unwrap();
+    (
+        v["id"].as_str().unwrap().to_owned(),
+        v["token"].as_str().unwrap().to_owned(),
+    )
+}
+
 /// A shared HTTP client.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()

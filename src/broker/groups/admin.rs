@@ -10,7 +10,7 @@ use super::{
 };
 use crate::broker::Broker;
 use crate::broker::caller::{self, Caller, Operation, Resource};
-use crate::broker::log::{AppendOp, Op};
+use crate::broker::log::Op;
 use crate::broker::topics::Topic;
 use crate::error::{Error, ErrorCode, Result};
 
@@ -204,18 +204,7 @@ impl Broker {
                 fence: Fence::NoMembers,
                 offsets,
             };
-            let (reply, rx) = tokio::sync::oneshot::channel();
-            let op = AppendOp {
-                writes: Vec::new(),
-                sync: true,
-                idempotency: None,
-                commit: Some(commit),
-                state: Vec::new(),
-                reply,
-            };
-            self.inner.writer.send(Op::Append(op)).await?;
-            rx.await
-                .map_err(|_| Error::new(ErrorCode::Unavailable, "the server is shutting down"))??;
+            self.write_atomic(Vec::new(), Some(commit), Vec::new(), true).await?;
             tracing::info!(group, partitions = changes.len(), "offsets reset");
             self.audit(caller, "group.offsets_reset", Resource::Group, group);
         }

@@ -15,7 +15,6 @@ use super::{
 };
 use crate::broker::caller::{self, Caller, Operation, Resource};
 use crate::broker::fetch::StartAt;
-use crate::broker::log::{AppendOp, Op};
 use crate::broker::topics::{Durability, Topic};
 use crate::broker::{Broker, now_ms};
 use crate::error::{Error, ErrorCode, Result};
@@ -338,18 +337,8 @@ impl Broker {
             return Ok(Vec::new());
         }
         let committed = commit.offsets.iter().map(|(_, o)| o.clone()).collect();
-        let (reply, rx) = tokio::sync::oneshot::channel();
-        let op = AppendOp {
-            writes: Vec::new(),
-            sync: durability == Some(Durability::Fsync),
-            idempotency: None,
-            commit: Some(commit),
-            state: Vec::new(),
-            reply,
-        };
-        self.inner.writer.send(Op::Append(op)).await?;
-        rx.await
-            .map_err(|_| Error::new(ErrorCode::Unavailable, "the server is shutting down"))??;
+        let sync = durability == Some(Durability::Fsync);
+        self.write_atomic(Vec::new(), Some(commit), Vec::new(), sync).await?;
         Ok(committed)
     }
 
