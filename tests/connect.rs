@@ -54,6 +54,13 @@ async fn wait_state(s: &Server, name: &str, want: &str) -> Value {
     .await
 }
 
+/// Waits for `n` records in a dead-letter topic and returns them.
+async fn dead_letters(s: &Server, dlq: &str, n: usize) -> Vec<Value> {
+    let path = format!("/v1/topics/{dlq}/partitions/0/records?offset=earliest");
+    let v = wait_for(s, &path, 20, |v| v["records"].as_array().is_some_and(|r| r.len() == n)).await;
+    v["records"].as_array().unwrap().clone()
+}
+
 /// Every record of a topic partition 0, from the start.
 async fn topic_values(s: &Server, topic: &str) -> Vec<Value> {
     let (status, v) = send(
@@ -529,21 +536,7 @@ async fn failed_writes_go_to_the_dead_letter_topic_with_context_headers() {
     )
     .await;
     assert_eq!(st, 201, "{v}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let records = loop {
-        let (st, v) = send(
-            &s,
-            "GET",
-            &format!("/v1/topics/{dlq}/partitions/0/records?offset=earliest"),
-            None,
-        )
-        .await;
-        if st == 200 && v["records"].as_array().unwrap().len() == 2 {
-            break v["records"].as_array().unwrap().clone();
-        }
-        assert!(Instant::now() < deadline, "no dead letters: {v}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let records = dead_letters(&s, &dlq, 2).await;
     assert_eq!(records[0]["value"], json!({"n": 1}));
     let h = &records[1]["headers"];
     assert_eq!(h["__connect.errors.topic"], topic.as_str(), "{h}");
@@ -1021,21 +1014,7 @@ async fn http_sink_credentials_are_hidden_in_answers_and_logs() {
         names.push(name);
     }
     // Both refused records land in the dead-letter topic, with the answer in the error header.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let letters = loop {
-        let (st, v) = send(
-            &s,
-            "GET",
-            &format!("/v1/topics/{dlq}/partitions/0/records?offset=earliest"),
-            None,
-        )
-        .await;
-        if st == 200 && v["records"].as_array().unwrap().len() == 2 {
-            break v["records"].as_array().unwrap().clone();
-        }
-        assert!(Instant::now() < deadline, "no dead letters: {v}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let letters = dead_letters(&s, &dlq, 2).await;
     for letter in &letters {
         let message = letter["headers"]["__connect.errors.exception.message"]
             .as_str()

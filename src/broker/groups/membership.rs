@@ -190,7 +190,7 @@ impl Broker {
             member: member.to_owned(),
         };
         if auto_commit {
-            self.commit_positions(caller, group, member, None, None, None).await?;
+            self.group_commit(caller, group, member, None, None, None).await?;
         }
         let wait = wait.min(Duration::from_millis(self.inner.config.max_wait_ms));
         let deadline = tokio::time::Instant::now() + wait;
@@ -319,19 +319,6 @@ impl Broker {
         durability: Option<Durability>,
     ) -> Result<Vec<PartitionOffset>> {
         caller::authorize(caller, Operation::Read, Resource::Group, group)?;
-        self.commit_positions(caller, group, member, generation, offsets, durability)
-            .await
-    }
-
-    async fn commit_positions(
-        &self,
-        caller: &Caller,
-        group: &str,
-        member: &str,
-        generation: Option<u64>,
-        offsets: Option<Vec<PartitionOffset>>,
-        durability: Option<Durability>,
-    ) -> Result<Vec<PartitionOffset>> {
         let commit = self.member_commit(caller, group, member, generation, offsets)?;
         if commit.offsets.is_empty() {
             return Ok(Vec::new());
