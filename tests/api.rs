@@ -149,6 +149,8 @@ async fn docs_health_ready_and_metrics() {
         "weir_http_requests_total{route=\"/v1/topics/{topic}/records\",method=\"POST\",status=\"200\"} 1",
         "weir_http_request_duration_seconds_bucket",
         "weir_storage_bytes",
+        "weir_store_immutable_memtables 0",
+        "weir_store_write_stopped 0",
         "weir_http_requests_total{route=\"/v1/topics\",method=\"OTHER\",status=\"405\"} 2",
     ] {
         assert!(text.contains(needle), "metrics lack {needle}:\n{text}");

@@ -11,6 +11,7 @@ mod jwt;
 mod log;
 pub use log::{raise_thread_priority, set_thread_nice};
 pub mod partitioner;
+mod pressure;
 pub mod produce;
 mod quotas;
 mod retention;
@@ -82,6 +83,8 @@ struct Inner {
     shutdown: CancellationToken,
     /// Runtimes started on the broker (Connect, Streams): stopped before the log writer.
     runtimes: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Whether the store keeps up with writes (sampled by `pressure::spawn`).
+    pressure: pressure::Pressure,
 }
 
 impl std::fmt::Debug for Broker {
@@ -151,6 +154,7 @@ impl Broker {
                 audit_tx,
                 shutdown: CancellationToken::new(),
                 runtimes: Mutex::new(Vec::new()),
+                pressure: pressure::Pressure::default(),
             }),
         };
         if let (Some(topic), Some(rx)) = (broker.inner.config.audit_topic.clone(), audit_rx) {
@@ -163,6 +167,7 @@ impl Broker {
         }
         retention::spawn(broker.clone());
         groups::spawn(broker.clone());
+        pressure::spawn(broker.clone());
         Ok(broker)
     }
 

@@ -374,6 +374,7 @@ impl Broker {
             idempotency_key = Some(key);
         }
 
+        self.admit_append()?;
         let Encoded {
             slots,
             errors,

@@ -115,6 +115,9 @@ impl Broker {
         for w in &txn.state {
             authorize_state(caller, w.namespace())?;
         }
+        if !txn.produce.is_empty() {
+            self.admit_append()?;
+        }
         let (writes, encoded, bytes_in, strictest) = self.encode_txn(caller, &txn.produce)?;
         let commit = match &txn.commit {
             Some(c) => {

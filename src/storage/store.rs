@@ -64,7 +64,9 @@ fn records_options(options: &StoreOptions, table: &BlockBasedOptions) -> Options
     let mut records = Options::default();
     records.set_block_based_table_factory(table);
     records.set_write_buffer_size(options.write_buffer_bytes);
-    records.set_max_write_buffer_number(4);
+    // Room for bursts: writes stall only when every memtable is full and waiting for a flush;
+    // appends are refused (503) before that (broker/pressure.rs).
+    records.set_max_write_buffer_number(6);
     records.set_min_write_buffer_number_to_merge(1);
     records.set_target_file_size_base(64 << 20);
     records.set_level_compaction_dynamic_level_bytes(true);
@@ -482,6 +484,25 @@ impl Store {
         self.db.compact_range_cf(self.cf(CF_RECORDS), Some(from), Some(to));
     }
 
+    /// How far the store's background work (memtable flushes, compactions) is behind writes.
+    pub fn write_pressure(&self) -> WritePressure {
+        let int = |cf: &str, prop: &str| {
+            self.db
+                .property_int_value_cf(self.cf(cf), prop)
+                .ok()
+                .flatten()
+                .unwrap_or(0)
+        };
+        WritePressure {
+            stopped: int(CF_RECORDS, "rocksdb.is-write-stopped") > 0,
+            delayed_rate: int(CF_RECORDS, "rocksdb.actual-delayed-write-rate"),
+            immutable_memtables: int(CF_RECORDS, "rocksdb.num-immutable-mem-table"),
+            flush_pending: int(CF_RECORDS, "rocksdb.mem-table-flush-pending") > 0,
+            pending_compaction_bytes: int(CF_RECORDS, "rocksdb.estimate-pending-compaction-bytes"),
+            level0_files: int(CF_RECORDS, "rocksdb.num-files-at-level0"),
+        }
+    }
+
     /// Bytes used on disk and in memtables by the whole store.
     pub fn size_bytes(&self) -> u64 {
         let mut total = 0;
@@ -521,6 +542,23 @@ impl Store {
         }
         Ok(offset)
     }
+}
+
+/// The state of the records column family's background work.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WritePressure {
+    /// RocksDB stopped writes (too many memtables or level-0 files waiting).
+    pub stopped: bool,
+    /// RocksDB slows writes down to this many bytes per second (0: not delayed).
+    pub delayed_rate: u64,
+    /// Full memtables waiting to be flushed.
+    pub immutable_memtables: u64,
+    /// A flush is pending.
+    pub flush_pending: bool,
+    /// Bytes compaction is estimated to have to rewrite.
+    pub pending_compaction_bytes: u64,
+    /// Files at level 0.
+    pub level0_files: u64,
 }
 
 /// An atomic set of writes; applied with [`Store::write`].
