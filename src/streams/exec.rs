@@ -11,6 +11,11 @@
 //!   jt    table key                                             -> table row     joins
 //!   meta  "max" -> newest event time, "wm" -> watermark
 //! ```
+//!
+//! Stream–stream joins within a time bound (a later step) fit this layout: each side keeps a
+//! table `join_l` / `join_r` keyed `len u32 | join key | ord(event time) | offset`, so a record
+//! probes the other side with one range scan of its key over `[t - bound, t + bound]`, and the
+//! watermark expires both sides with the same range deletes that close windows here.
 
 use serde_json::{Map, Value as Json};
 
