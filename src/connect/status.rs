@@ -109,6 +109,7 @@ pub struct ConnectorInfo {
     /// The connector.
     pub name: String,
     /// Its config (secrets shown as `[hidden]`).
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
     pub config: RawConfig,
     /// Its tasks.
     pub tasks: Vec<TaskId>,
@@ -124,6 +125,7 @@ pub struct TaskInfo {
     /// The task's id.
     pub id: TaskId,
     /// Its config (secrets shown as `[hidden]`).
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
     pub config: RawConfig,
 }
 

@@ -71,7 +71,7 @@ fn subscription(topics: Option<Vec<String>>, pattern: Option<String>) -> Result<
 
 /// Join a group.
 #[utoipa::path(
-    post, path = "/v1/groups/{group}/members", tag = "groups",
+    post, path = "/v1/groups/{group}/members", tag = "groups", operation_id = "join_group",
     extensions(("x-weir-permissions" = json!([
         {"resource": "group", "name": "{group}", "operation": "read"},
         {"resource": "topic", "name": "{body.topics}", "operation": "read"},
@@ -113,7 +113,7 @@ pub async fn join(
 
 /// Leave a group.
 #[utoipa::path(
-    delete, path = "/v1/groups/{group}/members/{member}", tag = "groups",
+    delete, path = "/v1/groups/{group}/members/{member}", tag = "groups", operation_id = "leave_group",
     extensions(("x-weir-permissions" = json!([{"resource": "group", "name": "{group}", "operation": "read"}]))),
     summary = "Leave a consumer group",
     params(("group" = String, Path, description = "Group name"), ("member" = String, Path, description = "Member id")),
@@ -133,7 +133,7 @@ pub async fn leave(
 
 /// Renew a member's lease.
 #[utoipa::path(
-    post, path = "/v1/groups/{group}/members/{member}/heartbeat", tag = "groups",
+    post, path = "/v1/groups/{group}/members/{member}/heartbeat", tag = "groups", operation_id = "heartbeat",
     extensions(("x-weir-permissions" = json!([{"resource": "group", "name": "{group}", "operation": "read"}]))),
     summary = "Renew a member's lease",
     params(("group" = String, Path, description = "Group name"), ("member" = String, Path, description = "Member id")),
@@ -189,7 +189,7 @@ pub struct PollResponse {
 
 /// Poll records as a group member.
 #[utoipa::path(
-    get, path = "/v1/groups/{group}/members/{member}/records", tag = "groups",
+    get, path = "/v1/groups/{group}/members/{member}/records", tag = "groups", operation_id = "poll",
     extensions(("x-weir-permissions" = json!([{"resource": "group", "name": "{group}", "operation": "read"}]))),
     summary = "Poll records as a group member",
     description = "Returns records from the member's partitions, from the committed offset (or per \
@@ -254,7 +254,7 @@ pub struct CommitResponse {
 
 /// Commit offsets.
 #[utoipa::path(
-    post, path = "/v1/groups/{group}/members/{member}/offsets", tag = "groups",
+    post, path = "/v1/groups/{group}/members/{member}/offsets", tag = "groups", operation_id = "commit_offsets",
     extensions(("x-weir-permissions" = json!([{"resource": "group", "name": "{group}", "operation": "read"}]))),
     summary = "Commit offsets",
     description = "Commits the given offsets (the next offset to read), or with an empty body the positions of \
@@ -356,7 +356,7 @@ fn seek_target(
 
 /// Move a member's positions.
 #[utoipa::path(
-    post, path = "/v1/groups/{group}/members/{member}/positions:seek", tag = "groups",
+    post, path = "/v1/groups/{group}/members/{member}/positions:seek", tag = "groups", operation_id = "seek",
     extensions(("x-weir-permissions" = json!([{"resource": "group", "name": "{group}", "operation": "read"}]))),
     summary = "Seek a member's partitions",
     params(("group" = String, Path, description = "Group name"), ("member" = String, Path, description = "Member id")),
@@ -392,7 +392,7 @@ pub struct GroupList {
 
 /// List consumer groups.
 #[utoipa::path(
-    get, path = "/v1/groups", tag = "groups",
+    get, path = "/v1/groups", tag = "groups", operation_id = "list_groups",
     extensions(("x-weir-permissions" = json!([]))),
     summary = "List consumer groups",
     responses(
@@ -408,7 +408,7 @@ pub async fn list(State(s): State<AppState>, caller: Caller) -> Json<GroupList> 
 
 /// Describe a consumer group.
 #[utoipa::path(
-    get, path = "/v1/groups/{group}", tag = "groups",
+    get, path = "/v1/groups/{group}", tag = "groups", operation_id = "describe_group",
     extensions(("x-weir-permissions" = json!([
         {"resource": "group", "name": "{group}", "operation": "describe"},
     ]))),
@@ -432,7 +432,7 @@ pub async fn describe(
 
 /// Delete an empty consumer group.
 #[utoipa::path(
-    delete, path = "/v1/groups/{group}", tag = "groups",
+    delete, path = "/v1/groups/{group}", tag = "groups", operation_id = "delete_group",
     extensions(("x-weir-permissions" = json!([{"resource": "group", "name": "{group}", "operation": "delete"}]))),
     summary = "Delete a consumer group",
     params(("group" = String, Path, description = "Group name")),
@@ -477,7 +477,7 @@ pub struct ResetResponse {
 
 /// Reset a group's committed offsets.
 #[utoipa::path(
-    post, path = "/v1/groups/{group}/offsets:reset", tag = "groups",
+    post, path = "/v1/groups/{group}/offsets:reset", tag = "groups", operation_id = "reset_group_offsets",
     extensions(("x-weir-permissions" = json!([
         {"resource": "group", "name": "{group}", "operation": "alter"},
         {"resource": "topic", "name": "{body.topics}", "operation": "describe"},
@@ -567,11 +567,17 @@ pub fn decode_positions(id: &str) -> Option<BTreeMap<TopicPartition, u64>> {
 
 /// Consume as a group member over Server-Sent Events.
 #[utoipa::path(
-    get, path = "/v1/groups/{group}/events", tag = "groups",
+    get, path = "/v1/groups/{group}/events", tag = "groups", operation_id = "stream_group_events",
     extensions(("x-weir-permissions" = json!([
         {"resource": "group", "name": "{group}", "operation": "read"},
         {"resource": "topic", "name": "{query.topics}", "operation": "read"},
-    ]))),
+    ])), ("x-weir-events" = json!({
+        "member": {"data": {"$ref": "#/components/schemas/MemberView"}},
+        "rebalance": {"data": {"$ref": "#/components/schemas/MemberView"}},
+        "record": {"id": "The stream position after the record: `topic:partition:next_offset,…`.",
+                   "data": {"$ref": "#/components/schemas/FetchedRecord"}},
+        "error": {"data": {"$ref": "#/components/schemas/Problem"}},
+    }))),
     security(("bearer" = []), ("access_token" = []), ("weir_token" = [])),
     summary = "Consume as a group member over Server-Sent Events",
     description = "Joins the group as a member whose lease is the open connection. Events: `member` (first, \
@@ -580,7 +586,7 @@ position). Reconnecting with `Last-Event-ID` resumes with no gap. Commit with th
 When the caller's credential expires or is revoked, the stream ends with an `error` event (problem `unauthenticated`).",
     params(("group" = String, Path, description = "Group name"), ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event"), GroupEventParams),
     responses(
-        (status = 200, description = "An event stream.", content_type = "text/event-stream", body = String,
+        (status = 200, description = "An event stream: events `member`, `rebalance`, `record` and `error`, their data as `x-weir-events` says.", content_type = "text/event-stream", body = String,
          example = json!("event: member\ndata: {\"member_id\":\"billing-5f0c\",\"generation\":1,\"assignment\":[{\"topic\":\"orders\",\"partition\":0}],\"pending\":[]}\n\nid: orders:0:42\nevent: record\ndata: {\"topic\":\"orders\",\"partition\":0,\"offset\":41,\"timestamp\":1732500000000,\"key\":null,\"value\":1,\"headers\":{}}\n\n")),
         (status = 400, description = "`invalid_parameter`, `invalid_group_name`.", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`topic_not_found`.", body = Problem, content_type = "application/problem+json"),
@@ -687,23 +693,77 @@ impl Out {
 }
 
 /// A message a WebSocket member sends.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
-enum WsCommand {
+#[schema(as = WsClientMessage, example = json!({"type": "commit", "offsets": [{"topic": "orders", "partition": 0, "offset": 42}]}))]
+pub enum WsCommand {
     /// Commit the given offsets, or everything sent so far.
     Commit {
+        /// The generation the offsets were read in (default: the member's current one).
+        #[schema(minimum = 0)]
         generation: Option<u64>,
+        /// The offsets to commit (default: everything sent so far).
         offsets: Option<Vec<PartitionOffset>>,
+    },
+}
+
+/// A message the server sends a WebSocket member (for the documentation; [`Out`] writes them).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(tag = "type", rename_all = "lowercase")]
+#[schema(example = json!({"type": "record", "id": "orders:0:42", "record": {"topic": "orders", "partition": 0, "offset": 41,
+    "timestamp": 1732500000000i64, "key": null, "value": 1, "headers": {}}}))]
+pub enum WsServerMessage {
+    /// First: the member joined.
+    Member {
+        /// Member id (for commits over HTTP).
+        member_id: String,
+        /// Group generation.
+        generation: u64,
+        /// Partitions assigned to the member in this generation.
+        assignment: Vec<TopicPartition>,
+        /// Assigned partitions still being released by their previous owner.
+        pending: Vec<TopicPartition>,
+    },
+    /// The assignment changed.
+    Rebalance {
+        /// Member id.
+        member_id: String,
+        /// The new generation.
+        generation: u64,
+        /// Partitions assigned to the member in this generation.
+        assignment: Vec<TopicPartition>,
+        /// Assigned partitions still being released by their previous owner.
+        pending: Vec<TopicPartition>,
+    },
+    /// A record, with the stream position after it.
+    Record {
+        /// `topic:partition:next_offset,…` (resume with `Last-Event-ID`).
+        id: String,
+        /// The record, in the fetch format.
+        record: super::records::FetchedRecord,
+    },
+    /// The answer to a commit.
+    Committed {
+        /// What was committed.
+        committed: Vec<PartitionOffset>,
+    },
+    /// A problem; the socket closes after it when it ends the member.
+    Error {
+        /// The problem.
+        error: Problem,
     },
 }
 
 /// Consume as a group member over a WebSocket.
 #[utoipa::path(
-    get, path = "/v1/groups/{group}/ws", tag = "groups",
+    get, path = "/v1/groups/{group}/ws", tag = "groups", operation_id = "group_websocket",
     extensions(("x-weir-permissions" = json!([
         {"resource": "group", "name": "{group}", "operation": "read"},
         {"resource": "topic", "name": "{query.topics}", "operation": "read"},
-    ]))),
+    ])), ("x-weir-websocket" = json!({
+        "server": {"$ref": "#/components/schemas/WsServerMessage"},
+        "client": {"$ref": "#/components/schemas/WsClientMessage"},
+    }))),
     security(("bearer" = []), ("access_token" = []), ("weir_token" = [])),
     summary = "Consume as a group member over a WebSocket",
     description = "The event stream's member semantics over one socket, with commits in-band. The server sends \
@@ -714,7 +774,8 @@ the group. Query parameters as for the event stream; `Last-Event-ID` resumes. Wh
 expires or is revoked, the server closes the socket with code 1008 (policy violation) and the reason.",
     params(("group" = String, Path, description = "Group name"), GroupEventParams),
     responses(
-        (status = 101, description = "Switching to the WebSocket protocol.", body = String,
+        (status = 101, description = "Switching to the WebSocket protocol. Text messages are JSON: the server's are \
+`WsServerMessage`, the client's `WsClientMessage` (see `x-weir-websocket`).", body = String,
          example = json!("{\"type\":\"record\",\"id\":\"orders:0:42\",\"record\":{\"topic\":\"orders\",\"partition\":0,\"offset\":41,\"timestamp\":1732500000000,\"key\":null,\"value\":1,\"headers\":{}}}")),
         (status = 400, description = "`invalid_parameter` (also: not a WebSocket request), `invalid_group_name`.", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`topic_not_found`.", body = Problem, content_type = "application/problem+json"),

@@ -157,7 +157,8 @@ pub fn router(broker: Broker, connect: crate::connect::Connect, streams: crate::
         streams,
         metrics: metrics_handle(),
     }));
-    let (api, spec) = api_router().split_for_parts();
+    let (api, mut spec) = api_router().split_for_parts();
+    openapi::complete(&mut spec);
     let app = api
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -332,7 +332,7 @@ fn increment(digits: &mut [u8]) -> bool {
 
 /// Produce records.
 #[utoipa::path(
-    post, path = "/v1/topics/{topic}/records", tag = "records",
+    post, path = "/v1/topics/{topic}/records", tag = "records", operation_id = "produce",
     extensions(("x-weir-permissions" = json!([{"resource": "topic", "name": "{topic}", "operation": "write"}]))),
     summary = "Produce records",
     description = "Appends records to a topic. `application/json` takes a batch; a raw body \
@@ -350,7 +350,7 @@ retry within the server's window returns the original results and appends nothin
         (ProduceBody = "application/json"),
         (String = "application/x-ndjson", example = json!("{\"key\":\"a\",\"value\":{\"n\":1}}\n{\"value\":{\"n\":2}}\n")),
         (String = "text/plain", example = json!("hello")),
-        (Vec<u8> = "application/octet-stream"),
+        (inline(super::openapi::RawBody) = "application/octet-stream"),
     )),
     responses(
         (status = 200, description = "Per-record results (for NDJSON: one result object per line).", content(
@@ -736,7 +736,7 @@ pub fn parse_partition(p: &str) -> Result<u32, Error> {
 
 /// Fetch records from a partition.
 #[utoipa::path(
-    get, path = "/v1/topics/{topic}/partitions/{partition}/records", tag = "records",
+    get, path = "/v1/topics/{topic}/partitions/{partition}/records", tag = "records", operation_id = "fetch_records",
     extensions(("x-weir-permissions" = json!([{"resource": "topic", "name": "{topic}", "operation": "read"}]))),
     summary = "Fetch records from a partition",
     description = "Returns records from `offset` (or the first at or after `timestamp`, or `earliest` / \

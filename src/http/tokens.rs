@@ -54,7 +54,7 @@ pub struct TokenList {
 
 /// Create an API token.
 #[utoipa::path(
-    post, path = "/v1/tokens", tag = "security",
+    post, path = "/v1/tokens", tag = "tokens", operation_id = "create_token",
     extensions(("x-weir-permissions" = json!([{"resource": "cluster", "name": "weir", "operation": "alter"}]))),
     summary = "Create an API token",
     description = "Needs `alter` on `cluster`. The secret is returned once, as `token`; only its hash is stored.",
@@ -82,7 +82,7 @@ pub async fn create(
 
 /// List API tokens.
 #[utoipa::path(
-    get, path = "/v1/tokens", tag = "security",
+    get, path = "/v1/tokens", tag = "tokens", operation_id = "list_tokens",
     extensions(("x-weir-permissions" = json!([
         {"resource": "cluster", "name": "weir", "operation": "describe"},
     ]))),
@@ -103,7 +103,7 @@ pub async fn list(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<T
 
 /// Revoke an API token.
 #[utoipa::path(
-    delete, path = "/v1/tokens/{id}", tag = "security",
+    delete, path = "/v1/tokens/{id}", tag = "tokens", operation_id = "revoke_token",
     extensions(("x-weir-permissions" = json!([{"resource": "cluster", "name": "weir", "operation": "alter"}]))),
     summary = "Revoke an API token",
     description = "Needs `alter` on `cluster`. Effective on the very next request; open event streams of the token are closed.",

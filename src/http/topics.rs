@@ -114,7 +114,7 @@ pub struct TopicList {
 
 /// Create a topic.
 #[utoipa::path(
-    post, path = "/v1/topics", tag = "topics",
+    post, path = "/v1/topics", tag = "topics", operation_id = "create_topic",
     extensions(("x-weir-permissions" = json!([
         {"resource": "topic", "name": "{body.name}", "operation": "create"},
     ]))),
@@ -143,7 +143,7 @@ pub async fn create_topic(
 
 /// List topics.
 #[utoipa::path(
-    get, path = "/v1/topics", tag = "topics",
+    get, path = "/v1/topics", tag = "topics", operation_id = "list_topics",
     extensions(("x-weir-permissions" = json!([]))),
     summary = "List topics",
     responses(
@@ -162,7 +162,7 @@ pub async fn list_topics(State(s): State<AppState>, caller: Caller) -> Json<Topi
 
 /// Describe a topic.
 #[utoipa::path(
-    get, path = "/v1/topics/{topic}", tag = "topics",
+    get, path = "/v1/topics/{topic}", tag = "topics", operation_id = "get_topic",
     extensions(("x-weir-permissions" = json!([
         {"resource": "topic", "name": "{topic}", "operation": "describe"},
     ]))),
@@ -183,7 +183,7 @@ pub async fn get_topic(
 
 /// Change a topic's config or raise its partition count.
 #[utoipa::path(
-    patch, path = "/v1/topics/{topic}", tag = "topics",
+    patch, path = "/v1/topics/{topic}", tag = "topics", operation_id = "alter_topic",
     extensions(("x-weir-permissions" = json!([{"resource": "topic", "name": "{topic}", "operation": "alter"}]))),
     summary = "Change a topic's config or partition count",
     params(("topic" = String, Path, description = "Topic name")),
@@ -213,7 +213,7 @@ pub async fn alter_topic(
 
 /// Delete a topic and all its records.
 #[utoipa::path(
-    delete, path = "/v1/topics/{topic}", tag = "topics",
+    delete, path = "/v1/topics/{topic}", tag = "topics", operation_id = "delete_topic",
     extensions(("x-weir-permissions" = json!([{"resource": "topic", "name": "{topic}", "operation": "delete"}]))),
     summary = "Delete a topic",
     params(("topic" = String, Path, description = "Topic name")),

@@ -66,7 +66,7 @@ pub struct TransactionBody<'a> {
 
 /// Run a transaction.
 #[utoipa::path(
-    post, path = "/v1/transactions", tag = "transactions",
+    post, path = "/v1/transactions", tag = "transactions", operation_id = "transact",
     extensions(("x-weir-permissions" = json!([
         {"resource": "topic", "name": "{body.produce.topic}", "operation": "write"},
         {"resource": "group", "name": "{body.commit.group}", "operation": "read"},
