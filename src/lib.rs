@@ -22,6 +22,7 @@ pub mod config;
 pub mod connect;
 pub mod error;
 pub mod http;
+pub mod json_int;
 pub mod storage;
 pub mod streams;
 pub mod testing;

@@ -159,7 +159,7 @@ pub struct CreateBody {
     /// The connector's name.
     pub name: String,
     /// Its config: string values (numbers and booleans are taken as their text).
-    #[schema(value_type = Object)]
+    #[schema(value_type = BTreeMap<String, String>)]
     pub config: serde_json::Map<String, Value>,
     /// `RUNNING` (default), `PAUSED` or `STOPPED`.
     pub initial_state: Option<Target>,
@@ -307,7 +307,7 @@ pub async fn put_config(
     summary = "Patch a connector's config",
     description = "Merges the given keys into the config; a `null` value removes a key.",
     params(("connector" = String, Path, description = "Connector name")),
-    request_body(content = Object, content_type = "application/json", example = json!({"batch.size": "500", "transforms": null})),
+    request_body(content = BTreeMap<String, Option<String>>, content_type = "application/json", example = json!({"batch.size": "500", "transforms": null})),
     responses(
         (status = 200, description = "The updated connector.", body = ConnectorInfo),
         (status = 400, description = "`invalid_connector_config`, `invalid_json`.", body = ConnectErrorBody),

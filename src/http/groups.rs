@@ -41,6 +41,7 @@ pub struct JoinRequest {
     /// topics created later.
     pub topic_pattern: Option<String>,
     /// Lease: the member is removed after this long without a request (default 30000).
+    #[serde(default, deserialize_with = "crate::json_int::opt")]
     pub session_timeout_ms: Option<u64>,
     /// Where to start without a committed offset: `earliest`, `latest` (default) or `none`.
     pub auto_offset_reset: Option<OffsetReset>,
@@ -237,6 +238,7 @@ pub async fn poll(
 #[schema(example = json!({"generation": 4, "offsets": [{"topic": "orders", "partition": 0, "offset": 42}]}))]
 pub struct CommitRequest {
     /// The generation the member is in; a stale one is refused (`illegal_generation`).
+    #[serde(default, deserialize_with = "crate::json_int::opt")]
     pub generation: Option<u64>,
     /// Offsets to commit: the next offset to read, as in Kafka.
     pub offsets: Option<Vec<PartitionOffset>>,
@@ -317,8 +319,10 @@ pub struct SeekRequest {
     /// `earliest`, `latest`, `timestamp` or `offset`.
     pub to: Target,
     /// With `to: timestamp`.
+    #[serde(default, deserialize_with = "crate::json_int::opt")]
     pub timestamp: Option<i64>,
     /// With `to: offset`.
+    #[serde(default, deserialize_with = "crate::json_int::opt")]
     pub offset: Option<u64>,
     /// Partitions to move (default: all the member owns).
     pub partitions: Option<Vec<TopicPartition>>,
@@ -455,6 +459,7 @@ pub struct ResetRequest {
     /// `earliest`, `latest`, `timestamp` or `offsets`.
     pub to: Target,
     /// With `to: timestamp`.
+    #[serde(default, deserialize_with = "crate::json_int::opt")]
     pub timestamp: Option<i64>,
     /// With `to: offsets`.
     pub offsets: Option<Vec<PartitionOffset>>,
@@ -701,6 +706,7 @@ pub enum WsCommand {
     Commit {
         /// The generation the offsets were read in (default: the member's current one).
         #[schema(minimum = 0)]
+        #[serde(default, deserialize_with = "crate::json_int::opt")]
         generation: Option<u64>,
         /// The offsets to commit (default: everything sent so far).
         offsets: Option<Vec<PartitionOffset>>,

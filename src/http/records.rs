@@ -53,20 +53,22 @@ pub struct ProduceRecord<'a> {
     /// Optional key: any JSON value by default; a string with `key_format` `string` or `binary`
     /// (base64). Keyed records go to the partition Kafka's default partitioner picks.
     #[serde(borrow, default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = serde_json::Value)]
     pub key: Option<&'a RawValue>,
     /// The value (required; `null` is Kafka's tombstone): any JSON value by default; a string
     /// with `value_format` `string` or `binary` (base64).
     #[serde(borrow, default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value, required = true)]
     pub value: RawField<'a>,
     /// Headers: names to UTF-8 string values.
     #[serde(borrow, default)]
     #[schema(value_type = Option<BTreeMap<String, String>>)]
     pub headers: BTreeMap<Cow<'a, str>, Cow<'a, str>>,
     /// Explicit partition; otherwise chosen from the key, or spread when there is no key.
+    #[serde(default, deserialize_with = "crate::json_int::opt")]
     pub partition: Option<i64>,
     /// Timestamp in ms since the epoch; default: the time the server received the record.
+    #[serde(default, deserialize_with = "crate::json_int::opt")]
     pub timestamp: Option<i64>,
 }
 
@@ -384,6 +386,10 @@ pub async fn produce(
             let (records, key_format, value_format) = match produce_body::parse_body(&bytes) {
                 Some(fast) => (fast.records, fast.key_format, fast.value_format),
                 None => {
+                    super::extract::refuse_array(
+                        &bytes,
+                        "wrap the records in an object: {\"records\": [{\"value\": …}, …]}",
+                    )?;
                     slow = parse_json(&bytes)?;
                     (
                         slow.records.iter().map(to_input).collect(),
@@ -668,10 +674,8 @@ pub struct FetchedRecord {
     /// Timestamp, ms since the epoch.
     pub timestamp: i64,
     /// Key as produced (JSON), or a string, or base64 with `key_format` `binary`.
-    #[schema(value_type = Option<Object>)]
     pub key: serde_json::Value,
     /// Value as produced (JSON), or a string, or base64 with `value_format` `binary`.
-    #[schema(value_type = Option<Object>)]
     pub value: serde_json::Value,
     /// Headers.
     pub headers: BTreeMap<String, String>,

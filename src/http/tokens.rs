@@ -29,6 +29,7 @@ pub struct CreateToken {
     #[serde(default)]
     pub permissions: Vec<Permission>,
     /// Expiry, ms since the epoch (default: never).
+    #[serde(default, deserialize_with = "crate::json_int::opt")]
     pub expires_at: Option<i64>,
 }
 

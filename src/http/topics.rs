@@ -24,6 +24,7 @@ pub struct CreateTopic {
     pub name: String,
     /// Number of partitions (default 1).
     #[schema(minimum = 1, maximum = 10000)]
+    #[serde(default, deserialize_with = "crate::json_int::opt")]
     pub partitions: Option<u32>,
     /// Settings under Kafka's names: `retention.ms`, `retention.bytes`, `max.message.bytes`,
     /// `cleanup.policy` (`delete`), `durability` (`wal` | `fsync`).
@@ -38,6 +39,7 @@ pub struct CreateTopic {
 #[schema(example = json!({"partitions": 6, "config": {"retention.ms": 86400000, "durability": "fsync"}}))]
 pub struct AlterTopic {
     /// New partition count; it can only grow.
+    #[serde(default, deserialize_with = "crate::json_int::opt")]
     pub partitions: Option<u32>,
     /// Settings to change; `null` restores a setting's default.
     #[serde(default)]
