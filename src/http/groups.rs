@@ -169,6 +169,8 @@ pub struct PollParams {
     #[param(value_type = Option<u64>)]
     pub max_bytes: Option<String>,
     /// Long-poll up to this many ms for a first record (default 0).
+    /// Over the server's `max_wait_ms` (default 60000) it waits that long and says so in the
+    /// `Weir-Wait-Capped` header.
     #[param(value_type = Option<u64>)]
     pub wait_ms: Option<String>,
 }
@@ -198,7 +200,8 @@ pub struct PollResponse {
 once, with the new assignment, never an empty success.",
     params(("group" = String, Path, description = "Group name"), ("member" = String, Path, description = "Member id"), PollParams),
     responses(
-        (status = 200, description = "Records with the member's generation and assignment.", body = PollResponse),
+        (status = 200, description = "Records with the member's generation and assignment.", body = PollResponse,
+         headers(("Weir-Wait-Capped" = u64, description = "Present when `wait_ms` was over the server's `max_wait_ms`: the wait used instead, in ms"))),
         (status = 400, description = "`invalid_parameter`.", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`group_not_found`, `unknown_member`.", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`rebalance_in_progress` (with `Retry-After`, `generation`, `assignment`), `no_committed_offset`.", body = Problem, content_type = "application/problem+json"),
@@ -229,7 +232,9 @@ pub async fn poll(
     out.extend_from_slice(b",\"records\":[");
     write_records(&mut out, &poll.fetched, Rendering::default());
     out.extend_from_slice(b"]}");
-    Ok(json_response(out))
+    let mut resp = json_response(out);
+    super::records::say_wait_capped(&mut resp, wait, s.broker.config().max_wait_ms);
+    Ok(resp)
 }
 
 /// Body of a commit (an empty body commits everything returned so far).

@@ -213,6 +213,17 @@ pub fn read_limits(
     ))
 }
 
+/// The answer header saying that a read's `wait_ms` was over the server's `max_wait_ms`, and so
+/// waited only that long: its value is the cap in ms.
+pub const WAIT_CAPPED: &str = "weir-wait-capped";
+
+/// Says in `resp` that `asked` was cut to the server's `max_wait_ms` (nothing when it was not).
+pub fn say_wait_capped(resp: &mut Response, asked: Duration, max_wait_ms: u64) {
+    if asked > Duration::from_millis(max_wait_ms) {
+        resp.headers_mut().insert(WAIT_CAPPED, HeaderValue::from(max_wait_ms));
+    }
+}
+
 /// Parses an optional numeric query parameter, naming it in the error.
 pub fn parse_num<T: std::str::FromStr>(field: &str, v: Option<&str>) -> Result<Option<T>, Error> {
     v.map(|s| {
@@ -654,6 +665,8 @@ pub struct FetchParams {
     #[param(value_type = Option<u64>)]
     pub max_bytes: Option<String>,
     /// Long-poll: wait up to this many ms for a first record (default 0).
+    /// Over the server's `max_wait_ms` (default 60000) it waits that long and says so in the
+    /// `Weir-Wait-Capped` header.
     #[param(value_type = Option<u64>)]
     pub wait_ms: Option<String>,
     /// Render keys as `json` (as produced), `string` or `binary` (base64).
@@ -751,7 +764,8 @@ pub fn parse_partition(p: &str) -> Result<u32, Error> {
         FetchParams,
     ),
     responses(
-        (status = 200, description = "Records, the next offset to ask for, and the high watermark.", body = FetchResponse),
+        (status = 200, description = "Records, the next offset to ask for, and the high watermark.", body = FetchResponse,
+         headers(("Weir-Wait-Capped" = u64, description = "Present when `wait_ms` was over the server's `max_wait_ms`: the wait used instead, in ms"))),
         (status = 400, description = "`invalid_parameter`.", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`topic_not_found`, `partition_not_found`.", body = Problem, content_type = "application/problem+json"),
         (status = 416, description = "`offset_out_of_range`: below the earliest or past the next offset.", body = Problem, content_type = "application/problem+json"),
@@ -788,7 +802,9 @@ pub async fn fetch(
     out.extend_from_slice(b",\"high_watermark\":");
     out.extend_from_slice(itoa::Buffer::new().format(res.high_watermark).as_bytes());
     out.push(b'}');
-    Ok(json_response(out))
+    let mut resp = json_response(out);
+    say_wait_capped(&mut resp, wait, s.broker.config().max_wait_ms);
+    Ok(resp)
 }
 
 #[cfg(test)]
