@@ -250,7 +250,7 @@ async fn door(State(s): State<AppState>, mut req: Request, next: Next) -> Respon
         }
         _ => Method::from_bytes(b"OTHER").expect("a valid method token"),
     };
-    let resp = match auth::authenticate(&s, &mut req) {
+    let resp = match limits::check_head(&req).and_then(|()| auth::authenticate(&s, &mut req)) {
         Err(refused) => problem_response(&refused),
         Ok(()) => match limits::admit(&s, &req) {
             Err(refused) => problem_response(&refused),

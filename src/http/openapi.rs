@@ -83,8 +83,9 @@ impl Modify for SecuritySchemes {
 /// Documents the answers the HTTP door gives before any handler runs, on every operation it
 /// guards (the door is one middleware for all routes, so its answers are declared in one place):
 /// `401` and, where the operation needs grants or is a member's, `403` (authentication and
-/// permissions), `429` (the per-principal request quota), `503` (load shedding, shutdown) and, on
-/// operations with a body, `413` (`max_request_bytes`). Answers a handler already documents are
+/// permissions), `429` (the per-principal request quota), `414` and `431` (a URI or headers over
+/// what the server reads), `503` (load shedding, shutdown) and, on operations with a body, `413`
+/// (`max_request_bytes`). Answers a handler already documents are
 /// kept.
 struct DoorResponses;
 
@@ -146,6 +147,17 @@ was joined by another principal. The same whether or not the resource exists.";
             problem("`request_too_large`: the body is over `max_request_bytes`.", false),
         );
     }
+    add(
+        "414",
+        problem("`uri_too_long`: the path and query are over 8 KiB.", false),
+    );
+    add(
+        "431",
+        problem(
+            "`headers_too_large`: more than 100 header fields, or more than 64 KiB of them.",
+            false,
+        ),
+    );
     add(
         "503",
         problem(
