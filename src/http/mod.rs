@@ -164,7 +164,12 @@ pub fn router(broker: Broker, connect: crate::connect::Connect, streams: crate::
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), door))
         .with_state(state)
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
+        // Swagger UI would ask an external validator about the document: off, so the page works offline.
+        .merge(
+            SwaggerUi::new("/docs")
+                .url("/openapi.json", spec)
+                .config(utoipa_swagger_ui::Config::new(["/openapi.json"]).validator_url("none")),
+        )
         .layer(CatchPanicLayer::custom(|_| {
             problem_response(&Error::new(ErrorCode::Internal, "internal server error"))
         }));
