@@ -25,7 +25,8 @@ struct Cli {
 }
 
 /// What `weir serve --help` says after the flags: the settings that have no flag.
-const SECRETS_HELP: &str = "Secrets are read from the environment only, never from flags (which other users can see in ps):
+const SECRETS_HELP: &str =
+    "Secrets are read from the environment only, never from flags (which other users can see in ps):
   WEIR_ADMIN_TOKEN       the bootstrap admin token, at least 16 characters (or --admin-token-file); turns
                          authentication on
   WEIR_JWT_HS256_SECRET  the HS256 key that signs JWT bearer tokens; turns authentication on

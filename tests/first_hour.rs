@@ -155,7 +155,10 @@ fn a_data_directory_in_use_says_so_once() {
     let err = refused_start(&["--listen", "127.0.0.1:0", "--data-dir", s.dir.to_str().unwrap()]);
     let said = "is in use by another process";
     assert_eq!(err.matches(said).count(), 1, "{err}");
-    assert!(err.contains("--data-dir") && !err.contains("Resource temporarily"), "{err}");
+    assert!(
+        err.contains("--data-dir") && !err.contains("Resource temporarily"),
+        "{err}"
+    );
 }
 
 #[test]

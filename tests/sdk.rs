@@ -64,7 +64,10 @@ fn python_sdk_generates_without_warnings_and_runs_every_step() {
         .arg(spec())
         .arg(&package));
     let said = String::from_utf8_lossy(&generated.stdout).to_string() + &String::from_utf8_lossy(&generated.stderr);
-    assert!(!said.to_lowercase().contains("warning"), "the generator warned:\n{said}");
+    assert!(
+        !said.to_lowercase().contains("warning"),
+        "the generator warned:\n{said}"
+    );
 
     let s = server();
     let ran = run(Command::new(&python)
@@ -88,7 +91,9 @@ fn typescript_sdk_generates_without_warnings_and_runs_every_step() {
         .arg(spec())
         .arg("generated/weir.ts"));
     // Type-checks the script against the generated types, then compiles it.
-    run(Command::new(dir.join("node_modules/.bin/tsc")).current_dir(&dir).args(["-p", "."]));
+    run(Command::new(dir.join("node_modules/.bin/tsc"))
+        .current_dir(&dir)
+        .args(["-p", "."]));
 
     let s = server();
     let ran = run(Command::new("node")

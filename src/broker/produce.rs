@@ -652,7 +652,10 @@ fn prepare<'a>(
     let parts = [
         ("key", key.as_ref().map_or(0, |k| k.len())),
         ("value", value.as_ref().map_or(0, |v| v.len())),
-        ("headers", r.headers.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()),
+        (
+            "headers",
+            r.headers.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>(),
+        ),
     ];
     let size: usize = parts.iter().map(|(_, n)| n).sum();
     if size as u64 > max_message_bytes {

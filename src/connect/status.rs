@@ -30,6 +30,7 @@ pub enum State {
 /// What a connector is asked to be (persisted; the state it resumes in after a restart).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[schema(as = TargetState)]
 pub enum Target {
     /// Running.
     Running,

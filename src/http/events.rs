@@ -93,7 +93,7 @@ format). Each event id is the position after it; reconnecting with `Last-Event-I
 no duplicate. Comments are sent every 15 s to keep the connection open. When the caller's credential expires \
 or is revoked, the stream ends with an `error` event whose data is the problem (`unauthenticated`).",
     params(
-        ("topic" = String, Path, description = "Topic name"),
+        ("topic" = String, Path, description = "Topic name: 1–249 of `[a-zA-Z0-9._-]`, not `.` or `..`", pattern = "^([a-zA-Z0-9_-][a-zA-Z0-9._-]{0,248}|\\.[a-zA-Z0-9_-][a-zA-Z0-9._-]{0,247}|\\.\\.[a-zA-Z0-9._-]{1,247})$"),
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event"),
         EventParams,
     ),

@@ -143,11 +143,9 @@ fn body_error(e: axum::Error) -> Error {
 /// send instead: `hint`.
 pub fn refuse_array(bytes: &[u8], hint: &str) -> Result<(), Error> {
     match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b'[') => Err(Error::new(
-            ErrorCode::InvalidJson,
-            format!("the body is a JSON array; {hint}"),
-        )
-        .with_field("body")),
+        Some(b'[') => {
+            Err(Error::new(ErrorCode::InvalidJson, format!("the body is a JSON array; {hint}")).with_field("body"))
+        }
         _ => Ok(()),
     }
 }

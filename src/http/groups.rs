@@ -41,6 +41,7 @@ pub struct JoinRequest {
     /// topics created later.
     pub topic_pattern: Option<String>,
     /// Lease: the member is removed after this long without a request (default 30000).
+    #[schema(minimum = 100, maximum = 3600000)]
     #[serde(default, deserialize_with = "crate::json_int::opt")]
     pub session_timeout_ms: Option<u64>,
     /// Where to start without a committed offset: `earliest`, `latest` (default) or `none`.
@@ -80,7 +81,7 @@ fn subscription(topics: Option<Vec<String>>, pattern: Option<String>) -> Result<
     summary = "Join a consumer group",
     description = "Creates the group if needed and adds a member; the group rebalances. The member id is used \
 in every later call; every call renews the member's lease.",
-    params(("group" = String, Path, description = "Group name")),
+    params(("group" = String, Path, description = "Group name: 1–249 of `[a-zA-Z0-9._-]`, not `.` or `..`", pattern = "^([a-zA-Z0-9_-][a-zA-Z0-9._-]{0,248}|\\.[a-zA-Z0-9_-][a-zA-Z0-9._-]{0,247}|\\.\\.[a-zA-Z0-9._-]{1,247})$")),
     request_body(content = JoinRequest, content_type = "application/json"),
     responses(
         (status = 201, description = "The member, its generation and assignment.", body = MemberView,
@@ -117,7 +118,7 @@ pub async fn join(
     delete, path = "/v1/groups/{group}/members/{member}", tag = "groups", operation_id = "leave_group",
     extensions(("x-weir-permissions" = json!([{"resource": "group", "name": "{group}", "operation": "read"}]))),
     summary = "Leave a consumer group",
-    params(("group" = String, Path, description = "Group name"), ("member" = String, Path, description = "Member id")),
+    params(("group" = String, Path, description = "Group name: 1–249 of `[a-zA-Z0-9._-]`, not `.` or `..`", pattern = "^([a-zA-Z0-9_-][a-zA-Z0-9._-]{0,248}|\\.[a-zA-Z0-9_-][a-zA-Z0-9._-]{0,247}|\\.\\.[a-zA-Z0-9._-]{1,247})$"), ("member" = String, Path, description = "Member id")),
     responses(
         (status = 204, description = "The member left; its partitions move to the others."),
         (status = 404, description = "`group_not_found`, `unknown_member`.", body = Problem, content_type = "application/problem+json"),
@@ -137,7 +138,7 @@ pub async fn leave(
     post, path = "/v1/groups/{group}/members/{member}/heartbeat", tag = "groups", operation_id = "heartbeat",
     extensions(("x-weir-permissions" = json!([{"resource": "group", "name": "{group}", "operation": "read"}]))),
     summary = "Renew a member's lease",
-    params(("group" = String, Path, description = "Group name"), ("member" = String, Path, description = "Member id")),
+    params(("group" = String, Path, description = "Group name: 1–249 of `[a-zA-Z0-9._-]`, not `.` or `..`", pattern = "^([a-zA-Z0-9_-][a-zA-Z0-9._-]{0,248}|\\.[a-zA-Z0-9_-][a-zA-Z0-9._-]{0,247}|\\.\\.[a-zA-Z0-9._-]{1,247})$"), ("member" = String, Path, description = "Member id")),
     responses(
         (status = 200, description = "The member's generation and assignment.", body = MemberView,
          example = json!({"member_id": "billing-5f0c…", "generation": 4, "assignment": [{"topic": "orders", "partition": 0}], "pending": []})),
@@ -198,7 +199,7 @@ pub struct PollResponse {
     description = "Returns records from the member's partitions, from the committed offset (or per \
 `auto_offset_reset`), long-polling up to `wait_ms`. After a rebalance the member gets `409 rebalance_in_progress` \
 once, with the new assignment, never an empty success.",
-    params(("group" = String, Path, description = "Group name"), ("member" = String, Path, description = "Member id"), PollParams),
+    params(("group" = String, Path, description = "Group name: 1–249 of `[a-zA-Z0-9._-]`, not `.` or `..`", pattern = "^([a-zA-Z0-9_-][a-zA-Z0-9._-]{0,248}|\\.[a-zA-Z0-9_-][a-zA-Z0-9._-]{0,247}|\\.\\.[a-zA-Z0-9._-]{1,247})$"), ("member" = String, Path, description = "Member id"), PollParams),
     responses(
         (status = 200, description = "Records with the member's generation and assignment.", body = PollResponse,
          headers(("Weir-Wait-Capped" = u64, description = "Present when `wait_ms` was over the server's `max_wait_ms`: the wait used instead, in ms"))),
@@ -268,7 +269,7 @@ pub struct CommitResponse {
 everything the member was returned so far. The member must be the caller's own (`403 forbidden` for \
 another principal). Ownership and generation are checked when the commit is written, in the order of all \
 writes. A commit survives a crash of the server (`kill -9`); with `\"durability\": \"fsync\"` also power loss.",
-    params(("group" = String, Path, description = "Group name"), ("member" = String, Path, description = "Member id")),
+    params(("group" = String, Path, description = "Group name: 1–249 of `[a-zA-Z0-9._-]`, not `.` or `..`", pattern = "^([a-zA-Z0-9_-][a-zA-Z0-9._-]{0,248}|\\.[a-zA-Z0-9_-][a-zA-Z0-9._-]{0,247}|\\.\\.[a-zA-Z0-9._-]{1,247})$"), ("member" = String, Path, description = "Member id")),
     request_body(content = CommitRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "The committed offsets.", body = CommitResponse),
@@ -303,6 +304,7 @@ pub async fn commit(
 /// Where to seek or reset to.
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = PositionTarget)]
 pub enum Target {
     /// The oldest retained record.
     Earliest,
@@ -368,7 +370,7 @@ fn seek_target(
     post, path = "/v1/groups/{group}/members/{member}/positions:seek", tag = "groups", operation_id = "seek",
     extensions(("x-weir-permissions" = json!([{"resource": "group", "name": "{group}", "operation": "read"}]))),
     summary = "Seek a member's partitions",
-    params(("group" = String, Path, description = "Group name"), ("member" = String, Path, description = "Member id")),
+    params(("group" = String, Path, description = "Group name: 1–249 of `[a-zA-Z0-9._-]`, not `.` or `..`", pattern = "^([a-zA-Z0-9_-][a-zA-Z0-9._-]{0,248}|\\.[a-zA-Z0-9_-][a-zA-Z0-9._-]{0,247}|\\.\\.[a-zA-Z0-9._-]{1,247})$"), ("member" = String, Path, description = "Member id")),
     request_body(content = SeekRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "The new positions.", body = SeekResponse),
@@ -422,7 +424,7 @@ pub async fn list(State(s): State<AppState>, caller: Caller) -> Json<GroupList> 
         {"resource": "group", "name": "{group}", "operation": "describe"},
     ]))),
     summary = "Describe a consumer group",
-    params(("group" = String, Path, description = "Group name")),
+    params(("group" = String, Path, description = "Group name: 1–249 of `[a-zA-Z0-9._-]`, not `.` or `..`", pattern = "^([a-zA-Z0-9_-][a-zA-Z0-9._-]{0,248}|\\.[a-zA-Z0-9_-][a-zA-Z0-9._-]{0,247}|\\.\\.[a-zA-Z0-9._-]{1,247})$")),
     responses(
         (status = 200, description = "State, members with assignments, committed offsets and lag.", body = GroupDescription,
          example = json!({"group": "billing", "state": "stable", "generation": 4,
@@ -444,7 +446,7 @@ pub async fn describe(
     delete, path = "/v1/groups/{group}", tag = "groups", operation_id = "delete_group",
     extensions(("x-weir-permissions" = json!([{"resource": "group", "name": "{group}", "operation": "delete"}]))),
     summary = "Delete a consumer group",
-    params(("group" = String, Path, description = "Group name")),
+    params(("group" = String, Path, description = "Group name: 1–249 of `[a-zA-Z0-9._-]`, not `.` or `..`", pattern = "^([a-zA-Z0-9_-][a-zA-Z0-9._-]{0,248}|\\.[a-zA-Z0-9_-][a-zA-Z0-9._-]{0,247}|\\.\\.[a-zA-Z0-9._-]{1,247})$")),
     responses(
         (status = 204, description = "The group and its committed offsets are gone."),
         (status = 404, description = "`group_not_found`.", body = Problem, content_type = "application/problem+json"),
@@ -495,7 +497,7 @@ pub struct ResetResponse {
     ]))),
     summary = "Reset a group's committed offsets",
     description = "Only while the group has no members. With `dry_run` nothing changes.",
-    params(("group" = String, Path, description = "Group name")),
+    params(("group" = String, Path, description = "Group name: 1–249 of `[a-zA-Z0-9._-]`, not `.` or `..`", pattern = "^([a-zA-Z0-9_-][a-zA-Z0-9._-]{0,248}|\\.[a-zA-Z0-9_-][a-zA-Z0-9._-]{0,247}|\\.\\.[a-zA-Z0-9._-]{1,247})$")),
     request_body(content = ResetRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "The new offsets with the previous ones.", body = ResetResponse),
@@ -594,7 +596,7 @@ pub fn decode_positions(id: &str) -> Option<BTreeMap<TopicPartition, u64>> {
 with `member_id`), `rebalance` (on every assignment change), `record` (data in the fetch format; id = stream \
 position). Reconnecting with `Last-Event-ID` resumes with no gap. Commit with the member id, or `auto_commit=true`. \
 When the caller's credential expires or is revoked, the stream ends with an `error` event (problem `unauthenticated`).",
-    params(("group" = String, Path, description = "Group name"), ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event"), GroupEventParams),
+    params(("group" = String, Path, description = "Group name: 1–249 of `[a-zA-Z0-9._-]`, not `.` or `..`", pattern = "^([a-zA-Z0-9_-][a-zA-Z0-9._-]{0,248}|\\.[a-zA-Z0-9_-][a-zA-Z0-9._-]{0,247}|\\.\\.[a-zA-Z0-9._-]{1,247})$"), ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event"), GroupEventParams),
     responses(
         (status = 200, description = "An event stream: events `member`, `rebalance`, `record` and `error`, their data as `x-weir-events` says.", content_type = "text/event-stream", body = String,
          example = json!("event: member\ndata: {\"member_id\":\"billing-5f0c\",\"generation\":1,\"assignment\":[{\"topic\":\"orders\",\"partition\":0}],\"pending\":[]}\n\nid: orders:0:42\nevent: record\ndata: {\"topic\":\"orders\",\"partition\":0,\"offset\":41,\"timestamp\":1732500000000,\"key\":null,\"value\":1,\"headers\":{}}\n\n")),
@@ -783,7 +785,7 @@ JSON text messages `{\"type\":\"member\"|\"rebalance\", …view}`, `{\"type\":\"
 `{\"type\":\"commit\"}` (everything sent so far) or `{\"type\":\"commit\",\"offsets\":[…]}`. Closing the socket leaves \
 the group. Query parameters as for the event stream; `Last-Event-ID` resumes. When the caller's credential \
 expires or is revoked, the server closes the socket with code 1008 (policy violation) and the reason.",
-    params(("group" = String, Path, description = "Group name"), GroupEventParams),
+    params(("group" = String, Path, description = "Group name: 1–249 of `[a-zA-Z0-9._-]`, not `.` or `..`", pattern = "^([a-zA-Z0-9_-][a-zA-Z0-9._-]{0,248}|\\.[a-zA-Z0-9_-][a-zA-Z0-9._-]{0,247}|\\.\\.[a-zA-Z0-9._-]{1,247})$"), GroupEventParams),
     responses(
         (status = 101, description = "Switching to the WebSocket protocol. Text messages are JSON: the server's are \
 `WsServerMessage`, the client's `WsClientMessage` (see `x-weir-websocket`).", body = String,

@@ -323,7 +323,9 @@ pub fn check_head(req: &Request) -> Result<(), Error> {
             .expect("headers over the limit are not empty");
         return Err(Error::new(
             ErrorCode::HeadersTooLarge,
-            format!("the headers are {bytes} bytes; the server reads at most {MAX_HEADER_BYTES} (the largest is {name})"),
+            format!(
+                "the headers are {bytes} bytes; the server reads at most {MAX_HEADER_BYTES} (the largest is {name})"
+            ),
         )
         .with_field(name.as_str().to_owned()));
     }

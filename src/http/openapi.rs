@@ -134,11 +134,21 @@ fn door_responses(op: &mut Operation, path: &str, connect: bool) {
         if needs_grants || path.contains("{member}") {
             let detail = "`forbidden`: the credential lacks a grant listed in `x-weir-permissions`, or the member \
 was joined by another principal. The same whether or not the resource exists.";
-            add("403", if connect { connect_error(detail) } else { problem(detail, false) });
+            add(
+                "403",
+                if connect {
+                    connect_error(detail)
+                } else {
+                    problem(detail, false)
+                },
+            );
         }
         add(
             "429",
-            problem("`quota_exceeded`: the caller's request quota is spent; retry after `Retry-After` seconds.", true),
+            problem(
+                "`quota_exceeded`: the caller's request quota is spent; retry after `Retry-After` seconds.",
+                true,
+            ),
         );
     }
     if op.request_body.is_some() {
@@ -172,13 +182,19 @@ was joined by another principal. The same whether or not the resource exists.";
 fn problem(description: &str, retry_after: bool) -> Response {
     let mut r = ResponseBuilder::new().description(description).content(
         "application/problem+json",
-        ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build(),
+        ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("Problem")))
+            .build(),
     );
     if retry_after {
         r = r.header(
             "Retry-After",
             HeaderBuilder::new()
-                .schema(utoipa::openapi::ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0)))
+                .schema(
+                    utoipa::openapi::ObjectBuilder::new()
+                        .schema_type(Type::Integer)
+                        .minimum(Some(0)),
+                )
                 .description(Some("Seconds to wait before retrying."))
                 .build(),
         );

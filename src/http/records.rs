@@ -62,7 +62,7 @@ pub struct ProduceRecord<'a> {
     pub value: RawField<'a>,
     /// Headers: names to UTF-8 string values.
     #[serde(borrow, default)]
-    #[schema(value_type = Option<BTreeMap<String, String>>)]
+    #[schema(value_type = BTreeMap<String, String>)]
     pub headers: BTreeMap<Cow<'a, str>, Cow<'a, str>>,
     /// Explicit partition; otherwise chosen from the key, or spread when there is no key.
     #[serde(default, deserialize_with = "crate::json_int::opt")]
@@ -355,7 +355,7 @@ results in order as records are written. Records that cannot be written get an `
 others are written; when every record fails the answer is a problem. With an `Idempotency-Key` header, a \
 retry within the server's window returns the original results and appends nothing.",
     params(
-        ("topic" = String, Path, description = "Topic name"),
+        ("topic" = String, Path, description = "Topic name: 1–249 of `[a-zA-Z0-9._-]`, not `.` or `..`", pattern = "^([a-zA-Z0-9_-][a-zA-Z0-9._-]{0,248}|\\.[a-zA-Z0-9_-][a-zA-Z0-9._-]{0,247}|\\.\\.[a-zA-Z0-9._-]{1,247})$"),
         ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this request safe"),
         ProduceParams,
     ),
@@ -759,7 +759,7 @@ pub fn parse_partition(p: &str) -> Result<u32, Error> {
     description = "Returns records from `offset` (or the first at or after `timestamp`, or `earliest` / \
 `latest`). With `wait_ms` the request long-polls: it answers as soon as a record arrives, or empty at the deadline.",
     params(
-        ("topic" = String, Path, description = "Topic name"),
+        ("topic" = String, Path, description = "Topic name: 1–249 of `[a-zA-Z0-9._-]`, not `.` or `..`", pattern = "^([a-zA-Z0-9_-][a-zA-Z0-9._-]{0,248}|\\.[a-zA-Z0-9_-][a-zA-Z0-9._-]{0,247}|\\.\\.[a-zA-Z0-9._-]{1,247})$"),
         ("partition" = u32, Path, description = "Partition"),
         FetchParams,
     ),

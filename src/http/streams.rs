@@ -24,7 +24,7 @@ use crate::streams::{QueryInfo, Row, SourceInfo, StatementResult};
 /// Body of `POST /v1/sql`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"sql": "CREATE STREAM orders (order_id TEXT, user_id TEXT, amount DECIMAL(12,2), status TEXT, ts TIMESTAMP) WITH (topic='orders', timestamp='ts');\nCREATE TABLE orders_per_hour AS SELECT window_start, COUNT(*) AS orders FROM TUMBLE(orders, ts, INTERVAL '1' HOUR) GROUP BY window_start, window_end EMIT FINAL;"}))]
+#[schema(example = json!({"sql": "CREATE STREAM orders (order_id TEXT, user_id TEXT, amount DECIMAL(12,2), status TEXT, ts TIMESTAMP) WITH (topic='orders', timestamp='ts', partitions=3);\nCREATE TABLE orders_per_hour AS SELECT window_start, COUNT(*) AS orders FROM TUMBLE(orders, ts, INTERVAL '1' HOUR) GROUP BY window_start, window_end EMIT FINAL;"}))]
 pub struct SqlRequest {
     /// One or more statements separated by `;`.
     pub sql: String,

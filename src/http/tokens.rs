@@ -22,7 +22,8 @@ use crate::broker::tokens::TokenInfo;
                     {"resource": "group", "name": "billing", "operations": ["read"]}],
     "expires_at": 1767225600000i64}))]
 pub struct CreateToken {
-    /// A name for people.
+    /// A name for people: 1 to 128 characters, no control characters.
+    #[schema(min_length = 1, max_length = 128, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$")]
     pub name: String,
     /// Grants: resource (`topic`, `group`, `connector`, `query`, `cluster`), name, pattern
     /// (`literal` or `prefix`), operations (`read`, `write`, `create`, `delete`, `alter`, `describe`).
