@@ -38,7 +38,7 @@ from weir_client.models import (
     Problem,
     ProduceBody,
     ProduceRecord,
-    ProduceRecordHeadersType0,
+    ProduceRecordHeaders,
     ProduceResponse,
     QueryRequest,
     QueryRequestProperties,
@@ -69,7 +69,7 @@ def main() -> None:
     check(isinstance(created, TopicDescription) and len(created.partitions) == 2, "create_topic")
 
     # A JSON batch: a keyed record with headers, and one to an explicit partition.
-    headers = ProduceRecordHeadersType0.from_dict({"source": "python"})
+    headers = ProduceRecordHeaders.from_dict({"source": "python"})
     batch = ProduceBody(
         key_format=Format.STRING,
         records=[
