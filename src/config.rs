@@ -335,9 +335,19 @@ pub struct ConfigArgs {
     /// Origins allowed by CORS, comma-separated (`*` for any).
     #[arg(long, env = "WEIR_CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub cors_allowed_origins: Option<Vec<String>>,
+    /// Methods allowed by CORS, comma-separated [default: GET,POST,PATCH,DELETE].
+    #[arg(long, env = "WEIR_CORS_ALLOWED_METHODS", value_delimiter = ',')]
+    pub cors_allowed_methods: Option<Vec<String>>,
+    /// Request headers allowed by CORS, comma-separated [default:
+    /// content-type,authorization,idempotency-key,last-event-id].
+    #[arg(long, env = "WEIR_CORS_ALLOWED_HEADERS", value_delimiter = ',')]
+    pub cors_allowed_headers: Option<Vec<String>>,
     /// Allow credentials in CORS requests.
     #[arg(long, env = "WEIR_CORS_ALLOW_CREDENTIALS")]
     pub cors_allow_credentials: bool,
+    /// How long browsers may cache a CORS preflight answer, in seconds [default: 600].
+    #[arg(long, env = "WEIR_CORS_MAX_AGE_SECS")]
+    pub cors_max_age_secs: Option<u64>,
     /// Produce bytes/s per principal (0: unlimited).
     #[arg(long, env = "WEIR_QUOTA_PRODUCE_BYTES_PER_SEC")]
     pub quota_produce_bytes_per_sec: Option<u64>,
@@ -435,6 +445,9 @@ impl Config {
             jwt_permissions_claim,
             jwt_leeway_secs,
             cors_allowed_origins,
+            cors_allowed_methods,
+            cors_allowed_headers,
+            cors_max_age_secs,
             quota_produce_bytes_per_sec,
             quota_fetch_bytes_per_sec,
             quota_requests_per_sec,

@@ -67,6 +67,10 @@ pub enum ErrorCode {
     NotFound,
     /// The route exists but not for this method.
     MethodNotAllowed,
+    /// The request's URI is longer than the server reads.
+    UriTooLong,
+    /// The request has more header fields, or more header bytes, than the server reads.
+    HeadersTooLarge,
     /// The server is shutting down or not ready.
     Unavailable,
     /// No connector of that name.
@@ -132,6 +136,8 @@ impl ErrorCode {
             Self::Overloaded => "overloaded",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::UriTooLong => "uri_too_long",
+            Self::HeadersTooLarge => "headers_too_large",
             Self::Unavailable => "unavailable",
             Self::ConnectorNotFound => "connector_not_found",
             Self::ConnectorAlreadyExists => "connector_already_exists",

@@ -22,6 +22,7 @@ pub mod config;
 pub mod connect;
 pub mod error;
 pub mod http;
+pub mod json_int;
 pub mod storage;
 pub mod streams;
 pub mod testing;
@@ -57,9 +58,12 @@ pub use config::Config;
 /// (up to `config.shutdown_grace_ms`), writes out everything acknowledged and closes the store.
 pub async fn run(
     listener: TcpListener,
-    config: Config,
+    mut config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // The address really bound (a configured port 0 becomes the one the system chose): connector
+    // workers report it as their `worker_id`.
+    config.listen = listener.local_addr()?;
     let options = http::serve::ServeOptions::from_config(&config);
     let tls = http::tls::load(&config)?;
     if !config.auth_enabled() {

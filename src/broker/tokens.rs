@@ -175,7 +175,7 @@ impl Broker {
         expires_at: Option<i64>,
     ) -> Result<(TokenInfo, String)> {
         caller::authorize(caller, Operation::Alter, Resource::Cluster, CLUSTER)?;
-        if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
+        if name.is_empty() || name.chars().count() > 128 || name.chars().any(char::is_control) {
             return Err(Error::invalid_parameter(
                 "name",
                 "name must be 1 to 128 printable characters",

@@ -94,7 +94,7 @@ impl TopicConfig {
             let invalid = |detail: String| Error::new(ErrorCode::InvalidConfig, detail).with_field(field.clone());
             let int = |min: i64| -> Result<i64> {
                 let n = match value {
-                    Value::Number(n) => n.as_i64(),
+                    Value::Number(n) => crate::json_int::int::<_, i64>(n).ok(),
                     Value::String(s) => s.trim().parse().ok(),
                     _ => None,
                 };

@@ -30,6 +30,7 @@ pub enum State {
 /// What a connector is asked to be (persisted; the state it resumes in after a restart).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[schema(as = TargetState)]
 pub enum Target {
     /// Running.
     Running,
@@ -109,6 +110,7 @@ pub struct ConnectorInfo {
     /// The connector.
     pub name: String,
     /// Its config (secrets shown as `[hidden]`).
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
     pub config: RawConfig,
     /// Its tasks.
     pub tasks: Vec<TaskId>,
@@ -124,6 +126,7 @@ pub struct TaskInfo {
     /// The task's id.
     pub id: TaskId,
     /// Its config (secrets shown as `[hidden]`).
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
     pub config: RawConfig,
 }
 

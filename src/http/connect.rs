@@ -95,7 +95,7 @@ pub struct ServerInfo {
 }
 
 /// Version information (Kafka Connect's `GET /`).
-#[utoipa::path(get, path = "/v1", tag = "connect",
+#[utoipa::path(get, path = "/v1", tag = "connect", operation_id = "get_connect_cluster",
     extensions(("x-weir-permissions" = json!([]))),
     summary = "Version information",
     responses((status = 200, description = "Version, commit and cluster id.", body = ServerInfo)))]
@@ -117,7 +117,7 @@ pub struct ListParams {
 }
 
 /// List connectors.
-#[utoipa::path(get, path = "/v1/connectors", tag = "connect",
+#[utoipa::path(get, path = "/v1/connectors", tag = "connect", operation_id = "list_connectors",
     extensions(("x-weir-permissions" = json!([]))),
     summary = "List connectors",
     description = "Names of the connectors the caller may describe; with `expand=status` and/or `expand=info`, an \
@@ -159,14 +159,14 @@ pub struct CreateBody {
     /// The connector's name.
     pub name: String,
     /// Its config: string values (numbers and booleans are taken as their text).
-    #[schema(value_type = Object)]
+    #[schema(value_type = BTreeMap<String, String>)]
     pub config: serde_json::Map<String, Value>,
     /// `RUNNING` (default), `PAUSED` or `STOPPED`.
     pub initial_state: Option<Target>,
 }
 
 /// Create a connector.
-#[utoipa::path(post, path = "/v1/connectors", tag = "connect",
+#[utoipa::path(post, path = "/v1/connectors", tag = "connect", operation_id = "create_connector",
     extensions(("x-weir-permissions" = json!([
         {"resource": "connector", "name": "{body.name}", "operation": "create"},
         {"resource": "topic", "name": "{connector.writes}", "operation": "write"},
@@ -206,7 +206,7 @@ pub async fn create(
 }
 
 /// Describe a connector.
-#[utoipa::path(get, path = "/v1/connectors/{connector}", tag = "connect",
+#[utoipa::path(get, path = "/v1/connectors/{connector}", tag = "connect", operation_id = "get_connector",
     extensions(("x-weir-permissions" = json!([
         {"resource": "connector", "name": "{connector}", "operation": "describe"},
     ]))),
@@ -225,7 +225,7 @@ pub async fn info(
 }
 
 /// Delete a connector.
-#[utoipa::path(delete, path = "/v1/connectors/{connector}", tag = "connect",
+#[utoipa::path(delete, path = "/v1/connectors/{connector}", tag = "connect", operation_id = "delete_connector",
     extensions(("x-weir-permissions" = json!([
         {"resource": "connector", "name": "{connector}", "operation": "delete"},
     ]))),
@@ -243,7 +243,7 @@ pub async fn delete(State(s): State<AppState>, caller: Caller, Path(c): Path<Str
 }
 
 /// A connector's config.
-#[utoipa::path(get, path = "/v1/connectors/{connector}/config", tag = "connect",
+#[utoipa::path(get, path = "/v1/connectors/{connector}/config", tag = "connect", operation_id = "get_connector_config",
     extensions(("x-weir-permissions" = json!([
         {"resource": "connector", "name": "{connector}", "operation": "describe"},
     ]))),
@@ -263,7 +263,7 @@ pub async fn get_config(
 }
 
 /// Create or replace a connector's config.
-#[utoipa::path(put, path = "/v1/connectors/{connector}/config", tag = "connect",
+#[utoipa::path(put, path = "/v1/connectors/{connector}/config", tag = "connect", operation_id = "put_connector_config",
     extensions(("x-weir-permissions" = json!([
         {"resource": "connector", "name": "{connector}", "operation": "create"},
         {"resource": "connector", "name": "{connector}", "operation": "alter"},
@@ -296,7 +296,7 @@ pub async fn put_config(
 }
 
 /// Merge changes into a connector's config.
-#[utoipa::path(patch, path = "/v1/connectors/{connector}/config", tag = "connect",
+#[utoipa::path(patch, path = "/v1/connectors/{connector}/config", tag = "connect", operation_id = "patch_connector_config",
     extensions(("x-weir-permissions" = json!([
         {"resource": "connector", "name": "{connector}", "operation": "alter"},
         {"resource": "topic", "name": "{connector.writes}", "operation": "write"},
@@ -307,7 +307,7 @@ pub async fn put_config(
     summary = "Patch a connector's config",
     description = "Merges the given keys into the config; a `null` value removes a key.",
     params(("connector" = String, Path, description = "Connector name")),
-    request_body(content = Object, content_type = "application/json", example = json!({"batch.size": "500", "transforms": null})),
+    request_body(content = BTreeMap<String, Option<String>>, content_type = "application/json", example = json!({"batch.size": "500", "transforms": null})),
     responses(
         (status = 200, description = "The updated connector.", body = ConnectorInfo),
         (status = 400, description = "`invalid_connector_config`, `invalid_json`.", body = ConnectErrorBody),
@@ -325,7 +325,7 @@ pub async fn patch_config(
 }
 
 /// A connector's status.
-#[utoipa::path(get, path = "/v1/connectors/{connector}/status", tag = "connect",
+#[utoipa::path(get, path = "/v1/connectors/{connector}/status", tag = "connect", operation_id = "get_connector_status",
     extensions(("x-weir-permissions" = json!([
         {"resource": "connector", "name": "{connector}", "operation": "describe"},
     ]))),
@@ -344,7 +344,7 @@ pub async fn status(
 }
 
 /// A connector's tasks.
-#[utoipa::path(get, path = "/v1/connectors/{connector}/tasks", tag = "connect",
+#[utoipa::path(get, path = "/v1/connectors/{connector}/tasks", tag = "connect", operation_id = "list_connector_tasks",
     extensions(("x-weir-permissions" = json!([
         {"resource": "connector", "name": "{connector}", "operation": "describe"},
     ]))),
@@ -364,7 +364,7 @@ pub async fn tasks(
 }
 
 /// A task's status.
-#[utoipa::path(get, path = "/v1/connectors/{connector}/tasks/{task}/status", tag = "connect",
+#[utoipa::path(get, path = "/v1/connectors/{connector}/tasks/{task}/status", tag = "connect", operation_id = "get_connector_task_status",
     extensions(("x-weir-permissions" = json!([
         {"resource": "connector", "name": "{connector}", "operation": "describe"},
     ]))),
@@ -384,7 +384,7 @@ pub async fn task_status(
 }
 
 /// Restart a task.
-#[utoipa::path(post, path = "/v1/connectors/{connector}/tasks/{task}/restart", tag = "connect",
+#[utoipa::path(post, path = "/v1/connectors/{connector}/tasks/{task}/restart", tag = "connect", operation_id = "restart_connector_task",
     extensions(("x-weir-permissions" = json!([
         {"resource": "connector", "name": "{connector}", "operation": "alter"},
     ]))),
@@ -419,7 +419,7 @@ pub struct RestartParams {
 }
 
 /// Restart a connector.
-#[utoipa::path(post, path = "/v1/connectors/{connector}/restart", tag = "connect",
+#[utoipa::path(post, path = "/v1/connectors/{connector}/restart", tag = "connect", operation_id = "restart_connector",
     extensions(("x-weir-permissions" = json!([
         {"resource": "connector", "name": "{connector}", "operation": "alter"},
     ]))),
@@ -452,7 +452,7 @@ pub async fn restart(
 }
 
 /// Pause a connector.
-#[utoipa::path(put, path = "/v1/connectors/{connector}/pause", tag = "connect",
+#[utoipa::path(put, path = "/v1/connectors/{connector}/pause", tag = "connect", operation_id = "pause_connector",
     extensions(("x-weir-permissions" = json!([
         {"resource": "connector", "name": "{connector}", "operation": "alter"},
     ]))),
@@ -465,7 +465,7 @@ pub async fn pause(State(s): State<AppState>, caller: Caller, Path(c): Path<Stri
 }
 
 /// Resume a connector.
-#[utoipa::path(put, path = "/v1/connectors/{connector}/resume", tag = "connect",
+#[utoipa::path(put, path = "/v1/connectors/{connector}/resume", tag = "connect", operation_id = "resume_connector",
     extensions(("x-weir-permissions" = json!([
         {"resource": "connector", "name": "{connector}", "operation": "alter"},
     ]))),
@@ -478,7 +478,7 @@ pub async fn resume(State(s): State<AppState>, caller: Caller, Path(c): Path<Str
 }
 
 /// Stop a connector.
-#[utoipa::path(put, path = "/v1/connectors/{connector}/stop", tag = "connect",
+#[utoipa::path(put, path = "/v1/connectors/{connector}/stop", tag = "connect", operation_id = "stop_connector",
     extensions(("x-weir-permissions" = json!([
         {"resource": "connector", "name": "{connector}", "operation": "alter"},
     ]))),
@@ -492,7 +492,7 @@ pub async fn stop(State(s): State<AppState>, caller: Caller, Path(c): Path<Strin
 }
 
 /// The topics a connector uses.
-#[utoipa::path(get, path = "/v1/connectors/{connector}/topics", tag = "connect",
+#[utoipa::path(get, path = "/v1/connectors/{connector}/topics", tag = "connect", operation_id = "list_connector_topics",
     extensions(("x-weir-permissions" = json!([
         {"resource": "connector", "name": "{connector}", "operation": "describe"},
     ]))),
@@ -511,7 +511,7 @@ pub async fn topics(
 }
 
 /// Reset a connector's active topics.
-#[utoipa::path(put, path = "/v1/connectors/{connector}/topics/reset", tag = "connect",
+#[utoipa::path(put, path = "/v1/connectors/{connector}/topics/reset", tag = "connect", operation_id = "reset_connector_topics",
     extensions(("x-weir-permissions" = json!([
         {"resource": "connector", "name": "{connector}", "operation": "alter"},
     ]))),
@@ -528,7 +528,7 @@ pub async fn reset_topics(
 }
 
 /// A connector's offsets.
-#[utoipa::path(get, path = "/v1/connectors/{connector}/offsets", tag = "connect",
+#[utoipa::path(get, path = "/v1/connectors/{connector}/offsets", tag = "connect", operation_id = "get_connector_offsets",
     extensions(("x-weir-permissions" = json!([
         {"resource": "connector", "name": "{connector}", "operation": "describe"},
     ]))),
@@ -554,7 +554,7 @@ pub struct Message {
 }
 
 /// Change a stopped connector's offsets.
-#[utoipa::path(patch, path = "/v1/connectors/{connector}/offsets", tag = "connect",
+#[utoipa::path(patch, path = "/v1/connectors/{connector}/offsets", tag = "connect", operation_id = "alter_connector_offsets",
     extensions(("x-weir-permissions" = json!([
         {"resource": "connector", "name": "{connector}", "operation": "alter"},
     ]))),
@@ -580,7 +580,7 @@ pub async fn alter_offsets(
 }
 
 /// Reset a stopped connector's offsets.
-#[utoipa::path(delete, path = "/v1/connectors/{connector}/offsets", tag = "connect",
+#[utoipa::path(delete, path = "/v1/connectors/{connector}/offsets", tag = "connect", operation_id = "reset_connector_offsets",
     extensions(("x-weir-permissions" = json!([
         {"resource": "connector", "name": "{connector}", "operation": "alter"},
     ]))),
@@ -613,7 +613,7 @@ pub struct PluginParams {
 }
 
 /// List plugins.
-#[utoipa::path(get, path = "/v1/connector-plugins", tag = "connect",
+#[utoipa::path(get, path = "/v1/connector-plugins", tag = "connect", operation_id = "list_connector_plugins",
     extensions(("x-weir-permissions" = json!([]))),
     summary = "List connector plugins",
     params(PluginParams),
@@ -629,7 +629,7 @@ pub async fn plugins(
 }
 
 /// A plugin's config definition.
-#[utoipa::path(get, path = "/v1/connector-plugins/{plugin}/config", tag = "connect",
+#[utoipa::path(get, path = "/v1/connector-plugins/{plugin}/config", tag = "connect", operation_id = "get_connector_plugin_config",
     extensions(("x-weir-permissions" = json!([]))),
     summary = "Describe a plugin's config",
     params(("plugin" = String, Path, description = "Class name or alias")),
@@ -648,7 +648,7 @@ pub async fn plugin_config(
 }
 
 /// Validate a config.
-#[utoipa::path(put, path = "/v1/connector-plugins/{plugin}/config/validate", tag = "connect",
+#[utoipa::path(put, path = "/v1/connector-plugins/{plugin}/config/validate", tag = "connect", operation_id = "validate_connector_config",
     extensions(("x-weir-permissions" = json!([]))),
     summary = "Validate a connector config",
     description = "Every key's value, errors and recommended values, in Connect's shape; unknown keys are reported.",

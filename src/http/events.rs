@@ -79,8 +79,13 @@ pub fn decode_position(id: &str) -> Option<BTreeMap<u32, u64>> {
 
 /// Stream records as Server-Sent Events.
 #[utoipa::path(
-    get, path = "/v1/topics/{topic}/events", tag = "records",
-    extensions(("x-weir-permissions" = json!([{"resource": "topic", "name": "{topic}", "operation": "read"}]))),
+    get, path = "/v1/topics/{topic}/events", tag = "records", operation_id = "stream_topic_events",
+    extensions(("x-weir-permissions" = json!([{"resource": "topic", "name": "{topic}", "operation": "read"}])),
+        ("x-weir-events" = json!({
+            "record": {"id": "The position after the record: `partition:next_offset,…` for every partition read.",
+                       "data": {"$ref": "#/components/schemas/FetchedRecord"}},
+            "error": {"data": {"$ref": "#/components/schemas/Problem"}},
+        }))),
     security(("bearer" = []), ("access_token" = []), ("weir_token" = [])),
     summary = "Stream records as Server-Sent Events",
     description = "Streams records as they are written (event `record`, data = one record in the fetch \
@@ -88,12 +93,12 @@ format). Each event id is the position after it; reconnecting with `Last-Event-I
 no duplicate. Comments are sent every 15 s to keep the connection open. When the caller's credential expires \
 or is revoked, the stream ends with an `error` event whose data is the problem (`unauthenticated`).",
     params(
-        ("topic" = String, Path, description = "Topic name"),
+        ("topic" = String, Path, description = "Topic name: 1–249 of `[a-zA-Z0-9._-]`, not `.` or `..`", pattern = "^([a-zA-Z0-9_-][a-zA-Z0-9._-]{0,248}|\\.[a-zA-Z0-9_-][a-zA-Z0-9._-]{0,247}|\\.\\.[a-zA-Z0-9._-]{1,247})$"),
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event"),
         EventParams,
     ),
     responses(
-        (status = 200, description = "An event stream.", content_type = "text/event-stream", body = String,
+        (status = 200, description = "An event stream: events `record` and `error`, their data as `x-weir-events` says.", content_type = "text/event-stream", body = String,
          example = json!("id: 0:42\nevent: record\ndata: {\"topic\":\"orders\",\"partition\":0,\"offset\":41,\"timestamp\":1732500000000,\"key\":null,\"value\":{\"n\":1},\"headers\":{}}\n\n")),
         (status = 400, description = "`invalid_parameter`.", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`topic_not_found`, `partition_not_found`.", body = Problem, content_type = "application/problem+json"),

@@ -138,8 +138,21 @@ fn body_error(e: axum::Error) -> Error {
     Error::new(ErrorCode::InvalidJson, format!("could not read the request body: {e}")).with_field("body")
 }
 
-/// Parses JSON, naming the path of the first offending field in the error.
+/// Refuses a body that is a JSON array where an object is wanted (serde would otherwise read
+/// an array as a struct's fields in order, and complain about the wrong thing), saying what to
+/// send instead: `hint`.
+pub fn refuse_array(bytes: &[u8], hint: &str) -> Result<(), Error> {
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'[') => {
+            Err(Error::new(ErrorCode::InvalidJson, format!("the body is a JSON array; {hint}")).with_field("body"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Parses a JSON object, naming the path of the first offending field in the error.
 pub fn parse_json<'de, T: serde::Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, Error> {
+    refuse_array(bytes, "send a JSON object")?;
     // Fast path: plain serde_json. Tracking the path of every value costs ~10 % of produce CPU,
     // so only a body that fails is parsed again to name the offending field.
     let first = match serde_json::from_slice(bytes) {

@@ -41,6 +41,8 @@ pub struct JoinRequest {
     /// topics created later.
     pub topic_pattern: Option<String>,
     /// Lease: the member is removed after this long without a request (default 30000).
+    #[schema(minimum = 100, maximum = 3600000)]
+    #[serde(default, deserialize_with = "crate::json_int::opt")]
     pub session_timeout_ms: Option<u64>,
     /// Where to start without a committed offset: `earliest`, `latest` (default) or `none`.
     pub auto_offset_reset: Option<OffsetReset>,
@@ -71,7 +73,7 @@ fn subscription(topics: Option<Vec<String>>, pattern: Option<String>) -> Result<
 
 /// Join a group.
 #[utoipa::path(
-    post, path = "/v1/groups/{group}/members", tag = "groups",
+    post, path = "/v1/groups/{group}/members", tag = "groups", operation_id = "join_group",
     extensions(("x-weir-permissions" = json!([
         {"resource": "group", "name": "{group}", "operation": "read"},
         {"resource": "topic", "name": "{body.topics}", "operation": "read"},
@@ -79,7 +81,7 @@ fn subscription(topics: Option<Vec<String>>, pattern: Option<String>) -> Result<
     summary = "Join a consumer group",
     description = "Creates the group if needed and adds a member; the group rebalances. The member id is used \
 in every later call; every call renews the member's lease.",
-    params(("group" = String, Path, description = "Group name")),
+    params(("group" = String, Path, description = "Group name: 1–249 of `[a-zA-Z0-9._-]`, not `.` or `..`", pattern = "^([a-zA-Z0-9_-][a-zA-Z0-9._-]{0,248}|\\.[a-zA-Z0-9_-][a-zA-Z0-9._-]{0,247}|\\.\\.[a-zA-Z0-9._-]{1,247})$")),
     request_body(content = JoinRequest, content_type = "application/json"),
     responses(
         (status = 201, description = "The member, its generation and assignment.", body = MemberView,
@@ -113,10 +115,10 @@ pub async fn join(
 
 /// Leave a group.
 #[utoipa::path(
-    delete, path = "/v1/groups/{group}/members/{member}", tag = "groups",
+    delete, path = "/v1/groups/{group}/members/{member}", tag = "groups", operation_id = "leave_group",
     extensions(("x-weir-permissions" = json!([{"resource": "group", "name": "{group}", "operation": "read"}]))),
     summary = "Leave a consumer group",
-    params(("group" = String, Path, description = "Group name"), ("member" = String, Path, description = "Member id")),
+    params(("group" = String, Path, description = "Group name: 1–249 of `[a-zA-Z0-9._-]`, not `.` or `..`", pattern = "^([a-zA-Z0-9_-][a-zA-Z0-9._-]{0,248}|\\.[a-zA-Z0-9_-][a-zA-Z0-9._-]{0,247}|\\.\\.[a-zA-Z0-9._-]{1,247})$"), ("member" = String, Path, description = "Member id")),
     responses(
         (status = 204, description = "The member left; its partitions move to the others."),
         (status = 404, description = "`group_not_found`, `unknown_member`.", body = Problem, content_type = "application/problem+json"),
@@ -133,10 +135,10 @@ pub async fn leave(
 
 /// Renew a member's lease.
 #[utoipa::path(
-    post, path = "/v1/groups/{group}/members/{member}/heartbeat", tag = "groups",
+    post, path = "/v1/groups/{group}/members/{member}/heartbeat", tag = "groups", operation_id = "heartbeat",
     extensions(("x-weir-permissions" = json!([{"resource": "group", "name": "{group}", "operation": "read"}]))),
     summary = "Renew a member's lease",
-    params(("group" = String, Path, description = "Group name"), ("member" = String, Path, description = "Member id")),
+    params(("group" = String, Path, description = "Group name: 1–249 of `[a-zA-Z0-9._-]`, not `.` or `..`", pattern = "^([a-zA-Z0-9_-][a-zA-Z0-9._-]{0,248}|\\.[a-zA-Z0-9_-][a-zA-Z0-9._-]{0,247}|\\.\\.[a-zA-Z0-9._-]{1,247})$"), ("member" = String, Path, description = "Member id")),
     responses(
         (status = 200, description = "The member's generation and assignment.", body = MemberView,
          example = json!({"member_id": "billing-5f0c…", "generation": 4, "assignment": [{"topic": "orders", "partition": 0}], "pending": []})),
@@ -168,6 +170,8 @@ pub struct PollParams {
     #[param(value_type = Option<u64>)]
     pub max_bytes: Option<String>,
     /// Long-poll up to this many ms for a first record (default 0).
+    /// Over the server's `max_wait_ms` (default 60000) it waits that long and says so in the
+    /// `Weir-Wait-Capped` header.
     #[param(value_type = Option<u64>)]
     pub wait_ms: Option<String>,
 }
@@ -189,15 +193,16 @@ pub struct PollResponse {
 
 /// Poll records as a group member.
 #[utoipa::path(
-    get, path = "/v1/groups/{group}/members/{member}/records", tag = "groups",
+    get, path = "/v1/groups/{group}/members/{member}/records", tag = "groups", operation_id = "poll",
     extensions(("x-weir-permissions" = json!([{"resource": "group", "name": "{group}", "operation": "read"}]))),
     summary = "Poll records as a group member",
     description = "Returns records from the member's partitions, from the committed offset (or per \
 `auto_offset_reset`), long-polling up to `wait_ms`. After a rebalance the member gets `409 rebalance_in_progress` \
 once, with the new assignment, never an empty success.",
-    params(("group" = String, Path, description = "Group name"), ("member" = String, Path, description = "Member id"), PollParams),
+    params(("group" = String, Path, description = "Group name: 1–249 of `[a-zA-Z0-9._-]`, not `.` or `..`", pattern = "^([a-zA-Z0-9_-][a-zA-Z0-9._-]{0,248}|\\.[a-zA-Z0-9_-][a-zA-Z0-9._-]{0,247}|\\.\\.[a-zA-Z0-9._-]{1,247})$"), ("member" = String, Path, description = "Member id"), PollParams),
     responses(
-        (status = 200, description = "Records with the member's generation and assignment.", body = PollResponse),
+        (status = 200, description = "Records with the member's generation and assignment.", body = PollResponse,
+         headers(("Weir-Wait-Capped" = u64, description = "Present when `wait_ms` was over the server's `max_wait_ms`: the wait used instead, in ms"))),
         (status = 400, description = "`invalid_parameter`.", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`group_not_found`, `unknown_member`.", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`rebalance_in_progress` (with `Retry-After`, `generation`, `assignment`), `no_committed_offset`.", body = Problem, content_type = "application/problem+json"),
@@ -228,7 +233,9 @@ pub async fn poll(
     out.extend_from_slice(b",\"records\":[");
     write_records(&mut out, &poll.fetched, Rendering::default());
     out.extend_from_slice(b"]}");
-    Ok(json_response(out))
+    let mut resp = json_response(out);
+    super::records::say_wait_capped(&mut resp, wait, s.broker.config().max_wait_ms);
+    Ok(resp)
 }
 
 /// Body of a commit (an empty body commits everything returned so far).
@@ -237,6 +244,7 @@ pub async fn poll(
 #[schema(example = json!({"generation": 4, "offsets": [{"topic": "orders", "partition": 0, "offset": 42}]}))]
 pub struct CommitRequest {
     /// The generation the member is in; a stale one is refused (`illegal_generation`).
+    #[serde(default, deserialize_with = "crate::json_int::opt")]
     pub generation: Option<u64>,
     /// Offsets to commit: the next offset to read, as in Kafka.
     pub offsets: Option<Vec<PartitionOffset>>,
@@ -254,14 +262,14 @@ pub struct CommitResponse {
 
 /// Commit offsets.
 #[utoipa::path(
-    post, path = "/v1/groups/{group}/members/{member}/offsets", tag = "groups",
+    post, path = "/v1/groups/{group}/members/{member}/offsets", tag = "groups", operation_id = "commit_offsets",
     extensions(("x-weir-permissions" = json!([{"resource": "group", "name": "{group}", "operation": "read"}]))),
     summary = "Commit offsets",
     description = "Commits the given offsets (the next offset to read), or with an empty body the positions of \
 everything the member was returned so far. The member must be the caller's own (`403 forbidden` for \
 another principal). Ownership and generation are checked when the commit is written, in the order of all \
 writes. A commit survives a crash of the server (`kill -9`); with `\"durability\": \"fsync\"` also power loss.",
-    params(("group" = String, Path, description = "Group name"), ("member" = String, Path, description = "Member id")),
+    params(("group" = String, Path, description = "Group name: 1–249 of `[a-zA-Z0-9._-]`, not `.` or `..`", pattern = "^([a-zA-Z0-9_-][a-zA-Z0-9._-]{0,248}|\\.[a-zA-Z0-9_-][a-zA-Z0-9._-]{0,247}|\\.\\.[a-zA-Z0-9._-]{1,247})$"), ("member" = String, Path, description = "Member id")),
     request_body(content = CommitRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "The committed offsets.", body = CommitResponse),
@@ -296,6 +304,7 @@ pub async fn commit(
 /// Where to seek or reset to.
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = PositionTarget)]
 pub enum Target {
     /// The oldest retained record.
     Earliest,
@@ -317,8 +326,10 @@ pub struct SeekRequest {
     /// `earliest`, `latest`, `timestamp` or `offset`.
     pub to: Target,
     /// With `to: timestamp`.
+    #[serde(default, deserialize_with = "crate::json_int::opt")]
     pub timestamp: Option<i64>,
     /// With `to: offset`.
+    #[serde(default, deserialize_with = "crate::json_int::opt")]
     pub offset: Option<u64>,
     /// Partitions to move (default: all the member owns).
     pub partitions: Option<Vec<TopicPartition>>,
@@ -356,10 +367,10 @@ fn seek_target(
 
 /// Move a member's positions.
 #[utoipa::path(
-    post, path = "/v1/groups/{group}/members/{member}/positions:seek", tag = "groups",
+    post, path = "/v1/groups/{group}/members/{member}/positions:seek", tag = "groups", operation_id = "seek",
     extensions(("x-weir-permissions" = json!([{"resource": "group", "name": "{group}", "operation": "read"}]))),
     summary = "Seek a member's partitions",
-    params(("group" = String, Path, description = "Group name"), ("member" = String, Path, description = "Member id")),
+    params(("group" = String, Path, description = "Group name: 1–249 of `[a-zA-Z0-9._-]`, not `.` or `..`", pattern = "^([a-zA-Z0-9_-][a-zA-Z0-9._-]{0,248}|\\.[a-zA-Z0-9_-][a-zA-Z0-9._-]{0,247}|\\.\\.[a-zA-Z0-9._-]{1,247})$"), ("member" = String, Path, description = "Member id")),
     request_body(content = SeekRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "The new positions.", body = SeekResponse),
@@ -392,7 +403,7 @@ pub struct GroupList {
 
 /// List consumer groups.
 #[utoipa::path(
-    get, path = "/v1/groups", tag = "groups",
+    get, path = "/v1/groups", tag = "groups", operation_id = "list_groups",
     extensions(("x-weir-permissions" = json!([]))),
     summary = "List consumer groups",
     responses(
@@ -408,12 +419,12 @@ pub async fn list(State(s): State<AppState>, caller: Caller) -> Json<GroupList> 
 
 /// Describe a consumer group.
 #[utoipa::path(
-    get, path = "/v1/groups/{group}", tag = "groups",
+    get, path = "/v1/groups/{group}", tag = "groups", operation_id = "describe_group",
     extensions(("x-weir-permissions" = json!([
         {"resource": "group", "name": "{group}", "operation": "describe"},
     ]))),
     summary = "Describe a consumer group",
-    params(("group" = String, Path, description = "Group name")),
+    params(("group" = String, Path, description = "Group name: 1–249 of `[a-zA-Z0-9._-]`, not `.` or `..`", pattern = "^([a-zA-Z0-9_-][a-zA-Z0-9._-]{0,248}|\\.[a-zA-Z0-9_-][a-zA-Z0-9._-]{0,247}|\\.\\.[a-zA-Z0-9._-]{1,247})$")),
     responses(
         (status = 200, description = "State, members with assignments, committed offsets and lag.", body = GroupDescription,
          example = json!({"group": "billing", "state": "stable", "generation": 4,
@@ -432,10 +443,10 @@ pub async fn describe(
 
 /// Delete an empty consumer group.
 #[utoipa::path(
-    delete, path = "/v1/groups/{group}", tag = "groups",
+    delete, path = "/v1/groups/{group}", tag = "groups", operation_id = "delete_group",
     extensions(("x-weir-permissions" = json!([{"resource": "group", "name": "{group}", "operation": "delete"}]))),
     summary = "Delete a consumer group",
-    params(("group" = String, Path, description = "Group name")),
+    params(("group" = String, Path, description = "Group name: 1–249 of `[a-zA-Z0-9._-]`, not `.` or `..`", pattern = "^([a-zA-Z0-9_-][a-zA-Z0-9._-]{0,248}|\\.[a-zA-Z0-9_-][a-zA-Z0-9._-]{0,247}|\\.\\.[a-zA-Z0-9._-]{1,247})$")),
     responses(
         (status = 204, description = "The group and its committed offsets are gone."),
         (status = 404, description = "`group_not_found`.", body = Problem, content_type = "application/problem+json"),
@@ -455,6 +466,7 @@ pub struct ResetRequest {
     /// `earliest`, `latest`, `timestamp` or `offsets`.
     pub to: Target,
     /// With `to: timestamp`.
+    #[serde(default, deserialize_with = "crate::json_int::opt")]
     pub timestamp: Option<i64>,
     /// With `to: offsets`.
     pub offsets: Option<Vec<PartitionOffset>>,
@@ -477,7 +489,7 @@ pub struct ResetResponse {
 
 /// Reset a group's committed offsets.
 #[utoipa::path(
-    post, path = "/v1/groups/{group}/offsets:reset", tag = "groups",
+    post, path = "/v1/groups/{group}/offsets:reset", tag = "groups", operation_id = "reset_group_offsets",
     extensions(("x-weir-permissions" = json!([
         {"resource": "group", "name": "{group}", "operation": "alter"},
         {"resource": "topic", "name": "{body.topics}", "operation": "describe"},
@@ -485,7 +497,7 @@ pub struct ResetResponse {
     ]))),
     summary = "Reset a group's committed offsets",
     description = "Only while the group has no members. With `dry_run` nothing changes.",
-    params(("group" = String, Path, description = "Group name")),
+    params(("group" = String, Path, description = "Group name: 1–249 of `[a-zA-Z0-9._-]`, not `.` or `..`", pattern = "^([a-zA-Z0-9_-][a-zA-Z0-9._-]{0,248}|\\.[a-zA-Z0-9_-][a-zA-Z0-9._-]{0,247}|\\.\\.[a-zA-Z0-9._-]{1,247})$")),
     request_body(content = ResetRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "The new offsets with the previous ones.", body = ResetResponse),
@@ -567,20 +579,26 @@ pub fn decode_positions(id: &str) -> Option<BTreeMap<TopicPartition, u64>> {
 
 /// Consume as a group member over Server-Sent Events.
 #[utoipa::path(
-    get, path = "/v1/groups/{group}/events", tag = "groups",
+    get, path = "/v1/groups/{group}/events", tag = "groups", operation_id = "stream_group_events",
     extensions(("x-weir-permissions" = json!([
         {"resource": "group", "name": "{group}", "operation": "read"},
         {"resource": "topic", "name": "{query.topics}", "operation": "read"},
-    ]))),
+    ])), ("x-weir-events" = json!({
+        "member": {"data": {"$ref": "#/components/schemas/MemberView"}},
+        "rebalance": {"data": {"$ref": "#/components/schemas/MemberView"}},
+        "record": {"id": "The stream position after the record: `topic:partition:next_offset,…`.",
+                   "data": {"$ref": "#/components/schemas/FetchedRecord"}},
+        "error": {"data": {"$ref": "#/components/schemas/Problem"}},
+    }))),
     security(("bearer" = []), ("access_token" = []), ("weir_token" = [])),
     summary = "Consume as a group member over Server-Sent Events",
     description = "Joins the group as a member whose lease is the open connection. Events: `member` (first, \
 with `member_id`), `rebalance` (on every assignment change), `record` (data in the fetch format; id = stream \
 position). Reconnecting with `Last-Event-ID` resumes with no gap. Commit with the member id, or `auto_commit=true`. \
 When the caller's credential expires or is revoked, the stream ends with an `error` event (problem `unauthenticated`).",
-    params(("group" = String, Path, description = "Group name"), ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event"), GroupEventParams),
+    params(("group" = String, Path, description = "Group name: 1–249 of `[a-zA-Z0-9._-]`, not `.` or `..`", pattern = "^([a-zA-Z0-9_-][a-zA-Z0-9._-]{0,248}|\\.[a-zA-Z0-9_-][a-zA-Z0-9._-]{0,247}|\\.\\.[a-zA-Z0-9._-]{1,247})$"), ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event"), GroupEventParams),
     responses(
-        (status = 200, description = "An event stream.", content_type = "text/event-stream", body = String,
+        (status = 200, description = "An event stream: events `member`, `rebalance`, `record` and `error`, their data as `x-weir-events` says.", content_type = "text/event-stream", body = String,
          example = json!("event: member\ndata: {\"member_id\":\"billing-5f0c\",\"generation\":1,\"assignment\":[{\"topic\":\"orders\",\"partition\":0}],\"pending\":[]}\n\nid: orders:0:42\nevent: record\ndata: {\"topic\":\"orders\",\"partition\":0,\"offset\":41,\"timestamp\":1732500000000,\"key\":null,\"value\":1,\"headers\":{}}\n\n")),
         (status = 400, description = "`invalid_parameter`, `invalid_group_name`.", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`topic_not_found`.", body = Problem, content_type = "application/problem+json"),
@@ -687,23 +705,78 @@ impl Out {
 }
 
 /// A message a WebSocket member sends.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
-enum WsCommand {
+#[schema(as = WsClientMessage, example = json!({"type": "commit", "offsets": [{"topic": "orders", "partition": 0, "offset": 42}]}))]
+pub enum WsCommand {
     /// Commit the given offsets, or everything sent so far.
     Commit {
+        /// The generation the offsets were read in (default: the member's current one).
+        #[schema(minimum = 0)]
+        #[serde(default, deserialize_with = "crate::json_int::opt")]
         generation: Option<u64>,
+        /// The offsets to commit (default: everything sent so far).
         offsets: Option<Vec<PartitionOffset>>,
+    },
+}
+
+/// A message the server sends a WebSocket member (for the documentation; [`Out`] writes them).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(tag = "type", rename_all = "lowercase")]
+#[schema(example = json!({"type": "record", "id": "orders:0:42", "record": {"topic": "orders", "partition": 0, "offset": 41,
+    "timestamp": 1732500000000i64, "key": null, "value": 1, "headers": {}}}))]
+pub enum WsServerMessage {
+    /// First: the member joined.
+    Member {
+        /// Member id (for commits over HTTP).
+        member_id: String,
+        /// Group generation.
+        generation: u64,
+        /// Partitions assigned to the member in this generation.
+        assignment: Vec<TopicPartition>,
+        /// Assigned partitions still being released by their previous owner.
+        pending: Vec<TopicPartition>,
+    },
+    /// The assignment changed.
+    Rebalance {
+        /// Member id.
+        member_id: String,
+        /// The new generation.
+        generation: u64,
+        /// Partitions assigned to the member in this generation.
+        assignment: Vec<TopicPartition>,
+        /// Assigned partitions still being released by their previous owner.
+        pending: Vec<TopicPartition>,
+    },
+    /// A record, with the stream position after it.
+    Record {
+        /// `topic:partition:next_offset,…` (resume with `Last-Event-ID`).
+        id: String,
+        /// The record, in the fetch format.
+        record: super::records::FetchedRecord,
+    },
+    /// The answer to a commit.
+    Committed {
+        /// What was committed.
+        committed: Vec<PartitionOffset>,
+    },
+    /// A problem; the socket closes after it when it ends the member.
+    Error {
+        /// The problem.
+        error: Problem,
     },
 }
 
 /// Consume as a group member over a WebSocket.
 #[utoipa::path(
-    get, path = "/v1/groups/{group}/ws", tag = "groups",
+    get, path = "/v1/groups/{group}/ws", tag = "groups", operation_id = "group_websocket",
     extensions(("x-weir-permissions" = json!([
         {"resource": "group", "name": "{group}", "operation": "read"},
         {"resource": "topic", "name": "{query.topics}", "operation": "read"},
-    ]))),
+    ])), ("x-weir-websocket" = json!({
+        "server": {"$ref": "#/components/schemas/WsServerMessage"},
+        "client": {"$ref": "#/components/schemas/WsClientMessage"},
+    }))),
     security(("bearer" = []), ("access_token" = []), ("weir_token" = [])),
     summary = "Consume as a group member over a WebSocket",
     description = "The event stream's member semantics over one socket, with commits in-band. The server sends \
@@ -712,9 +785,10 @@ JSON text messages `{\"type\":\"member\"|\"rebalance\", …view}`, `{\"type\":\"
 `{\"type\":\"commit\"}` (everything sent so far) or `{\"type\":\"commit\",\"offsets\":[…]}`. Closing the socket leaves \
 the group. Query parameters as for the event stream; `Last-Event-ID` resumes. When the caller's credential \
 expires or is revoked, the server closes the socket with code 1008 (policy violation) and the reason.",
-    params(("group" = String, Path, description = "Group name"), GroupEventParams),
+    params(("group" = String, Path, description = "Group name: 1–249 of `[a-zA-Z0-9._-]`, not `.` or `..`", pattern = "^([a-zA-Z0-9_-][a-zA-Z0-9._-]{0,248}|\\.[a-zA-Z0-9_-][a-zA-Z0-9._-]{0,247}|\\.\\.[a-zA-Z0-9._-]{1,247})$"), GroupEventParams),
     responses(
-        (status = 101, description = "Switching to the WebSocket protocol.", body = String,
+        (status = 101, description = "Switching to the WebSocket protocol. Text messages are JSON: the server's are \
+`WsServerMessage`, the client's `WsClientMessage` (see `x-weir-websocket`).", body = String,
          example = json!("{\"type\":\"record\",\"id\":\"orders:0:42\",\"record\":{\"topic\":\"orders\",\"partition\":0,\"offset\":41,\"timestamp\":1732500000000,\"key\":null,\"value\":1,\"headers\":{}}}")),
         (status = 400, description = "`invalid_parameter` (also: not a WebSocket request), `invalid_group_name`.", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`topic_not_found`.", body = Problem, content_type = "application/problem+json"),

@@ -279,6 +279,59 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// The longest request URI (path and query) read: 8 KiB, as common proxies allow. hyper itself
+/// stops at 64 KiB with an empty answer; below that the answer is a problem.
+pub const MAX_URI_BYTES: usize = 8 << 10;
+
+/// The most header fields a request may have (hyper reads up to [`HYPER_MAX_HEADERS`]).
+pub const MAX_HEADERS: usize = 100;
+
+/// The most header fields hyper parses, above [`MAX_HEADERS`] so that a request with too many
+/// gets a problem from [`check_head`] rather than hyper's empty `431`.
+pub const HYPER_MAX_HEADERS: usize = 200;
+
+/// The most bytes of header names and values a request may have: 64 KiB.
+pub const MAX_HEADER_BYTES: usize = 64 << 10;
+
+/// Refuses a request whose URI or headers are over the limits above, with a problem saying which
+/// (`414 uri_too_long`, `431 headers_too_large`) rather than hyper's empty answers.
+pub fn check_head(req: &Request) -> Result<(), Error> {
+    let uri = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if uri > MAX_URI_BYTES {
+        return Err(Error::new(
+            ErrorCode::UriTooLong,
+            format!("the URI is {uri} bytes; the server reads at most {MAX_URI_BYTES}"),
+        )
+        .with_field("uri"));
+    }
+    let headers = req.headers();
+    if headers.len() > MAX_HEADERS {
+        return Err(Error::new(
+            ErrorCode::HeadersTooLarge,
+            format!(
+                "the request has {} header fields; the server reads at most {MAX_HEADERS}",
+                headers.len()
+            ),
+        )
+        .with_field("headers"));
+    }
+    let bytes: usize = headers.iter().map(|(k, v)| k.as_str().len() + v.len()).sum();
+    if bytes > MAX_HEADER_BYTES {
+        let (name, _) = headers
+            .iter()
+            .max_by_key(|(k, v)| k.as_str().len() + v.len())
+            .expect("headers over the limit are not empty");
+        return Err(Error::new(
+            ErrorCode::HeadersTooLarge,
+            format!(
+                "the headers are {bytes} bytes; the server reads at most {MAX_HEADER_BYTES} (the largest is {name})"
+            ),
+        )
+        .with_field(name.as_str().to_owned()));
+    }
+    Ok(())
+}
+
 /// Admits a request: sheds load above the concurrency cap and applies the request quota.
 /// The request counts as in flight while the returned guard lives.
 pub fn admit<'a>(s: &'a AppState, req: &Request) -> Result<InFlight<'a>, Error> {

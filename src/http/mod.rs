@@ -157,13 +157,19 @@ pub fn router(broker: Broker, connect: crate::connect::Connect, streams: crate::
         streams,
         metrics: metrics_handle(),
     }));
-    let (api, spec) = api_router().split_for_parts();
+    let (api, mut spec) = api_router().split_for_parts();
+    openapi::complete(&mut spec);
     let app = api
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), door))
         .with_state(state)
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
+        // Swagger UI would ask an external validator about the document: off, so the page works offline.
+        .merge(
+            SwaggerUi::new("/docs")
+                .url("/openapi.json", spec)
+                .config(utoipa_swagger_ui::Config::new(["/openapi.json"]).validator_url("none")),
+        )
         .layer(CatchPanicLayer::custom(|_| {
             problem_response(&Error::new(ErrorCode::Internal, "internal server error"))
         }));
@@ -249,7 +255,7 @@ async fn door(State(s): State<AppState>, mut req: Request, next: Next) -> Respon
         }
         _ => Method::from_bytes(b"OTHER").expect("a valid method token"),
     };
-    let resp = match auth::authenticate(&s, &mut req) {
+    let resp = match limits::check_head(&req).and_then(|()| auth::authenticate(&s, &mut req)) {
         Err(refused) => problem_response(&refused),
         Ok(()) => match limits::admit(&s, &req) {
             Err(refused) => problem_response(&refused),

@@ -53,20 +53,22 @@ pub struct ProduceRecord<'a> {
     /// Optional key: any JSON value by default; a string with `key_format` `string` or `binary`
     /// (base64). Keyed records go to the partition Kafka's default partitioner picks.
     #[serde(borrow, default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = serde_json::Value)]
     pub key: Option<&'a RawValue>,
     /// The value (required; `null` is Kafka's tombstone): any JSON value by default; a string
     /// with `value_format` `string` or `binary` (base64).
     #[serde(borrow, default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value, required = true)]
     pub value: RawField<'a>,
     /// Headers: names to UTF-8 string values.
     #[serde(borrow, default)]
-    #[schema(value_type = Option<BTreeMap<String, String>>)]
+    #[schema(value_type = BTreeMap<String, String>)]
     pub headers: BTreeMap<Cow<'a, str>, Cow<'a, str>>,
     /// Explicit partition; otherwise chosen from the key, or spread when there is no key.
+    #[serde(default, deserialize_with = "crate::json_int::opt")]
     pub partition: Option<i64>,
     /// Timestamp in ms since the epoch; default: the time the server received the record.
+    #[serde(default, deserialize_with = "crate::json_int::opt")]
     pub timestamp: Option<i64>,
 }
 
@@ -211,6 +213,17 @@ pub fn read_limits(
     ))
 }
 
+/// The answer header saying that a read's `wait_ms` was over the server's `max_wait_ms`, and so
+/// waited only that long: its value is the cap in ms.
+pub const WAIT_CAPPED: &str = "weir-wait-capped";
+
+/// Says in `resp` that `asked` was cut to the server's `max_wait_ms` (nothing when it was not).
+pub fn say_wait_capped(resp: &mut Response, asked: Duration, max_wait_ms: u64) {
+    if asked > Duration::from_millis(max_wait_ms) {
+        resp.headers_mut().insert(WAIT_CAPPED, HeaderValue::from(max_wait_ms));
+    }
+}
+
 /// Parses an optional numeric query parameter, naming it in the error.
 pub fn parse_num<T: std::str::FromStr>(field: &str, v: Option<&str>) -> Result<Option<T>, Error> {
     v.map(|s| {
@@ -332,7 +345,7 @@ fn increment(digits: &mut [u8]) -> bool {
 
 /// Produce records.
 #[utoipa::path(
-    post, path = "/v1/topics/{topic}/records", tag = "records",
+    post, path = "/v1/topics/{topic}/records", tag = "records", operation_id = "produce",
     extensions(("x-weir-permissions" = json!([{"resource": "topic", "name": "{topic}", "operation": "write"}]))),
     summary = "Produce records",
     description = "Appends records to a topic. `application/json` takes a batch; a raw body \
@@ -342,7 +355,7 @@ results in order as records are written. Records that cannot be written get an `
 others are written; when every record fails the answer is a problem. With an `Idempotency-Key` header, a \
 retry within the server's window returns the original results and appends nothing.",
     params(
-        ("topic" = String, Path, description = "Topic name"),
+        ("topic" = String, Path, description = "Topic name: 1–249 of `[a-zA-Z0-9._-]`, not `.` or `..`", pattern = "^([a-zA-Z0-9_-][a-zA-Z0-9._-]{0,248}|\\.[a-zA-Z0-9_-][a-zA-Z0-9._-]{0,247}|\\.\\.[a-zA-Z0-9._-]{1,247})$"),
         ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this request safe"),
         ProduceParams,
     ),
@@ -350,7 +363,7 @@ retry within the server's window returns the original results and appends nothin
         (ProduceBody = "application/json"),
         (String = "application/x-ndjson", example = json!("{\"key\":\"a\",\"value\":{\"n\":1}}\n{\"value\":{\"n\":2}}\n")),
         (String = "text/plain", example = json!("hello")),
-        (Vec<u8> = "application/octet-stream"),
+        (inline(super::openapi::RawBody) = "application/octet-stream"),
     )),
     responses(
         (status = 200, description = "Per-record results (for NDJSON: one result object per line).", content(
@@ -384,6 +397,10 @@ pub async fn produce(
             let (records, key_format, value_format) = match produce_body::parse_body(&bytes) {
                 Some(fast) => (fast.records, fast.key_format, fast.value_format),
                 None => {
+                    super::extract::refuse_array(
+                        &bytes,
+                        "wrap the records in an object: {\"records\": [{\"value\": …}, …]}",
+                    )?;
                     slow = parse_json(&bytes)?;
                     (
                         slow.records.iter().map(to_input).collect(),
@@ -648,6 +665,8 @@ pub struct FetchParams {
     #[param(value_type = Option<u64>)]
     pub max_bytes: Option<String>,
     /// Long-poll: wait up to this many ms for a first record (default 0).
+    /// Over the server's `max_wait_ms` (default 60000) it waits that long and says so in the
+    /// `Weir-Wait-Capped` header.
     #[param(value_type = Option<u64>)]
     pub wait_ms: Option<String>,
     /// Render keys as `json` (as produced), `string` or `binary` (base64).
@@ -668,10 +687,8 @@ pub struct FetchedRecord {
     /// Timestamp, ms since the epoch.
     pub timestamp: i64,
     /// Key as produced (JSON), or a string, or base64 with `key_format` `binary`.
-    #[schema(value_type = Option<Object>)]
     pub key: serde_json::Value,
     /// Value as produced (JSON), or a string, or base64 with `value_format` `binary`.
-    #[schema(value_type = Option<Object>)]
     pub value: serde_json::Value,
     /// Headers.
     pub headers: BTreeMap<String, String>,
@@ -736,18 +753,19 @@ pub fn parse_partition(p: &str) -> Result<u32, Error> {
 
 /// Fetch records from a partition.
 #[utoipa::path(
-    get, path = "/v1/topics/{topic}/partitions/{partition}/records", tag = "records",
+    get, path = "/v1/topics/{topic}/partitions/{partition}/records", tag = "records", operation_id = "fetch_records",
     extensions(("x-weir-permissions" = json!([{"resource": "topic", "name": "{topic}", "operation": "read"}]))),
     summary = "Fetch records from a partition",
     description = "Returns records from `offset` (or the first at or after `timestamp`, or `earliest` / \
 `latest`). With `wait_ms` the request long-polls: it answers as soon as a record arrives, or empty at the deadline.",
     params(
-        ("topic" = String, Path, description = "Topic name"),
+        ("topic" = String, Path, description = "Topic name: 1–249 of `[a-zA-Z0-9._-]`, not `.` or `..`", pattern = "^([a-zA-Z0-9_-][a-zA-Z0-9._-]{0,248}|\\.[a-zA-Z0-9_-][a-zA-Z0-9._-]{0,247}|\\.\\.[a-zA-Z0-9._-]{1,247})$"),
         ("partition" = u32, Path, description = "Partition"),
         FetchParams,
     ),
     responses(
-        (status = 200, description = "Records, the next offset to ask for, and the high watermark.", body = FetchResponse),
+        (status = 200, description = "Records, the next offset to ask for, and the high watermark.", body = FetchResponse,
+         headers(("Weir-Wait-Capped" = u64, description = "Present when `wait_ms` was over the server's `max_wait_ms`: the wait used instead, in ms"))),
         (status = 400, description = "`invalid_parameter`.", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`topic_not_found`, `partition_not_found`.", body = Problem, content_type = "application/problem+json"),
         (status = 416, description = "`offset_out_of_range`: below the earliest or past the next offset.", body = Problem, content_type = "application/problem+json"),
@@ -784,7 +802,9 @@ pub async fn fetch(
     out.extend_from_slice(b",\"high_watermark\":");
     out.extend_from_slice(itoa::Buffer::new().format(res.high_watermark).as_bytes());
     out.push(b'}');
-    Ok(json_response(out))
+    let mut resp = json_response(out);
+    say_wait_capped(&mut resp, wait, s.broker.config().max_wait_ms);
+    Ok(resp)
 }
 
 #[cfg(test)]

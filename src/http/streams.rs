@@ -24,7 +24,7 @@ use crate::streams::{QueryInfo, Row, SourceInfo, StatementResult};
 /// Body of `POST /v1/sql`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"sql": "CREATE STREAM orders (order_id TEXT, user_id TEXT, amount DECIMAL(12,2), status TEXT, ts TIMESTAMP) WITH (topic='orders', timestamp='ts');\nCREATE TABLE orders_per_hour AS SELECT window_start, COUNT(*) AS orders FROM TUMBLE(orders, ts, INTERVAL '1' HOUR) GROUP BY window_start, window_end EMIT FINAL;"}))]
+#[schema(example = json!({"sql": "CREATE STREAM orders (order_id TEXT, user_id TEXT, amount DECIMAL(12,2), status TEXT, ts TIMESTAMP) WITH (topic='orders', timestamp='ts', partitions=3);\nCREATE TABLE orders_per_hour AS SELECT window_start, COUNT(*) AS orders FROM TUMBLE(orders, ts, INTERVAL '1' HOUR) GROUP BY window_start, window_end EMIT FINAL;"}))]
 pub struct SqlRequest {
     /// One or more statements separated by `;`.
     pub sql: String,
@@ -41,7 +41,7 @@ pub struct SqlResponse {
 
 /// Run SQL statements.
 #[utoipa::path(
-    post, path = "/v1/sql", tag = "streams",
+    post, path = "/v1/sql", tag = "streams", operation_id = "run_sql",
     extensions(("x-weir-permissions" = json!([
         {"resource": "query", "name": "{sql.creates}", "operation": "create"},
         {"resource": "topic", "name": "{sql.topics}", "operation": "describe"},
@@ -84,30 +84,78 @@ pub struct QueryRequest {
     pub properties: std::collections::BTreeMap<String, String>,
 }
 
-/// One line of a query's NDJSON answer (exactly one of the members).
+/// One line of a query's NDJSON answer: first a header, then rows, and always a last end.
 #[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
 #[schema(example = json!({"row": {"user_id": "User_7", "amount": 129.5}}))]
-pub struct QueryLine {
-    /// The first line: the query id and the columns.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub header: Option<JsonValue>,
-    /// A row: the output columns as a JSON object.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub row: Option<JsonValue>,
-    /// The last line: why the query ended (`limit reached`, `terminated`, `complete`, an error…).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub end: Option<JsonValue>,
+pub enum QueryLine {
+    /// The first line.
+    Header(QueryHeaderLine),
+    /// A row.
+    Row(QueryRowLine),
+    /// The last line.
+    End(QueryEndLine),
+}
+
+/// The first line of a query's NDJSON answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueryHeaderLine {
+    /// The query id and the columns.
+    pub header: QueryHeader,
+}
+
+/// A row line of a query's NDJSON answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueryRowLine {
+    /// The output columns by name.
+    #[schema(value_type = Object)]
+    pub row: serde_json::Map<String, JsonValue>,
+}
+
+/// The last line of a query's NDJSON answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueryEndLine {
+    /// Why the query ended.
+    pub end: QueryEnd,
+}
+
+/// The header of a query's answer.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"query_id": "transient_3f2a9c1b7d4e", "columns": [{"name": "user_id", "type": "TEXT"}]}))]
+pub struct QueryHeader {
+    /// The query's id (`DELETE /v1/queries/{id}` ends a push query).
+    pub query_id: String,
+    /// The output columns, in order.
+    pub columns: Vec<QueryColumn>,
+}
+
+/// An output column of a query.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueryColumn {
+    /// Column name.
+    pub name: String,
+    /// SQL type (`BIGINT`, `TEXT`, `DECIMAL(10,2)`, …).
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+/// The end of a query's answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueryEnd {
+    /// `limit reached`, `terminated`, `client gone`, `complete` (a pull query), or an error.
+    pub reason: String,
 }
 
 /// Run a push or pull query.
 #[utoipa::path(
-    post, path = "/v1/query", tag = "streams",
+    post, path = "/v1/query", tag = "streams", operation_id = "run_query",
     extensions(("x-weir-permissions" = json!([
         {"resource": "topic", "name": "{sql.reads}", "operation": "read"},
-    ]))),
+    ])), ("x-weir-events" = json!({
+        "header": {"data": {"$ref": "#/components/schemas/QueryHeader"}},
+        "row": {"data": {"type": "object", "description": "The output columns by name."}},
+        "end": {"data": {"$ref": "#/components/schemas/QueryEnd"}},
+    }))),
     summary = "Run a push or pull query",
     description = "A `SELECT … EMIT CHANGES` streams rows as they change, as NDJSON over HTTP/1.1 chunked (a header line \
 `{\"header\": {\"query_id\", \"columns\"}}`, then `{\"row\": {…}}` lines, and always a last line `{\"end\": {\"reason\"}}`), or as \
@@ -116,8 +164,14 @@ away, or on `DELETE /v1/queries/{id}`. A `SELECT` without `EMIT` on a table is a
 up to `pull_query_max_rows`, in the same format.",
     request_body(content = QueryRequest, content_type = "application/json"),
     responses(
-        (status = 200, description = "Rows as NDJSON (or SSE): a header line, rows, an end line.", content_type = "application/x-ndjson", body = QueryLine,
-         example = json!("{\"header\":{\"query_id\":\"transient_3f2a9c1b7d4e\",\"columns\":[{\"name\":\"user_id\",\"type\":\"TEXT\"}]}}\n{\"row\":{\"user_id\":\"User_7\"}}\n{\"end\":{\"reason\":\"limit reached\"}}\n")),
+        (status = 200, description = "Rows: as NDJSON (each line a `QueryLine`: a header, rows, an end), or with \
+`Accept: text/event-stream` as Server-Sent Events `header`, `row` and `end` whose data are the members of those lines \
+(see `x-weir-events`).", content(
+            (QueryLine = "application/x-ndjson",
+             example = json!("{\"header\":{\"query_id\":\"transient_3f2a9c1b7d4e\",\"columns\":[{\"name\":\"user_id\",\"type\":\"TEXT\"}]}}\n{\"row\":{\"user_id\":\"User_7\"}}\n{\"end\":{\"reason\":\"limit reached\"}}\n")),
+            (String = "text/event-stream",
+             example = json!("event: header\ndata: {\"query_id\":\"transient_3f2a9c1b7d4e\",\"columns\":[{\"name\":\"user_id\",\"type\":\"TEXT\"}]}\n\nevent: row\ndata: {\"user_id\":\"User_7\"}\n\nevent: end\ndata: {\"reason\":\"limit reached\"}\n\n")),
+        )),
         (status = 400, description = "`sql_syntax_error`, `sql_invalid` (with `line`, `column`).", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthenticated`.", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: the caller may not read a topic of the query.", body = Problem, content_type = "application/problem+json"),
@@ -179,7 +233,7 @@ pub struct QueryList {
 }
 
 /// List persistent queries.
-#[utoipa::path(get, path = "/v1/queries", tag = "streams", summary = "List persistent queries",
+#[utoipa::path(get, path = "/v1/queries", tag = "streams", operation_id = "list_queries", summary = "List persistent queries",
     extensions(("x-weir-permissions" = json!([]))),
     responses(
         (status = 200, description = "Queries with state, counters, input positions and lag, state size.", body = QueryList),
@@ -192,7 +246,7 @@ pub async fn list_queries(State(s): State<AppState>, caller: Caller) -> Json<Que
 }
 
 /// Describe a persistent query.
-#[utoipa::path(get, path = "/v1/queries/{id}", tag = "streams", summary = "Describe a query",
+#[utoipa::path(get, path = "/v1/queries/{id}", tag = "streams", operation_id = "get_query", summary = "Describe a query",
     extensions(("x-weir-permissions" = json!([{"resource": "query", "name": "{id}", "operation": "describe"}]))),
     params(("id" = String, Path, description = "Query id")),
     responses(
@@ -211,7 +265,7 @@ pub async fn get_query(
 }
 
 /// Terminate a query.
-#[utoipa::path(delete, path = "/v1/queries/{id}", tag = "streams", summary = "Terminate a query",
+#[utoipa::path(delete, path = "/v1/queries/{id}", tag = "streams", operation_id = "terminate_query", summary = "Terminate a query",
     extensions(("x-weir-permissions" = json!([{"resource": "query", "name": "{id}", "operation": "delete"}]))),
     description = "Stops a persistent query (its state is deleted; what it wrote stays) or ends a push query.",
     params(("id" = String, Path, description = "Query id")),
@@ -234,7 +288,7 @@ pub struct SourceList {
 }
 
 /// List streams.
-#[utoipa::path(get, path = "/v1/streams", tag = "streams",
+#[utoipa::path(get, path = "/v1/streams", tag = "streams", operation_id = "list_streams",
     extensions(("x-weir-permissions" = json!([]))), summary = "List streams",
     responses((status = 200, description = "Declared streams.", body = SourceList),
         (status = 401, description = "`unauthenticated`.", body = Problem, content_type = "application/problem+json")))]
@@ -245,7 +299,7 @@ pub async fn list_streams(State(s): State<AppState>, caller: Caller) -> Json<Sou
 }
 
 /// List tables.
-#[utoipa::path(get, path = "/v1/tables", tag = "streams",
+#[utoipa::path(get, path = "/v1/tables", tag = "streams", operation_id = "list_tables",
     extensions(("x-weir-permissions" = json!([]))), summary = "List tables",
     responses((status = 200, description = "Declared tables.", body = SourceList),
         (status = 401, description = "`unauthenticated`.", body = Problem, content_type = "application/problem+json")))]
@@ -256,7 +310,7 @@ pub async fn list_tables(State(s): State<AppState>, caller: Caller) -> Json<Sour
 }
 
 /// Describe a stream.
-#[utoipa::path(get, path = "/v1/streams/{name}", tag = "streams",
+#[utoipa::path(get, path = "/v1/streams/{name}", tag = "streams", operation_id = "get_stream",
     extensions(("x-weir-permissions" = json!([{"resource": "query", "name": "{name}", "operation": "describe"}]))), summary = "Describe a stream",
     params(("name" = String, Path, description = "Stream name")),
     responses(
@@ -274,7 +328,7 @@ pub async fn get_stream(
 }
 
 /// Describe a table.
-#[utoipa::path(get, path = "/v1/tables/{name}", tag = "streams",
+#[utoipa::path(get, path = "/v1/tables/{name}", tag = "streams", operation_id = "get_table",
     extensions(("x-weir-permissions" = json!([{"resource": "query", "name": "{name}", "operation": "describe"}]))), summary = "Describe a table",
     params(("name" = String, Path, description = "Table name")),
     responses(

@@ -19,7 +19,7 @@ pub struct Status {
 }
 
 /// Liveness: the process serves HTTP.
-#[utoipa::path(get, path = "/healthz", tag = "system",
+#[utoipa::path(get, path = "/healthz", tag = "system", operation_id = "get_health",
     extensions(("x-weir-permissions" = json!([]))),
     security(()),
     summary = "Liveness",
@@ -29,7 +29,7 @@ pub async fn healthz() -> axum::Json<Status> {
 }
 
 /// Readiness: the store is open and the server is not shutting down.
-#[utoipa::path(get, path = "/readyz", tag = "system",
+#[utoipa::path(get, path = "/readyz", tag = "system", operation_id = "get_readiness",
     extensions(("x-weir-permissions" = json!([]))),
     security(()),
     summary = "Readiness",
@@ -45,7 +45,7 @@ pub async fn readyz(State(s): State<AppState>) -> Response {
 }
 
 /// Prometheus metrics in the text exposition format.
-#[utoipa::path(get, path = "/metrics", tag = "system",
+#[utoipa::path(get, path = "/metrics", tag = "system", operation_id = "get_metrics",
     extensions(("x-weir-permissions" = json!([
         {"resource": "cluster", "name": "weir", "operation": "describe"},
     ]))),

@@ -22,13 +22,15 @@ use crate::broker::tokens::TokenInfo;
                     {"resource": "group", "name": "billing", "operations": ["read"]}],
     "expires_at": 1767225600000i64}))]
 pub struct CreateToken {
-    /// A name for people.
+    /// A name for people: 1 to 128 characters, no control characters.
+    #[schema(min_length = 1, max_length = 128, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$")]
     pub name: String,
     /// Grants: resource (`topic`, `group`, `connector`, `query`, `cluster`), name, pattern
     /// (`literal` or `prefix`), operations (`read`, `write`, `create`, `delete`, `alter`, `describe`).
     #[serde(default)]
     pub permissions: Vec<Permission>,
     /// Expiry, ms since the epoch (default: never).
+    #[serde(default, deserialize_with = "crate::json_int::opt")]
     pub expires_at: Option<i64>,
 }
 
@@ -54,7 +56,7 @@ pub struct TokenList {
 
 /// Create an API token.
 #[utoipa::path(
-    post, path = "/v1/tokens", tag = "security",
+    post, path = "/v1/tokens", tag = "tokens", operation_id = "create_token",
     extensions(("x-weir-permissions" = json!([{"resource": "cluster", "name": "weir", "operation": "alter"}]))),
     summary = "Create an API token",
     description = "Needs `alter` on `cluster`. The secret is returned once, as `token`; only its hash is stored.",
@@ -82,7 +84,7 @@ pub async fn create(
 
 /// List API tokens.
 #[utoipa::path(
-    get, path = "/v1/tokens", tag = "security",
+    get, path = "/v1/tokens", tag = "tokens", operation_id = "list_tokens",
     extensions(("x-weir-permissions" = json!([
         {"resource": "cluster", "name": "weir", "operation": "describe"},
     ]))),
@@ -103,7 +105,7 @@ pub async fn list(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<T
 
 /// Revoke an API token.
 #[utoipa::path(
-    delete, path = "/v1/tokens/{id}", tag = "security",
+    delete, path = "/v1/tokens/{id}", tag = "tokens", operation_id = "revoke_token",
     extensions(("x-weir-permissions" = json!([{"resource": "cluster", "name": "weir", "operation": "alter"}]))),
     summary = "Revoke an API token",
     description = "Needs `alter` on `cluster`. Effective on the very next request; open event streams of the token are closed.",

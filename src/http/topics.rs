@@ -21,15 +21,47 @@ use crate::broker::{Caller, TopicConfig, TopicInfo};
 #[schema(example = json!({"name": "orders", "partitions": 3, "config": {"retention.ms": 604800000}}))]
 pub struct CreateTopic {
     /// Topic name: 1–249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
+    #[schema(
+        pattern = "^([a-zA-Z0-9_-][a-zA-Z0-9._-]{0,248}|\\.[a-zA-Z0-9_-][a-zA-Z0-9._-]{0,247}|\\.\\.[a-zA-Z0-9._-]{1,247})$"
+    )]
     pub name: String,
     /// Number of partitions (default 1).
     #[schema(minimum = 1, maximum = 10000)]
+    #[serde(default, deserialize_with = "crate::json_int::opt")]
     pub partitions: Option<u32>,
     /// Settings under Kafka's names: `retention.ms`, `retention.bytes`, `max.message.bytes`,
     /// `cleanup.policy` (`delete`), `durability` (`wal` | `fsync`).
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = TopicSettings)]
     pub config: BTreeMap<String, Value>,
+}
+
+/// Topic settings as a request gives them, under Kafka's config names (for the document: the
+/// broker reads them from a map, and also takes the numbers as numeric strings, as Kafka tools
+/// send them). `null` restores a setting's default.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"retention.ms": 604800000, "durability": "fsync"}))]
+pub struct TopicSettings {
+    /// Age after which records are deleted, in ms; -1 keeps them forever.
+    #[serde(rename = "retention.ms", skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = -1)]
+    pub retention_ms: Option<i64>,
+    /// Bytes kept per partition; -1 for no limit.
+    #[serde(rename = "retention.bytes", skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = -1)]
+    pub retention_bytes: Option<i64>,
+    /// Largest record (key, value and headers), in bytes.
+    #[serde(rename = "max.message.bytes", skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
+    pub max_message_bytes: Option<i64>,
+    /// `delete`, the only policy supported so far.
+    #[serde(rename = "cleanup.policy", skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^delete$")]
+    pub cleanup_policy: Option<String>,
+    /// `wal` (survives a crash) or `fsync` (survives power loss).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub durability: Option<crate::broker::topics::Durability>,
 }
 
 /// Body of `PATCH /v1/topics/{topic}`.
@@ -38,10 +70,12 @@ pub struct CreateTopic {
 #[schema(example = json!({"partitions": 6, "config": {"retention.ms": 86400000, "durability": "fsync"}}))]
 pub struct AlterTopic {
     /// New partition count; it can only grow.
+    #[schema(minimum = 1, maximum = 10000)]
+    #[serde(default, deserialize_with = "crate::json_int::opt")]
     pub partitions: Option<u32>,
     /// Settings to change; `null` restores a setting's default.
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = TopicSettings)]
     pub config: BTreeMap<String, Value>,
 }
 
@@ -114,7 +148,7 @@ pub struct TopicList {
 
 /// Create a topic.
 #[utoipa::path(
-    post, path = "/v1/topics", tag = "topics",
+    post, path = "/v1/topics", tag = "topics", operation_id = "create_topic",
     extensions(("x-weir-permissions" = json!([
         {"resource": "topic", "name": "{body.name}", "operation": "create"},
     ]))),
@@ -143,7 +177,7 @@ pub async fn create_topic(
 
 /// List topics.
 #[utoipa::path(
-    get, path = "/v1/topics", tag = "topics",
+    get, path = "/v1/topics", tag = "topics", operation_id = "list_topics",
     extensions(("x-weir-permissions" = json!([]))),
     summary = "List topics",
     responses(
@@ -162,12 +196,12 @@ pub async fn list_topics(State(s): State<AppState>, caller: Caller) -> Json<Topi
 
 /// Describe a topic.
 #[utoipa::path(
-    get, path = "/v1/topics/{topic}", tag = "topics",
+    get, path = "/v1/topics/{topic}", tag = "topics", operation_id = "get_topic",
     extensions(("x-weir-permissions" = json!([
         {"resource": "topic", "name": "{topic}", "operation": "describe"},
     ]))),
     summary = "Describe a topic",
-    params(("topic" = String, Path, description = "Topic name")),
+    params(("topic" = String, Path, description = "Topic name: 1–249 of `[a-zA-Z0-9._-]`, not `.` or `..`", pattern = "^([a-zA-Z0-9_-][a-zA-Z0-9._-]{0,248}|\\.[a-zA-Z0-9_-][a-zA-Z0-9._-]{0,247}|\\.\\.[a-zA-Z0-9._-]{1,247})$")),
     responses(
         (status = 200, description = "The topic with its partitions.", body = TopicDescription),
         (status = 404, description = "`topic_not_found`.", body = Problem, content_type = "application/problem+json"),
@@ -183,10 +217,10 @@ pub async fn get_topic(
 
 /// Change a topic's config or raise its partition count.
 #[utoipa::path(
-    patch, path = "/v1/topics/{topic}", tag = "topics",
+    patch, path = "/v1/topics/{topic}", tag = "topics", operation_id = "alter_topic",
     extensions(("x-weir-permissions" = json!([{"resource": "topic", "name": "{topic}", "operation": "alter"}]))),
     summary = "Change a topic's config or partition count",
-    params(("topic" = String, Path, description = "Topic name")),
+    params(("topic" = String, Path, description = "Topic name: 1–249 of `[a-zA-Z0-9._-]`, not `.` or `..`", pattern = "^([a-zA-Z0-9_-][a-zA-Z0-9._-]{0,248}|\\.[a-zA-Z0-9_-][a-zA-Z0-9._-]{0,247}|\\.\\.[a-zA-Z0-9._-]{1,247})$")),
     request_body(content = AlterTopic, content_type = "application/json"),
     responses(
         (status = 200, description = "The changed topic.", body = TopicDescription),
@@ -213,10 +247,10 @@ pub async fn alter_topic(
 
 /// Delete a topic and all its records.
 #[utoipa::path(
-    delete, path = "/v1/topics/{topic}", tag = "topics",
+    delete, path = "/v1/topics/{topic}", tag = "topics", operation_id = "delete_topic",
     extensions(("x-weir-permissions" = json!([{"resource": "topic", "name": "{topic}", "operation": "delete"}]))),
     summary = "Delete a topic",
-    params(("topic" = String, Path, description = "Topic name")),
+    params(("topic" = String, Path, description = "Topic name: 1–249 of `[a-zA-Z0-9._-]`, not `.` or `..`", pattern = "^([a-zA-Z0-9_-][a-zA-Z0-9._-]{0,248}|\\.[a-zA-Z0-9_-][a-zA-Z0-9._-]{0,247}|\\.\\.[a-zA-Z0-9._-]{1,247})$")),
     responses(
         (status = 204, description = "The topic and its records are gone."),
         (status = 404, description = "`topic_not_found`.", body = Problem, content_type = "application/problem+json"),

@@ -41,6 +41,7 @@ pub struct TxnCommitBody {
     /// The member id (the member must be the caller's own).
     pub member_id: String,
     /// The member's generation; a stale one fails the transaction (`illegal_generation`).
+    #[serde(deserialize_with = "crate::json_int::int")]
     pub generation: u64,
     /// The next offset to read per partition, as Kafka commits.
     pub offsets: Vec<PartitionOffset>,
@@ -66,7 +67,7 @@ pub struct TransactionBody<'a> {
 
 /// Run a transaction.
 #[utoipa::path(
-    post, path = "/v1/transactions", tag = "transactions",
+    post, path = "/v1/transactions", tag = "transactions", operation_id = "transact",
     extensions(("x-weir-permissions" = json!([
         {"resource": "topic", "name": "{body.produce.topic}", "operation": "write"},
         {"resource": "group", "name": "{body.commit.group}", "operation": "read"},

@@ -100,18 +100,37 @@ fn state_options(_: &StoreOptions, table: &BlockBasedOptions) -> Options {
     o
 }
 
-/// A storage failure: I/O, corruption, or RocksDB itself.
+/// A storage failure: I/O, corruption, or RocksDB itself. The messages carry their cause's
+/// text, so the cause is not also given as a source (it would be printed twice).
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     /// RocksDB reported an error.
     #[error("rocksdb: {0}")]
-    Rocks(#[from] rocksdb::Error),
+    Rocks(rocksdb::Error),
     /// A stored value could not be decoded.
     #[error("{0}")]
     Corrupt(#[from] super::records::CodecError),
     /// The data directory could not be created.
     #[error("data directory: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
+    /// Another process holds the data directory's lock.
+    #[error(
+        "the data directory {0} is in use by another process (another Weir server?): stop it, or give this one \
+another directory with --data-dir"
+    )]
+    Locked(PathBuf),
+}
+
+impl From<rocksdb::Error> for StorageError {
+    fn from(e: rocksdb::Error) -> Self {
+        Self::Rocks(e)
+    }
+}
+
+impl From<std::io::Error> for StorageError {
+    fn from(e: std::io::Error) -> Self {
+        Self::Io(e)
+    }
 }
 
 impl From<StorageError> for crate::error::Error {
@@ -176,7 +195,15 @@ impl Store {
             .map(|cf| ColumnFamilyDescriptor::new(cf.name, (cf.options)(options, &table)))
             .collect();
         std::fs::create_dir_all(path)?;
-        let db = DB::open_cf_descriptors(&db_opts, path, cfs)?;
+        let db = DB::open_cf_descriptors(&db_opts, path, cfs).map_err(|e| {
+            // RocksDB's lock file is held with flock: another process has the directory open.
+            let text = e.to_string();
+            if text.contains("LOCK") && (text.contains("temporarily unavailable") || text.contains("lock hold")) {
+                StorageError::Locked(path.to_path_buf())
+            } else {
+                StorageError::Rocks(e)
+            }
+        })?;
         Ok(Self {
             db: Arc::new(db),
             path: path.to_path_buf(),

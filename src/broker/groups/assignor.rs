@@ -11,6 +11,7 @@ pub struct TopicPartition {
     /// Topic name.
     pub topic: String,
     /// Partition.
+    #[serde(deserialize_with = "crate::json_int::int")]
     pub partition: u32,
 }
 

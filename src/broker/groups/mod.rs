@@ -108,8 +108,10 @@ pub struct PartitionOffset {
     /// Topic.
     pub topic: String,
     /// Partition.
+    #[serde(deserialize_with = "crate::json_int::int")]
     pub partition: u32,
     /// Offset (for commits: the next offset to read).
+    #[serde(deserialize_with = "crate::json_int::int")]
     pub offset: u64,
 }
 
