@@ -697,3 +697,79 @@ async fn ndjson_upload_expecting_continue_is_told_to_continue() {
     let f = s.fetch("nd-expect", 0, "offset=0").await;
     assert_eq!(f["records"].as_array().unwrap().len(), 2);
 }
+
+/// `results=partitions` answers a large batch with each partition's first offset and count (as
+/// Kafka's produce response does), failed records by index, and the records are where it says.
+#[tokio::test]
+async fn partitions_answer_is_compact_and_true() {
+    let s = Server::start();
+    s.create_topic("compact", 3, json!({})).await;
+    let mut records: Vec<Value> = (0..1000)
+        .map(|i| json!({"key": format!("k{}", i % 7), "value": base64_of(&format!("v{i}"))}))
+        .collect();
+    records[5]["value"] = json!("not base64!");
+    let body = json!({"value_format": "binary", "key_format": "string", "records": records});
+    let send = |query: &'static str| {
+        client()
+            .post(s.url(&format!("/v1/topics/compact/records{query}")))
+            .header("idempotency-key", "batch-1")
+            .json(&body)
+            .send()
+    };
+    let r = send("?results=partitions").await.unwrap();
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    assert!(text.len() < 400, "{} bytes: {text}", text.len());
+    let answer: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(answer["failed"], 1);
+    assert_eq!(answer["errors"][0]["index"], 5);
+    assert_eq!(answer["errors"][0]["error"]["code"], "invalid_base64");
+    assert_eq!(answer["errors"][0]["error"]["field"], "records[5].value");
+    let runs = answer["partitions"].as_array().unwrap();
+    let total: u64 = runs.iter().map(|p| p["count"].as_u64().unwrap()).sum();
+    assert_eq!(total, 999);
+    for run in runs {
+        let (p, base, count) = (
+            run["partition"].as_u64().unwrap(),
+            run["base_offset"].as_u64().unwrap(),
+            run["count"].as_u64().unwrap(),
+        );
+        let f = s
+            .fetch("compact", p as u32, &format!("offset={base}&max_records=1000"))
+            .await;
+        assert_eq!(f["records"].as_array().unwrap().len() as u64, count, "partition {p}");
+        assert_eq!(f["records"][0]["offset"], base);
+    }
+    // A replay renders the stored outcome in the shape asked for, and the records shape agrees.
+    let replayed = send("?results=partitions").await.unwrap();
+    assert_eq!(replayed.headers()["idempotency-replayed"], "true");
+    assert_eq!(replayed.json::<Value>().await.unwrap(), answer);
+    let per_record: Value = send("").await.unwrap().json().await.unwrap();
+    assert_eq!(per_record["results"].as_array().unwrap().len(), 1000);
+    assert_eq!(per_record["results"][5]["error"]["code"], "invalid_base64");
+
+    // No shape but these two, and none for NDJSON streams, which answer per line.
+    let bad = client()
+        .post(s.url("/v1/topics/compact/records?results=summary"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(expect_problem(bad, 400, "invalid_parameter").await["field"], "results");
+    let ndjson = client()
+        .post(s.url("/v1/topics/compact/records?results=partitions"))
+        .header("content-type", "application/x-ndjson")
+        .body("{\"value\":1}\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        expect_problem(ndjson, 400, "invalid_parameter").await["field"],
+        "results"
+    );
+}
+
+fn base64_of(s: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}

@@ -166,7 +166,7 @@ impl ProduceOutcome {
     }
 
     /// An outcome of results given one by one (a stored outcome being replayed).
-    fn from_results(results: impl IntoIterator<Item = Result<RecordAck>>, replayed: bool) -> Self {
+    pub(crate) fn from_results(results: impl IntoIterator<Item = Result<RecordAck>>, replayed: bool) -> Self {
         let mut out = Self {
             slots: Vec::new(),
             bases: Vec::new(),

@@ -2,7 +2,7 @@
 //! the caller context, query strings, and JSON bodies.
 
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequestParts, Query};
+use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
@@ -34,26 +34,22 @@ pub struct Params<T>(pub T);
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Params<T> {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        match Query::<T>::from_request_parts(parts, state).await {
-            Ok(Query(v)) => Ok(Self(v)),
-            Err(e) => {
-                let text = e.body_text();
-                let detail = text
-                    .strip_prefix("Failed to deserialize query string: ")
-                    .unwrap_or(&text);
-                let field = detail
-                    .split_once("unknown field `")
-                    .and_then(|(_, rest)| rest.split('`').next())
-                    .unwrap_or("query")
-                    .to_owned();
-                Err(
-                    Error::new(ErrorCode::InvalidParameter, format!("invalid query string: {detail}"))
-                        .with_field(field)
-                        .into(),
-                )
-            }
-        }
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de).map(Self).map_err(|e| {
+            let detail = e.inner().to_string();
+            // An unknown parameter is named by serde's message; any other by its path.
+            let field = detail
+                .split_once("unknown field `")
+                .and_then(|(_, rest)| rest.split('`').next())
+                .map(str::to_owned)
+                .or_else(|| Some(e.path().to_string()).filter(|p| p != "."))
+                .unwrap_or_else(|| "query".to_owned());
+            Error::new(ErrorCode::InvalidParameter, format!("invalid query string: {detail}"))
+                .with_field(field)
+                .into()
+        })
     }
 }
 

@@ -9,6 +9,7 @@ pub mod extract;
 pub mod groups;
 pub mod limits;
 pub mod openapi;
+pub mod produce_answer;
 pub mod produce_body;
 pub mod records;
 pub mod render;

@@ -17,15 +17,15 @@ use tokio::sync::mpsc;
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::error::{ApiError, ApiResult, Problem, problem_response};
+use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{Params, media_type, parse_json, read_body};
 use super::limits::BodyReservation;
+use super::produce_answer::{ProduceAnswer, RecordResult, ResultsShape, produce_answer};
 use super::produce_body;
 use super::render::{Rendering, json_response, write_records};
 use crate::broker::produce::ProduceRequest;
 use crate::broker::{
-    Broker, Caller, Durability, FetchRequest, Idempotency, PayloadInput, ProduceOutcome, RecordInput, StartAt,
-    ValueInput,
+    Broker, Caller, Durability, FetchRequest, Idempotency, PayloadInput, RecordInput, StartAt, ValueInput,
 };
 use crate::error::{Error, ErrorCode};
 use crate::storage::Format;
@@ -111,77 +111,10 @@ pub struct ProduceParams {
     pub value_format: Option<Format>,
     /// `fsync` to have this request fsynced before it is acknowledged, whatever the topic says.
     pub durability: Option<Durability>,
-}
-
-/// Where one record was written.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RecordWritten {
-    /// Partition.
-    pub partition: u32,
-    /// Offset.
-    pub offset: u64,
-    /// Timestamp, ms since the epoch.
-    pub timestamp: i64,
-}
-
-/// Why one record was not written.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RecordError {
-    /// Stable error code.
-    pub code: ErrorCode,
-    /// Explanation.
-    pub detail: String,
-    /// Offending field.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
-}
-
-/// Result for one record: where it went, or `{"error": ...}`.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(untagged)]
-pub enum RecordResult {
-    /// Written.
-    Written(RecordWritten),
-    /// Not written.
-    Failed {
-        /// Why.
-        error: RecordError,
-    },
-}
-
-impl From<Result<crate::broker::RecordAck, Error>> for RecordResult {
-    fn from(r: Result<crate::broker::RecordAck, Error>) -> Self {
-        match r {
-            Ok(a) => Self::Written(RecordWritten {
-                partition: a.partition,
-                offset: a.offset,
-                timestamp: a.timestamp,
-            }),
-            Err(e) => Self::Failed {
-                error: RecordError {
-                    code: e.code,
-                    detail: e.detail,
-                    field: e.field,
-                },
-            },
-        }
-    }
-}
-
-/// Response of produce.
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({
-    "results": [
-        {"partition": 1, "offset": 41, "timestamp": 1732500000000i64},
-        {"error": {"code": "invalid_base64", "detail": "is not valid base64: Invalid padding", "field": "records[1].value"}}
-    ],
-    "failed": 1
-}))]
-pub struct ProduceResponse {
-    /// One entry per record, in request order.
-    pub results: Vec<RecordResult>,
-    /// How many records were not written.
-    pub failed: usize,
+    /// The answer's shape: `records` (default, one result per record) or `partitions` (each
+    /// partition's `base_offset` and `count`, failed records by index). Not for NDJSON streams.
+    #[param(inline)]
+    pub results: Option<ResultsShape>,
 }
 
 /// The broker's view of a record read by the serde path.
@@ -250,99 +183,6 @@ fn idempotency(headers: &HeaderMap, body: &[u8], extra: &str) -> Result<Option<I
     }))
 }
 
-fn produce_response(outcome: ProduceOutcome) -> Response {
-    let failed = outcome.failed();
-    if failed == outcome.len() {
-        if let Some(Err(e)) = outcome.results().next() {
-            return problem_response(e);
-        }
-        return problem_response(&Error::new(ErrorCode::Internal, "empty produce outcome"));
-    }
-    // The `ProduceResponse` shape, written directly: serializing 1000 results through serde
-    // costs more than the rest of the response path.
-    // A result is ~60 bytes (up to 64 with a 12-digit offset and a 3-digit partition).
-    let mut out = Vec::with_capacity(64 + outcome.len() * 64);
-    // Records of a batch share partition and timestamp and have consecutive offsets: one
-    // result's text is kept and only its offset digits are advanced.
-    let mut line = ResultLine::default();
-    out.extend_from_slice(b"{\"results\":[");
-    for (i, r) in outcome.results().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        match r {
-            Ok(a) => out.extend_from_slice(line.text(&a)),
-            Err(e) => {
-                let failed: RecordResult = Err::<crate::broker::RecordAck, _>(e.clone()).into();
-                serde_json::to_writer(&mut out, &failed).expect("writing to a Vec cannot fail");
-            }
-        }
-    }
-    out.extend_from_slice(b"],\"failed\":");
-    out.extend_from_slice(itoa::Buffer::new().format(failed).as_bytes());
-    out.push(b'}');
-    let mut resp = json_response(out);
-    if outcome.replayed() {
-        resp.headers_mut()
-            .insert("idempotency-replayed", HeaderValue::from_static("true"));
-    }
-    resp
-}
-
-/// The text of the last result written (`{"partition":…,"offset":…,"timestamp":…}`, the
-/// [`RecordWritten`] shape), reused for the same result and advanced in place for the next
-/// offset of the same partition and timestamp (a batch's offsets count up by one).
-#[derive(Default)]
-struct ResultLine {
-    text: Vec<u8>,
-    /// Where the offset's digits are in `text`.
-    digits: std::ops::Range<usize>,
-    last: Option<crate::broker::RecordAck>,
-}
-
-impl ResultLine {
-    fn text(&mut self, a: &crate::broker::RecordAck) -> &[u8] {
-        let same_run = |l: &crate::broker::RecordAck| l.partition == a.partition && l.timestamp == a.timestamp;
-        let kept = match self.last {
-            Some(l) if same_run(&l) && l.offset == a.offset => true,
-            Some(l) if same_run(&l) && l.offset.checked_add(1) == Some(a.offset) => {
-                increment(&mut self.text[self.digits.clone()])
-            }
-            _ => false,
-        };
-        if !kept {
-            self.text.clear();
-            self.text.extend_from_slice(b"{\"partition\":");
-            self.text
-                .extend_from_slice(itoa::Buffer::new().format(a.partition).as_bytes());
-            self.text.extend_from_slice(b",\"offset\":");
-            let start = self.text.len();
-            self.text
-                .extend_from_slice(itoa::Buffer::new().format(a.offset).as_bytes());
-            self.digits = start..self.text.len();
-            self.text.extend_from_slice(b",\"timestamp\":");
-            self.text
-                .extend_from_slice(itoa::Buffer::new().format(a.timestamp).as_bytes());
-            self.text.push(b'}');
-        }
-        self.last = Some(*a);
-        &self.text
-    }
-}
-
-/// Adds one to a number's decimal digits in place; `false` (digits untouched) when the sum
-/// needs one more digit.
-fn increment(digits: &mut [u8]) -> bool {
-    match digits.iter().rposition(|&d| d != b'9') {
-        Some(at) => {
-            digits[at] += 1;
-            digits[at + 1..].fill(b'0');
-            true
-        }
-        None => false,
-    }
-}
-
 /// Produce records.
 #[utoipa::path(
     post, path = "/v1/topics/{topic}/records", tag = "records", operation_id = "produce",
@@ -367,7 +207,7 @@ retry within the server's window returns the original results and appends nothin
     )),
     responses(
         (status = 200, description = "Per-record results (for NDJSON: one result object per line).", content(
-            (ProduceResponse = "application/json"),
+            (ProduceAnswer = "application/json"),
             (RecordResult = "application/x-ndjson", example = json!({"partition": 0, "offset": 7, "timestamp": 1732500000000i64})),
         ), headers(("Idempotency-Replayed" = String, description = "`true` when this is the stored result of an earlier request"))),
         (status = 400, description = "`invalid_json`, `invalid_record`, `invalid_base64`, `invalid_parameter`.", body = Problem, content_type = "application/problem+json"),
@@ -388,6 +228,7 @@ pub async fn produce(
     let (parts, body) = request.into_parts();
     let headers = parts.headers;
     let limit = s.broker.config().max_request_bytes;
+    let shape = p.results.unwrap_or_default();
     let mt = media_type(&headers);
     match mt.as_deref() {
         None | Some("application/json") => {
@@ -416,10 +257,17 @@ pub async fn produce(
                 durability: p.durability,
                 idempotency: idempotency(&headers, &bytes, "")?,
             };
-            Ok(produce_response(s.broker.produce(&caller, &topic, request).await?))
+            Ok(produce_answer(s.broker.produce(&caller, &topic, request).await?, shape))
         }
         Some(mt) if NDJSON_TYPES.contains(&mt) => {
             reject_raw_params(&p)?;
+            if p.results.is_some() {
+                return Err(Error::invalid_parameter(
+                    "results",
+                    "results is not supported on NDJSON streams, which answer one line per record",
+                )
+                .into());
+            }
             if headers.contains_key("idempotency-key") {
                 return Err(Error::invalid_parameter(
                     "Idempotency-Key",
@@ -457,7 +305,7 @@ pub async fn produce(
                 durability: p.durability,
                 idempotency: idempotency(&headers, &bytes, &extra)?,
             };
-            Ok(produce_response(s.broker.produce(&caller, &topic, request).await?))
+            Ok(produce_answer(s.broker.produce(&caller, &topic, request).await?, shape))
         }
         Some(other) => Err(Error::new(
             ErrorCode::UnsupportedMediaType,
@@ -499,9 +347,6 @@ enum Line<'a> {
     Slow(ProduceRecord<'a>),
 }
 
-/// Answers an NDJSON stream once its first chunk is in: reading the body before the answer's head
-/// goes out is what makes hyper send `100 Continue` to a client that asked for it (`curl -T`
-/// otherwise waits a second before it sends anything).
 /// The media types of a streaming NDJSON produce.
 const NDJSON_TYPES: [&str; 3] = ["application/x-ndjson", "application/jsonl", "application/x-jsonlines"];
 
@@ -516,6 +361,9 @@ pub fn streams_body(req: &Request) -> bool {
         && media_type(req.headers()).is_some_and(|mt| NDJSON_TYPES.contains(&mt.as_str()))
 }
 
+/// Answers an NDJSON stream once its first chunk is in: reading the body before the answer's head
+/// goes out is what makes hyper send `100 Continue` to a client that asked for it (`curl -T`
+/// otherwise waits a second before it sends anything).
 async fn produce_ndjson(
     broker: Broker,
     caller: Caller,
@@ -805,52 +653,4 @@ pub async fn fetch(
     let mut resp = json_response(out);
     say_wait_capped(&mut resp, wait, s.broker.config().max_wait_ms);
     Ok(resp)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{RecordWritten, ResultLine};
-    use crate::broker::RecordAck;
-    use proptest::prelude::*;
-
-    fn serde_text(a: &RecordAck) -> String {
-        serde_json::to_string(&RecordWritten {
-            partition: a.partition,
-            offset: a.offset,
-            timestamp: a.timestamp,
-        })
-        .unwrap()
-    }
-
-    proptest! {
-        /// Repeated, consecutive and jumping offsets, in runs of one or several partitions and
-        /// timestamps, all come out as serde writes the result.
-        #[test]
-        fn result_text_matches_serde(
-            start in any::<u64>(),
-            steps in proptest::collection::vec((0u64..3, 0u32..3, prop_oneof![Just(0i64), Just(1_732_500_000_000), any::<i64>()]), 1..40),
-        ) {
-            let mut line = ResultLine::default();
-            let mut offset = start;
-            for (step, partition, timestamp) in steps {
-                offset = if step == 2 { offset / 7 } else { offset.saturating_add(step) };
-                let a = RecordAck { partition, offset, timestamp };
-                let want = serde_text(&a);
-                prop_assert_eq!(line.text(&a), want.as_bytes());
-            }
-        }
-    }
-
-    #[test]
-    fn offsets_carry_into_a_new_digit() {
-        let mut line = ResultLine::default();
-        for offset in (97..=1001u64).chain([u64::MAX - 1, u64::MAX]) {
-            let a = RecordAck {
-                partition: 3,
-                offset,
-                timestamp: 17,
-            };
-            assert_eq!(line.text(&a), serde_text(&a).as_bytes());
-        }
-    }
 }
