@@ -14,7 +14,7 @@
 //! reads two digits into the century starting 80 years ago; text after the pattern is ignored.
 //! Unlike Java's lenient default, out-of-range fields (month 13, February 30) are errors.
 
-use time::{Date, Month, Time, UtcDateTime};
+use chrono::{DateTime, Datelike as _, NaiveDate, NaiveTime, Timelike as _, Utc};
 
 const MONTHS: [&str; 12] = [
     "January",
@@ -85,8 +85,8 @@ impl DateFormat {
 
     /// Formats an instant (ms since the epoch) in UTC.
     pub(super) fn format(&self, millis: i64) -> Result<String, String> {
-        let at = UtcDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
-            .map_err(|_| format!("timestamp {millis} is out of the supported range"))?;
+        let at = DateTime::from_timestamp_millis(millis)
+            .ok_or_else(|| format!("timestamp {millis} is out of the supported range"))?;
         let mut out = String::new();
         for token in &self.tokens {
             match token {
@@ -188,15 +188,15 @@ fn pad(out: &mut String, n: i64, width: usize) {
     out.push_str(&format!("{n:0width$}"));
 }
 
-fn format_field(out: &mut String, at: UtcDateTime, letter: char, count: usize) {
+fn format_field(out: &mut String, at: DateTime<Utc>, letter: char, count: usize) {
     let hour = i64::from(at.hour());
     match letter {
         'G' => out.push_str(if at.year() > 0 { "AD" } else { "BC" }),
         'y' | 'Y' if count == 2 => pad(out, i64::from(at.year()).rem_euclid(100), 2),
         'y' | 'Y' => pad(out, i64::from(at.year()), count),
         'M' | 'L' => {
-            let month = u8::from(at.month());
-            let name = MONTHS[usize::from(month - 1)];
+            let month = at.month();
+            let name = MONTHS[month as usize - 1];
             match count {
                 1 | 2 => pad(out, i64::from(month), count),
                 3 => out.push_str(&name[..3]),
@@ -206,7 +206,7 @@ fn format_field(out: &mut String, at: UtcDateTime, letter: char, count: usize) {
         'd' => pad(out, i64::from(at.day()), count),
         'D' => pad(out, i64::from(at.ordinal()), count),
         'E' => {
-            let name = DAYS[usize::from(at.weekday().number_days_from_monday())];
+            let name = DAYS[at.weekday().num_days_from_monday() as usize];
             out.push_str(if count >= 4 { name } else { &name[..3] });
         }
         'u' => pad(out, i64::from(at.weekday().number_from_monday()), count),
@@ -217,7 +217,7 @@ fn format_field(out: &mut String, at: UtcDateTime, letter: char, count: usize) {
         'h' => pad(out, if hour % 12 == 0 { 12 } else { hour % 12 }, count),
         'm' => pad(out, i64::from(at.minute()), count),
         's' => pad(out, i64::from(at.second()), count),
-        'S' => pad(out, i64::from(at.millisecond()), count),
+        'S' => pad(out, i64::from(at.timestamp_subsec_millis()), count),
         'z' => out.push_str(if count >= 4 {
             "Coordinated Universal Time"
         } else {
@@ -312,17 +312,18 @@ impl Fields {
         }
         let year = i32::try_from(year).map_err(|_| format!("year {year} is out of range"))?;
         let date = match (self.month, self.day, self.ordinal) {
-            (None, None, Some(ordinal)) => {
-                let ordinal = u16::try_from(ordinal).map_err(|_| format!("day of year {ordinal} is out of range"))?;
-                Date::from_ordinal_date(year, ordinal).map_err(|e| e.to_string())?
-            }
+            (None, None, Some(ordinal)) => u32::try_from(ordinal)
+                .ok()
+                .and_then(|o| NaiveDate::from_yo_opt(year, o))
+                .ok_or_else(|| format!("day of year {ordinal} is out of range for {year}"))?,
             (month, day, _) => {
-                let month = u8::try_from(month.unwrap_or(1))
+                let (month, day) = (month.unwrap_or(1), day.unwrap_or(1));
+                let month32 = u32::try_from(month).ok().filter(|m| (1..=12).contains(m));
+                let month32 = month32.ok_or_else(|| format!("month {month} is out of range"))?;
+                u32::try_from(day)
                     .ok()
-                    .and_then(|m| Month::try_from(m).ok())
-                    .ok_or_else(|| format!("month {} is out of range", month.unwrap_or(1)))?;
-                let day = u8::try_from(day.unwrap_or(1)).map_err(|_| "day is out of range".to_owned())?;
-                Date::from_calendar_date(year, month, day).map_err(|e| e.to_string())?
+                    .and_then(|d| NaiveDate::from_ymd_opt(year, month32, d))
+                    .ok_or_else(|| format!("day {day} is out of range for month {month} of {year}"))?
             }
         };
         let hour = match (self.hour24, self.hour12) {
@@ -331,14 +332,19 @@ impl Fields {
             (None, Some(h)) => return Err(format!("hour {h} is out of range")),
             (None, None) => 0,
         };
-        let field = |v: i64, what: &str| u8::try_from(v).map_err(|_| format!("{what} {v} is out of range"));
-        let time = Time::from_hms(
-            field(hour, "hour")?,
-            field(self.minute, "minute")?,
-            field(self.second, "second")?,
+        let field = |v: i64, what: &str, below: u32| {
+            u32::try_from(v)
+                .ok()
+                .filter(|v| *v < below)
+                .ok_or_else(|| format!("{what} {v} is out of range"))
+        };
+        let time = NaiveTime::from_hms_opt(
+            field(hour, "hour", 24)?,
+            field(self.minute, "minute", 60)?,
+            field(self.second, "second", 60)?,
         )
-        .map_err(|e| e.to_string())?;
-        let seconds = UtcDateTime::new(date, time).unix_timestamp() - self.offset_seconds;
+        .ok_or_else(|| "time is out of range".to_owned())?;
+        let seconds = date.and_time(time).and_utc().timestamp() - self.offset_seconds;
         seconds
             .checked_mul(1000)
             .and_then(|ms| ms.checked_add(self.millis))
@@ -410,7 +416,7 @@ fn offset(text: &str) -> Option<(i64, usize)> {
 
 /// A two-digit year in the century that starts 80 years before now, as Java reads `yy`.
 fn two_digit_year(two: i64) -> i64 {
-    let now = UtcDateTime::now().year();
+    let now = Utc::now().year();
     let start = i64::from(now) - 80;
     let ambiguous = start % 100;
     two + (start / 100) * 100 + if two < ambiguous { 100 } else { 0 }
@@ -509,9 +515,21 @@ mod tests {
                 .unwrap_err()
                 .contains("expected '-'")
         );
-        assert!(f("yyyy-MM-dd").parse("2017-13-09").is_err());
-        assert!(f("yyyy-MM-dd").parse("2017-02-30").is_err());
-        assert!(f("HH:mm").parse("25:00").is_err());
+        assert_eq!(
+            f("yyyy-MM-dd").parse("2017-13-09").unwrap_err(),
+            "month 13 is out of range"
+        );
+        assert_eq!(
+            f("yyyy-MM-dd").parse("2017-02-30").unwrap_err(),
+            "day 30 is out of range for month 2 of 2017"
+        );
+        assert_eq!(
+            f("yyyy-D").parse("2017-366").unwrap_err(),
+            "day of year 366 is out of range for 2017"
+        );
+        assert_eq!(f("HH:mm").parse("25:00").unwrap_err(), "hour 25 is out of range");
+        assert_eq!(f("HH:mm").parse("23:60").unwrap_err(), "minute 60 is out of range");
+        assert_eq!(f("yyyy-D").parse("2016-366").unwrap(), 1_483_142_400_000);
         assert!(f("yyyy").parse("").is_err());
     }
 
