@@ -661,6 +661,59 @@ async fn a_connector_gets_no_more_than_its_creator_holds() {
     assert_eq!(r.status(), 200);
 }
 
+/// A source whose transforms reroute its records is granted the topics they go to, and its
+/// creator must hold them.
+#[tokio::test]
+async fn a_routing_source_is_granted_the_topics_it_routes_to() {
+    let s = Server::start_admin(&[]);
+    let token = |topics: &[&str]| {
+        let mut permissions = vec![
+            json!({"resource": "connector", "name": "r-", "pattern": "prefix", "operations": ["create", "describe"]}),
+        ];
+        permissions.extend(
+            topics
+                .iter()
+                .map(|t| json!({"resource": "topic", "name": t, "operations": ["write", "create"]})),
+        );
+        common::create_token(&s, ADMIN, json!({"name": "ops", "permissions": permissions}))
+    };
+    let (_, narrow) = token(&["orders"]).await;
+    let (_, wide) = token(&["orders", "orders-copy"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.txt");
+    std::fs::write(&path, "x\n").unwrap();
+    let create = |name: &str, token: &str| {
+        common::auth(client().post(s.url("/v1/connectors")), token)
+            .json(&json!({"name": name, "config": {
+                "connector.class": "FileStreamSource", "file": path, "topic": "orders",
+                "transforms": "Copy", "transforms.Copy.type": "RegexRouter",
+                "transforms.Copy.regex": "(.*)", "transforms.Copy.replacement": "$1-copy"}}))
+            .send()
+    };
+    let r = create("r-narrow", &narrow).await.unwrap();
+    assert_eq!(
+        r.status(),
+        403,
+        "the creator may not write where the records are routed"
+    );
+    let r = create("r-wide", &wide).await.unwrap();
+    assert_eq!(r.status(), 201);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let url = s.url("/v1/topics/orders-copy/partitions/0/records?offset=earliest");
+    loop {
+        let r = common::auth(client().get(&url), ADMIN).send().await.unwrap();
+        if r.status() == 200 {
+            let v: Value = r.json().await.unwrap();
+            if let Some(first) = v["records"].get(0) {
+                assert_eq!(first["value"], "x");
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "nothing reached the routed topic");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 // ---- the data generator and the HTTP sink ----
 
 /// Every record of partition 0 of a topic, paged through: `(key, value)` pairs.

@@ -314,14 +314,15 @@ impl Connect {
             return Err(invalid(v.messages(), v.first_error_key()));
         }
         let parsed = Parsed::new(&Self::definition(plugin), &config).map_err(|e| invalid(vec![e], None))?;
-        let grants = self.grants(plugin, name, &parsed);
+        let grants = self.grants(plugin, name, &parsed, &config);
         grants_within(caller, &grants)?;
         Ok(Stored { config, target, grants })
     }
 
-    /// The grants of a connector's principal: exactly the topics and group its config names.
-    /// With authentication off every caller may do everything, connectors too.
-    fn grants(&self, plugin: &dyn Connector, name: &str, p: &Parsed) -> Vec<Permission> {
+    /// The grants of a connector's principal: exactly the topics and group its config names (for
+    /// a source, the topics its transforms may route records to as well). With authentication
+    /// off every caller may do everything, connectors too.
+    fn grants(&self, plugin: &dyn Connector, name: &str, p: &Parsed, config: &RawConfig) -> Vec<Permission> {
         if !self.inner.broker.auth_enabled() {
             return [Resource::Topic, Resource::Group]
                 .into_iter()
@@ -351,7 +352,9 @@ impl Connect {
         };
         match plugin.kind() {
             Kind::Source => {
-                for t in plugin.source_topics(p) {
+                let topics = plugin.source_topics(p);
+                let routed = Chain::build(config).map(|chain| chain.topics_out(topics.clone()));
+                for t in routed.unwrap_or(topics) {
                     grants.push(topic(&t, &[Operation::Write, Operation::Create]));
                 }
             }

@@ -43,6 +43,13 @@ use super::record::ConnectRecord;
 pub trait Transform: Send + Sync {
     /// Transforms one record.
     fn apply(&self, record: ConnectRecord) -> Result<Option<ConnectRecord>, String>;
+
+    /// The topics a record of `topic` may leave with (a name ending in `*` stands for every
+    /// topic with that prefix, in and out): what a source connector's principal is granted.
+    /// Transforms that keep the topic keep this default.
+    fn topics_out(&self, topic: &str) -> Vec<String> {
+        vec![topic.to_owned()]
+    }
 }
 
 /// A predicate: whether a transform applies to a record.
@@ -188,6 +195,23 @@ impl Chain {
             }
         }
         Ok(Some(record))
+    }
+
+    /// The topics records of `topics` may leave the chain with (`*` suffix: a prefix), each
+    /// once: a transform that applies only under a predicate may also leave a topic as it was.
+    pub fn topics_out(&self, topics: Vec<String>) -> Vec<String> {
+        self.steps.iter().fold(topics, |topics, step| {
+            let mut out: Vec<String> = Vec::new();
+            for t in topics {
+                if step.predicate.is_some() {
+                    out.push(t.clone());
+                }
+                out.extend(step.transform.topics_out(&t));
+            }
+            let mut seen = std::collections::HashSet::new();
+            out.retain(|t| seen.insert(t.clone()));
+            out
+        })
     }
 
     /// Whether the chain has no transform.

@@ -121,26 +121,45 @@ impl RegexRouter {
     }
 }
 
+impl RegexRouter {
+    /// The topic a record of `topic` is routed to, when the regex matches it whole: its first
+    /// match (which starts at 0, as the whole topic matches) replaced, as Java's
+    /// `replaceFirst` does.
+    fn route(&self, topic: &str) -> Option<String> {
+        if !self.whole.is_match(topic) {
+            return None;
+        }
+        let caps = self.first.captures(topic)?;
+        let m = caps.get(0)?;
+        Some(format!(
+            "{}{}{}",
+            &topic[..m.start()],
+            self.expand(&caps),
+            &topic[m.end()..]
+        ))
+    }
+}
+
 impl Transform for RegexRouter {
     fn apply(&self, mut record: ConnectRecord) -> Result<Option<ConnectRecord>, String> {
-        if !self.whole.is_match(&record.topic) {
-            return Ok(Some(record));
+        if let Some(topic) = self.route(&record.topic) {
+            tracing::trace!(from = %record.topic, to = %topic, "rerouting record");
+            record.topic = topic;
         }
-        let Some(caps) = self.first.captures(&record.topic) else {
-            return Ok(Some(record));
-        };
-        let Some(m) = caps.get(0) else {
-            return Ok(Some(record));
-        };
-        let topic = format!(
-            "{}{}{}",
-            &record.topic[..m.start()],
-            self.expand(&caps),
-            &record.topic[m.end()..]
-        );
-        tracing::trace!(from = %record.topic, to = %topic, "rerouting record");
-        record.topic = topic;
         Ok(Some(record))
+    }
+
+    /// A named topic goes where it is routed; a prefix may stay or go to any topic that starts
+    /// with the replacement's leading text.
+    fn topics_out(&self, topic: &str) -> Vec<String> {
+        if topic.ends_with('*') {
+            let lead = match self.replacement.first() {
+                Some(Piece::Text(t)) => t.as_str(),
+                _ => "",
+            };
+            return vec![topic.to_owned(), format!("{lead}*")];
+        }
+        vec![self.route(topic).unwrap_or_else(|| topic.to_owned())]
     }
 }
 
@@ -196,5 +215,15 @@ mod tests {
         assert!(e.contains("Illegal group reference"), "{e}");
         let e = build("RegexRouter", &[("regex", "a")]).err().unwrap();
         assert!(e.contains("Missing required configuration \"replacement\""), "{e}");
+    }
+
+    #[test]
+    fn topics_out_follow_the_route() {
+        let t = transform("RegexRouter", &[("regex", "(.*)-(.*)"), ("replacement", "copy.$2")]);
+        assert_eq!(t.topics_out("orders-eu"), ["copy.eu"]);
+        assert_eq!(t.topics_out("orders"), ["orders"]);
+        assert_eq!(t.topics_out("db.*"), ["db.*", "copy.*"]);
+        let t = transform("RegexRouter", &[("regex", "(.*)"), ("replacement", "$1-x")]);
+        assert_eq!(t.topics_out("db.*"), ["db.*", "*"]);
     }
 }

@@ -219,3 +219,23 @@ fn every_plugin_is_named_as_in_connect_and_has_sound_keys() {
     classes.dedup();
     assert_eq!(before, classes.len(), "duplicate classes");
 }
+
+#[test]
+fn a_chain_names_every_topic_its_records_may_leave_with() {
+    let c = chain(&[
+        ("transforms", "Route,Stamp"),
+        ("transforms.Route.type", "RegexRouter"),
+        ("transforms.Route.regex", "raw-(.*)"),
+        ("transforms.Route.replacement", "clean-$1"),
+        ("transforms.Route.predicate", "NotAudit"),
+        ("transforms.Route.negate", "true"),
+        ("transforms.Stamp.type", "TimestampRouter"),
+        ("transforms.Stamp.topic.format", "${topic}.${timestamp}"),
+        ("predicates", "NotAudit"),
+        ("predicates.NotAudit.type", "TopicNameMatches"),
+        ("predicates.NotAudit.pattern", "raw-audit"),
+    ]);
+    let out = c.topics_out(vec!["raw-orders".into(), "other".into()]);
+    assert_eq!(out, ["raw-orders.*", "clean-orders.*", "other.*"]);
+    assert!(chain(&[]).topics_out(vec!["a".into()]) == ["a"]);
+}

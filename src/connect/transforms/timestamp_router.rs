@@ -71,6 +71,37 @@ impl Transform for TimestampRouter {
             .replace("${timestamp}", &formatted);
         Ok(Some(record))
     }
+
+    /// `topic.format` up to its first unknown: the timestamp, or the rest of a prefixed topic.
+    fn topics_out(&self, topic: &str) -> Vec<String> {
+        let (known, prefix) = match topic.strip_suffix('*') {
+            Some(p) => (p, true),
+            None => (topic, false),
+        };
+        let mut out = String::new();
+        let mut rest = self.topic_format.as_str();
+        loop {
+            let next = [("${topic}", true), ("${timestamp}", false)]
+                .into_iter()
+                .filter_map(|(p, is_topic)| rest.find(p).map(|at| (at, p, is_topic)))
+                .min();
+            let Some((at, placeholder, is_topic)) = next else {
+                out.push_str(rest);
+                return vec![out];
+            };
+            out.push_str(&rest[..at]);
+            if !is_topic {
+                break;
+            }
+            out.push_str(known);
+            if prefix {
+                break;
+            }
+            rest = &rest[at + placeholder.len()..];
+        }
+        out.push('*');
+        vec![out]
+    }
 }
 
 #[cfg(test)]
@@ -98,5 +129,17 @@ mod tests {
             .err()
             .unwrap();
         assert!(e.contains("Illegal pattern character 'b'"), "{e}");
+    }
+
+    #[test]
+    fn topics_out_stop_at_the_first_unknown() {
+        let t = transform("TimestampRouter", &[]);
+        assert_eq!(t.topics_out("orders"), ["orders-*"]);
+        assert_eq!(t.topics_out("db.*"), ["db.*"]);
+        let t = transform("TimestampRouter", &[("topic.format", "archive.${timestamp}.${topic}")]);
+        assert_eq!(t.topics_out("orders"), ["archive.*"]);
+        let t = transform("TimestampRouter", &[("topic.format", "all-${topic}-${topic}")]);
+        assert_eq!(t.topics_out("a"), ["all-a-a"]);
+        assert_eq!(t.topics_out("a*"), ["all-a*"]);
     }
 }
