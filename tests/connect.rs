@@ -1209,3 +1209,47 @@ async fn connectors_start_in_their_initial_state_and_keep_secret_references() {
     let (st, _) = send(&s, "DELETE", &format!("/v1/connectors/{name2}/offsets"), None).await;
     assert_eq!(st, 200);
 }
+
+/// Shutdown tells every connector's tasks to stop at once and gives them one grace period
+/// together: two sinks stuck in requests that never get an answer delay it by one period of
+/// 10 s, not two.
+#[tokio::test]
+async fn shutdown_waits_for_stuck_tasks_together() {
+    let mut s = Server::start();
+    let topic = unique("stuck");
+    s.create_topic(&topic, 1, json!({})).await;
+    // A receiver that takes requests and never answers them.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/ingest", listener.local_addr().unwrap());
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(conn);
+        }
+    });
+    for name in ["stuck-a", "stuck-b"] {
+        let config = json!({"connector.class": "HttpSink", "topics": topic, "http.api.url": url,
+            "request.timeout.ms": "120000"});
+        let (st, body) = send(
+            &s,
+            "POST",
+            "/v1/connectors",
+            Some(json!({"name": name, "config": config})),
+        )
+        .await;
+        assert_eq!(st, 201, "{body}");
+    }
+    s.produce(&topic, json!({"records": [{"value": 1}]})).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while accepted.load(std::sync::atomic::Ordering::SeqCst) < 2 {
+        assert!(Instant::now() < deadline, "the sinks never sent");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let started = Instant::now();
+    s.stop();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(17), "shutdown took {took:?}");
+}

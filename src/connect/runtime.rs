@@ -152,10 +152,12 @@ impl Connect {
     /// log writer stops.
     async fn shutdown(&self) {
         let mut map = self.inner.connectors.lock().await;
+        // Every task is told first, then all are awaited together: a slow one delays the
+        // shutdown by its own grace period, not by the sum of everyone's.
         for entry in map.values_mut() {
             entry.target.send_replace(Target::Stopped);
-            stop_tasks(entry).await;
         }
+        futures::future::join_all(map.values_mut().map(stop_tasks)).await;
         tracing::info!("connect runtime stopped");
     }
 
@@ -1025,12 +1027,14 @@ fn add_error(v: &mut Validation, key: &str, value: Option<&String>, message: Str
     });
 }
 
-/// Stops a connector's tasks and waits for them (they finish the write in progress).
+/// Stops a connector's tasks: each has until 10 s from now to end by itself (its current
+/// batch finished and committed), then it is aborted.
 async fn stop_tasks(entry: &mut Entry) {
     entry.target.send_replace(Target::Stopped);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     for t in entry.tasks.drain(..) {
         let abort = t.handle.abort_handle();
-        if tokio::time::timeout(Duration::from_secs(10), t.handle).await.is_err() {
+        if tokio::time::timeout_at(deadline, t.handle).await.is_err() {
             abort.abort();
         }
     }
