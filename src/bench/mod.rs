@@ -7,7 +7,8 @@
 //! - single-record produce from 64 connections vs the no-op handler;
 //! - catch-up fetch of a large backlog vs a raw scan of the same batches;
 //! - one-record fetches by timestamp into that backlog vs the same by offset;
-//! - produce-to-consume latency with a long-polling reader at half of peak single-record load.
+//! - produce-to-consume latency with a long-polling reader at half of peak single-record load;
+//! - with `--cdc` only: PostgreSQL change data capture vs `pg_recvlogical` ([`cdc`]).
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -24,6 +25,7 @@ use serde_json::{Value, json};
 use crate::config::Config;
 use crate::storage::{BatchBuilder, BatchIter, Format, Payload, RecordView, Store, StoreOptions};
 
+mod cdc;
 mod load;
 
 /// Options of `weir bench`.
@@ -54,6 +56,13 @@ pub struct BenchArgs {
     /// ahead of the rest (the server's `writer_priority_boost`; 0: no boost).
     #[arg(long, default_value_t = crate::config::default_writer_priority_boost())]
     pub writer_priority_boost: u8,
+    /// Run only the PostgreSQL change data capture benchmark (a PostgreSQL of its own with
+    /// `wal_level=logical`): Weir's `PostgresConnector` next to `pg_recvlogical`.
+    #[arg(long)]
+    pub cdc: bool,
+    /// Changes (inserts, 1000 per transaction) of the CDC benchmark.
+    #[arg(long, default_value_t = 100_000)]
+    pub cdc_changes: u64,
 }
 
 /// One measured line of the report.
@@ -336,6 +345,9 @@ fn raw_append_loop(store: &Store, batch: &[u8], seconds: f64) -> anyhow::Result<
 
 /// Runs the whole suite and prints (and optionally writes) the report.
 pub async fn main(args: BenchArgs) -> anyhow::Result<()> {
+    if args.cdc {
+        return cdc::main(&args).await;
+    }
     let tmp = tempfile_dir()?;
     let config = Config {
         data_dir: tmp.join("weir"),

@@ -1,9 +1,10 @@
 //! The registry of built-in transforms and predicates: every plugin Kafka Connect ships in
-//! `org.apache.kafka.connect.transforms` that makes sense for schemaless JSON records.
+//! `org.apache.kafka.connect.transforms` that makes sense for schemaless JSON records, and
+//! Debezium's `ExtractNewRecordState` for change events.
 
 use super::{PredicatePlugin, TransformPlugin};
 use super::{
-    cast, extract_field, filter, flatten, headers, hoist_field, insert_field, mask_field, regex_router, replace_field,
+    cast, extract_field, extract_new_record_state, filter, flatten, headers, hoist_field, insert_field, mask_field, regex_router, replace_field,
     timestamp_converter, timestamp_router, value_to_key,
 };
 
@@ -13,6 +14,7 @@ pub(super) fn transforms() -> Vec<TransformPlugin> {
     out.extend(cast::plugins());
     out.extend(headers::plugins());
     out.extend(extract_field::plugins());
+    out.extend(extract_new_record_state::plugins());
     out.extend(filter::plugins());
     out.extend(flatten::plugins());
     out.extend(hoist_field::plugins());

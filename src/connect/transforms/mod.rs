@@ -18,6 +18,7 @@ mod builtin;
 mod cast;
 mod date_format;
 mod extract_field;
+mod extract_new_record_state;
 mod field_path;
 mod filter;
 mod flatten;
