@@ -316,18 +316,20 @@ pub async fn snapshot_page(
     after: Option<&[String]>,
     limit: i64,
 ) -> Result<Vec<(Vec<Option<String>>, Vec<String>)>, TaskError> {
-    let cols: Vec<String> = table.columns.iter().map(|(n, _, _)| format!("{}::text", quote(n))).collect();
+    // Qualified by the table's alias: a bare name in ORDER BY would mean the output column of
+    // that name, the value cast to text (ordering 10 before 9).
+    let cols: Vec<String> = table.columns.iter().map(|(n, _, _)| format!("t.{}::text", quote(n))).collect();
     let (key_exprs, key_types): (Vec<String>, Vec<String>) = if table.key.is_empty() {
-        (vec!["ctid".to_owned()], vec!["tid".to_owned()])
+        (vec!["t.ctid".to_owned()], vec!["tid".to_owned()])
     } else {
         table
             .key
             .iter()
-            .map(|&i| (quote(&table.columns[i].0), table.columns[i].2.clone()))
+            .map(|&i| (format!("t.{}", quote(&table.columns[i].0)), table.columns[i].2.clone()))
             .unzip()
     };
     let mut sql = format!(
-        "SELECT {}, {} FROM {}",
+        "SELECT {}, {} FROM {} AS t",
         cols.join(", "),
         key_exprs.iter().map(|k| format!("{k}::text")).collect::<Vec<_>>().join(", "),
         table.quoted()

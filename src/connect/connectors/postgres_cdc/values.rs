@@ -15,7 +15,8 @@ pub const UNAVAILABLE: &str = "__debezium_unavailable_value";
 /// decimal string, everything else (dates, timestamps, uuids, arrays, …) as the text itself.
 pub fn from_text(type_oid: u32, text: &str) -> Value {
     match type_oid {
-        16 => Value::Bool(text == "t"),
+        // `boolout` gives t/f (the stream), a cast to text true/false (the snapshot).
+        16 => Value::Bool(text == "t" || text == "true"),
         20 | 21 | 23 | 26 => text.parse::<i64>().map_or_else(|_| Value::String(text.into()), Value::from),
         700 | 701 => text
             .parse::<f64>()
@@ -117,6 +118,8 @@ mod tests {
         assert_eq!(from_text(20, "-9007199254740993"), json!(-9_007_199_254_740_993_i64));
         assert_eq!(from_text(16, "t"), json!(true));
         assert_eq!(from_text(16, "f"), json!(false));
+        assert_eq!(from_text(16, "true"), json!(true));
+        assert_eq!(from_text(16, "false"), json!(false));
         assert_eq!(from_text(701, "1.5"), json!(1.5));
         assert_eq!(from_text(701, "NaN"), json!("NaN"));
         assert_eq!(from_text(1700, "12345678901234567890.123"), json!("12345678901234567890.123"));
