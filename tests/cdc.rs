@@ -6,7 +6,7 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -46,7 +46,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn as_postgres(bin: &PathBuf, tool: &str, args: &[&str]) -> std::process::Output {
+fn as_postgres(bin: &Path, tool: &str, args: &[&str]) -> std::process::Output {
     let out = Command::new("runuser")
         .args(["-u", "postgres", "--"])
         .arg(bin.join(tool))
@@ -70,7 +70,11 @@ impl Pg {
         assert!(status.success(), "chown");
         let data = dir.path().join("data");
         let data_s = data.to_str().unwrap();
-        as_postgres(&bin, "initdb", &["-D", data_s, "-A", "trust", "-U", "postgres", "--no-sync"]);
+        as_postgres(
+            &bin,
+            "initdb",
+            &["-D", data_s, "-A", "trust", "-U", "postgres", "--no-sync"],
+        );
         let port = free_port();
         let opts = format!(
             "-c wal_level=logical -p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_wal_senders=10",
@@ -80,7 +84,18 @@ impl Pg {
         as_postgres(
             &bin,
             "pg_ctl",
-            &["-D", data_s, "-w", "-t", "60", "-l", log.to_str().unwrap(), "-o", &opts, "start"],
+            &[
+                "-D",
+                data_s,
+                "-w",
+                "-t",
+                "60",
+                "-l",
+                log.to_str().unwrap(),
+                "-o",
+                &opts,
+                "start",
+            ],
         );
         Self { dir, bin, port }
     }
@@ -88,7 +103,16 @@ impl Pg {
     /// Runs SQL with psql and returns its unaligned output.
     fn sql(&self, sql: &str) -> String {
         let out = Command::new(self.bin.join("psql"))
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", "-d", "postgres"])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+            ])
             .args(["-v", "ON_ERROR_STOP=1", "-Atq", "-c", sql])
             .output()
             .expect("psql");
@@ -140,7 +164,13 @@ async fn send(s: &Server, method: &str, path: &str, body: Option<Value>) -> (u16
 }
 
 async fn create(s: &Server, name: &str, config: Value) {
-    let (st, v) = send(s, "POST", "/v1/connectors", Some(json!({"name": name, "config": config}))).await;
+    let (st, v) = send(
+        s,
+        "POST",
+        "/v1/connectors",
+        Some(json!({"name": name, "config": config})),
+    )
+    .await;
     assert_eq!(st, 201, "{v}");
 }
 
@@ -214,7 +244,10 @@ async fn snapshot_then_inserts_updates_and_deletes_in_debeziums_envelope() {
     assert_eq!(snap[0].0, json!({"id": 1}));
     let v = &snap[0].1;
     assert_eq!(v["before"], Value::Null);
-    assert_eq!(v["after"], json!({"id": 1, "name": "one", "price": "1.50", "tags": {"a": 1}, "ok": true}));
+    assert_eq!(
+        v["after"],
+        json!({"id": 1, "name": "one", "price": "1.50", "tags": {"a": 1}, "ok": true})
+    );
     assert_eq!(v["source"]["table"], "items");
     assert_eq!(v["source"]["schema"], "public");
     assert_eq!(v["source"]["snapshot"], "true");
@@ -239,7 +272,11 @@ async fn snapshot_then_inserts_updates_and_deletes_in_debeziums_envelope() {
     assert_eq!((deleted.1["op"].as_str(), &deleted.0), (Some("d"), &json!({"id": 2})));
     assert_eq!(deleted.1["before"]["id"], 2);
     assert_eq!(deleted.1["after"], Value::Null);
-    assert_eq!(all[5], (json!({"id": 2}), Value::Null), "a tombstone follows the delete");
+    assert_eq!(
+        all[5],
+        (json!({"id": 2}), Value::Null),
+        "a tombstone follows the delete"
+    );
     assert!(
         all[3].1["source"]["lsn"].as_u64() > all[2].1["source"]["lsn"].as_u64(),
         "LSNs grow"
@@ -255,7 +292,12 @@ async fn replica_identity_full_gives_the_whole_old_row_and_key_changes_are_delet
     pg.sql("ALTER TABLE full_rows REPLICA IDENTITY FULL");
     let s = Server::start();
     let prefix = unique("pgf").replace('-', "_");
-    create(&s, "cdc-full", pg.config(&prefix, "cdc_full", json!({"snapshot.mode": "never"}))).await;
+    create(
+        &s,
+        "cdc-full",
+        pg.config(&prefix, "cdc_full", json!({"snapshot.mode": "never"})),
+    )
+    .await;
     let topic = format!("{prefix}.public.full_rows");
     // The slot exists once the task streams: wait for it before changing rows.
     wait_slot(&pg, "cdc_full").await;
@@ -272,7 +314,10 @@ async fn replica_identity_full_gives_the_whole_old_row_and_key_changes_are_delet
 
 async fn wait_slot(pg: &Pg, slot: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while pg.sql(&format!("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{slot}' AND active")) != "1" {
+    while pg.sql(&format!(
+        "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{slot}' AND active"
+    )) != "1"
+    {
         assert!(Instant::now() < deadline, "slot {slot} never became active");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -300,7 +345,12 @@ async fn restart_and_kill_9_of_weir_resume_without_loss_or_duplicate() {
     pg.sql("INSERT INTO events SELECT g, g FROM generate_series(1, 100) g");
     let mut s = Server::start();
     let prefix = unique("pgk").replace('-', "_");
-    create(&s, "cdc-kill", pg.config(&prefix, "cdc_kill", json!({"snapshot.fetch.size": "7"}))).await;
+    create(
+        &s,
+        "cdc-kill",
+        pg.config(&prefix, "cdc_kill", json!({"snapshot.fetch.size": "7"})),
+    )
+    .await;
     let topic = format!("{prefix}.public.events");
     wait_records(&s, &topic, 100, 60).await;
     for i in 101..=150 {
@@ -335,11 +385,19 @@ async fn an_interrupted_snapshot_resumes_where_it_stopped() {
     pg.sql("INSERT INTO big SELECT g, repeat('x', 100) FROM generate_series(1, 3000) g");
     let mut s = Server::start();
     let prefix = unique("pgs").replace('-', "_");
-    create(&s, "cdc-snap", pg.config(&prefix, "cdc_snap", json!({"snapshot.fetch.size": "50"}))).await;
+    create(
+        &s,
+        "cdc-snap",
+        pg.config(&prefix, "cdc_snap", json!({"snapshot.fetch.size": "50"})),
+    )
+    .await;
     let topic = format!("{prefix}.public.big");
     let before = wait_records(&s, &topic, 100, 60).await.len();
     s.kill9();
-    assert!(before < 3000, "the snapshot finished before the kill: make the table bigger");
+    assert!(
+        before < 3000,
+        "the snapshot finished before the kill: make the table bigger"
+    );
     s.restart();
     wait_records(&s, &topic, 3000, 120).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -416,7 +474,10 @@ async fn bad_inputs_fail_clearly_and_never_show_the_password() {
     let config = pg.config("missing", "cdc_missing", json!({"table.include.list": "public\\.nope"}));
     create(&s, "cdc-missing", config).await;
     let trace = failed_trace(&s, "cdc-missing").await;
-    assert!(trace.contains("table.include.list") && trace.contains("no table"), "{trace}");
+    assert!(
+        trace.contains("table.include.list") && trace.contains("no table"),
+        "{trace}"
+    );
 
     // Names checked before anything runs.
     let mut bad = pg.config("bad prefix", "Bad-Slot", json!({"snapshot.mode": "sometimes"}));

@@ -23,7 +23,11 @@ struct Pg {
 
 /// Runs a PostgreSQL tool, as the `postgres` user when running as root (initdb refuses root).
 fn tool(bin: &Path, name: &str, args: &[&str]) -> anyhow::Result<Output> {
-    let root = Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0"))
+        .unwrap_or(false);
     let mut cmd = if root {
         let mut c = Command::new("runuser");
         c.args(["-u", "postgres", "--"]).arg(bin.join(name));
@@ -50,7 +54,9 @@ fn bindir() -> anyhow::Result<PathBuf> {
         .filter(|p| p.join("initdb").exists())
         .collect();
     found.sort();
-    found.pop().context("no PostgreSQL binaries (pg_config or /usr/lib/postgresql/*/bin)")
+    found
+        .pop()
+        .context("no PostgreSQL binaries (pg_config or /usr/lib/postgresql/*/bin)")
 }
 
 impl Pg {
@@ -60,7 +66,11 @@ impl Pg {
         let _ = Command::new("chown").arg("postgres:").arg(&dir).status();
         let data = dir.join("data");
         let data_s = data.to_string_lossy().into_owned();
-        tool(&bin, "initdb", &["-D", &data_s, "-A", "trust", "-U", "postgres", "--no-sync"])?;
+        tool(
+            &bin,
+            "initdb",
+            &["-D", &data_s, "-A", "trust", "-U", "postgres", "--no-sync"],
+        )?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let opts = format!(
             "-c wal_level=logical -p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
@@ -76,7 +86,21 @@ impl Pg {
         let out = tool(
             &self.bin,
             "psql",
-            &["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-Atq", "-c", sql],
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-Atq",
+                "-c",
+                sql,
+            ],
         )?;
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }
@@ -130,8 +154,26 @@ fn recvlogical(pg: &Pg, end: &str, file: &Path) -> anyhow::Result<Duration> {
         &pg.bin,
         "pg_recvlogical",
         &[
-            "-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-d", "postgres", "--slot", "recv_bench", "--start",
-            "--endpos", end, "--no-loop", "-o", "proto_version=1", "-o", "publication_names=bench_pub", "-f", &file,
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "--slot",
+            "recv_bench",
+            "--start",
+            "--endpos",
+            end,
+            "--no-loop",
+            "-o",
+            "proto_version=1",
+            "-o",
+            "publication_names=bench_pub",
+            "-f",
+            &file,
         ],
     )?;
     Ok(started.elapsed())
@@ -166,7 +208,12 @@ async fn weir_cdc(pg: &Pg, tmp: &Path, changes: u64) -> anyhow::Result<Duration>
             break;
         }
         if Instant::now() > deadline {
-            let status: Value = http.get(format!("{base}/v1/connectors/bench-cdc/status")).send().await?.json().await?;
+            let status: Value = http
+                .get(format!("{base}/v1/connectors/bench-cdc/status"))
+                .send()
+                .await?
+                .json()
+                .await?;
             bail!("Weir did not capture {changes} changes in 600 s: {status}");
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

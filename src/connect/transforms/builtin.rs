@@ -4,8 +4,8 @@
 
 use super::{PredicatePlugin, TransformPlugin};
 use super::{
-    cast, extract_field, extract_new_record_state, filter, flatten, headers, hoist_field, insert_field, mask_field, regex_router, replace_field,
-    timestamp_converter, timestamp_router, value_to_key,
+    cast, extract_field, extract_new_record_state, filter, flatten, headers, hoist_field, insert_field, mask_field,
+    regex_router, replace_field, timestamp_converter, timestamp_router, value_to_key,
 };
 
 /// Every built-in transform.

@@ -14,7 +14,7 @@ use super::{Transform, TransformPlugin};
 pub(super) fn plugins() -> [TransformPlugin; 1] {
     [TransformPlugin {
         class: "io.debezium.transforms.ExtractNewRecordState",
-        aliases: &["ExtractNewRecordState", "UnwrapFromEnvelope"],
+        aliases: &["ExtractNewRecordState"],
         doc: "Extracts the new state of a row from a Debezium change event (its 'after'); deletes become \
               tombstones, are dropped or are rewritten with a '__deleted' field, per delete.tombstone.handling.mode.",
         config: config_def,
@@ -114,7 +114,9 @@ impl Handling {
                     _ if p.opt("drop.tombstones").is_none() => Delete::Tombstone,
                     _ => Delete::Drop,
                 };
-                let keep = p.opt("drop.tombstones").is_some_and(|v| v.eq_ignore_ascii_case("false"));
+                let keep = p
+                    .opt("drop.tombstones")
+                    .is_some_and(|v| v.eq_ignore_ascii_case("false"));
                 (delete, keep)
             }
         };
@@ -180,12 +182,22 @@ impl Transform for ExtractNewRecordState {
         let headers: Vec<(String, Value)> = self
             .headers
             .iter()
-            .map(|h| (format!("{}{}", self.headers_prefix, h.replace('.', "_")), envelope_field(envelope, h).clone()))
+            .map(|h| {
+                (
+                    format!("{}{}", self.headers_prefix, h.replace('.', "_")),
+                    envelope_field(envelope, h).clone(),
+                )
+            })
             .collect();
         let added: Vec<(String, Value)> = self
             .fields
             .iter()
-            .map(|f| (format!("{}{}", self.fields_prefix, f.replace('.', "_")), envelope_field(envelope, f).clone()))
+            .map(|f| {
+                (
+                    format!("{}{}", self.fields_prefix, f.replace('.', "_")),
+                    envelope_field(envelope, f).clone(),
+                )
+            })
             .collect();
         record.value = match row {
             None => Value::Null,
@@ -220,9 +232,15 @@ mod tests {
     #[test]
     fn creates_and_updates_become_the_new_row() {
         let t = transform(CLASS, &[]);
-        let r = apply(t.as_ref(), record("t", event("c", Value::Null, json!({"id": 1, "x": "a"}))));
+        let r = apply(
+            t.as_ref(),
+            record("t", event("c", Value::Null, json!({"id": 1, "x": "a"}))),
+        );
         assert_eq!(r.value, json!({"id": 1, "x": "a"}));
-        let r = apply(t.as_ref(), record("t", event("u", json!({"id": 1}), json!({"id": 1, "x": "b"}))));
+        let r = apply(
+            t.as_ref(),
+            record("t", event("u", json!({"id": 1}), json!({"id": 1, "x": "b"}))),
+        );
         assert_eq!(r.value, json!({"id": 1, "x": "b"}));
         let r = apply(t.as_ref(), record("t", event("r", Value::Null, json!({"id": 2}))));
         assert_eq!(r.value, json!({"id": 2}));
@@ -258,7 +276,10 @@ mod tests {
     #[test]
     fn legacy_keys_still_work() {
         let t = transform(CLASS, &[("delete.handling.mode", "drop"), ("drop.tombstones", "false")]);
-        assert_eq!(t.apply(record("t", event("d", json!({"id": 1}), Value::Null))), Ok(None));
+        assert_eq!(
+            t.apply(record("t", event("d", json!({"id": 1}), Value::Null))),
+            Ok(None)
+        );
         assert!(t.apply(record("t", Value::Null)).unwrap().is_some());
         let t = transform(CLASS, &[("delete.handling.mode", "rewrite")]);
         let r = apply(t.as_ref(), record("t", event("d", json!({"id": 1}), Value::Null)));
@@ -284,7 +305,9 @@ mod tests {
         let t = transform(CLASS, &[]);
         let r = apply(t.as_ref(), record("t", json!({"plain": true})));
         assert_eq!(r.value, json!({"plain": true}));
-        let e = build(CLASS, &[("delete.tombstone.handling.mode", "keep")]).err().unwrap();
+        let e = build(CLASS, &[("delete.tombstone.handling.mode", "keep")])
+            .err()
+            .unwrap();
         assert!(e.contains("delete.tombstone.handling.mode"), "{e}");
     }
 }

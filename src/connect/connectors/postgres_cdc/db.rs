@@ -155,11 +155,12 @@ pub async fn ensure_slot(s: &Settings, pool: &PgPool) -> Result<u64, TaskError> 
     if let Some(lsn) = slot_position(s, pool).await? {
         return Ok(lsn);
     }
-    let lsn: Option<String> = sqlx::query_scalar("SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')")
-        .bind(&s.slot)
-        .fetch_one(pool)
-        .await
-        .map_err(|e| error(s, "creating the replication slot", &e))?;
+    let lsn: Option<String> =
+        sqlx::query_scalar("SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')")
+            .bind(&s.slot)
+            .fetch_one(pool)
+            .await
+            .map_err(|e| error(s, "creating the replication slot", &e))?;
     lsn.as_deref()
         .and_then(parse_lsn)
         .ok_or_else(|| TaskError::fatal(format!("slot '{}' has no confirmed position", s.slot)))
@@ -176,7 +177,9 @@ pub async fn slot_position(s: &Settings, pool: &PgPool) -> Result<Option<u64>, T
     .await
     .map_err(|e| error(s, "looking up the slot", &e))?;
     let Some(row) = row else { return Ok(None) };
-    let read = |i: usize| -> Result<Option<String>, TaskError> { row.try_get(i).map_err(|e| error(s, "reading the slot", &e)) };
+    let read = |i: usize| -> Result<Option<String>, TaskError> {
+        row.try_get(i).map_err(|e| error(s, "reading the slot", &e))
+    };
     if read(0)?.as_deref() != Some("pgoutput") || read(1)?.as_deref() != Some(s.dbname.as_str()) {
         return Err(TaskError::fatal(format!(
             "slot '{}' exists but is not a pgoutput slot of database '{}'",
@@ -193,10 +196,7 @@ pub async fn slot_position(s: &Settings, pool: &PgPool) -> Result<Option<u64>, T
 /// Creates the slot on a replication session with `EXPORT_SNAPSHOT` and imports that snapshot
 /// into a `REPEATABLE READ` transaction on `conn`: what `conn` reads is the database exactly as
 /// of the slot's start. Returns the slot's start LSN.
-pub async fn create_slot_with_snapshot(
-    s: &Settings,
-    conn: &mut sqlx::PgConnection,
-) -> Result<u64, TaskError> {
+pub async fn create_slot_with_snapshot(s: &Settings, conn: &mut sqlx::PgConnection) -> Result<u64, TaskError> {
     let config = pgwire_replication::ReplicationConfig::new(
         s.host.clone(),
         s.user.clone(),
@@ -209,11 +209,20 @@ pub async fn create_slot_with_snapshot(
     .with_application_name("weir-cdc-snapshot");
     let fail = |e: pgwire_replication::PgWireError| {
         let message = format!("creating slot '{}' on {}:{}: {e}", s.slot, s.host, s.port);
-        if e.is_transient() { TaskError::retriable(message) } else { TaskError::fatal(message) }
+        if e.is_transient() {
+            TaskError::retriable(message)
+        } else {
+            TaskError::fatal(message)
+        }
     };
-    let mut session = pgwire_replication::ReplicationClient::connect_gated(config).await.map_err(fail)?;
+    let mut session = pgwire_replication::ReplicationClient::connect_gated(config)
+        .await
+        .map_err(fail)?;
     let rows = session
-        .simple_query(&format!("CREATE_REPLICATION_SLOT {} LOGICAL pgoutput EXPORT_SNAPSHOT", s.slot))
+        .simple_query(&format!(
+            "CREATE_REPLICATION_SLOT {} LOGICAL pgoutput EXPORT_SNAPSHOT",
+            s.slot
+        ))
         .await
         .map_err(fail)?;
     let text = |i: usize| -> Option<String> {
@@ -223,7 +232,10 @@ pub async fn create_slot_with_snapshot(
     let lsn = text(1).as_deref().and_then(parse_lsn);
     let snapshot = text(2).filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_hexdigit() || c == '-'));
     let (Some(lsn), Some(snapshot)) = (lsn, snapshot) else {
-        return Err(TaskError::fatal(format!("slot '{}': unexpected CREATE_REPLICATION_SLOT answer", s.slot)));
+        return Err(TaskError::fatal(format!(
+            "slot '{}': unexpected CREATE_REPLICATION_SLOT answer",
+            s.slot
+        )));
     };
     conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         .await
@@ -279,7 +291,8 @@ pub async fn describe(s: &Settings, pool: &PgPool, table: TableRef<'_>) -> Resul
         key: Vec::new(),
     };
     for row in rows {
-        let get = |i: usize| -> Result<String, TaskError> { row.try_get(i).map_err(|e| error(s, "describing a table", &e)) };
+        let get =
+            |i: usize| -> Result<String, TaskError> { row.try_get(i).map_err(|e| error(s, "describing a table", &e)) };
         out.schema = get(0)?;
         out.name = get(1)?;
         let type_oid: i64 = row.try_get(3).map_err(|e| error(s, "describing a table", &e))?;
@@ -287,7 +300,8 @@ pub async fn describe(s: &Settings, pool: &PgPool, table: TableRef<'_>) -> Resul
         if is_key {
             out.key.push(out.columns.len());
         }
-        out.columns.push((get(2)?, u32::try_from(type_oid).unwrap_or(0), get(4)?));
+        out.columns
+            .push((get(2)?, u32::try_from(type_oid).unwrap_or(0), get(4)?));
     }
     if out.columns.is_empty() {
         return Err(TaskError::fatal(match table {
@@ -318,7 +332,11 @@ pub async fn snapshot_page(
 ) -> Result<Vec<(Vec<Option<String>>, Vec<String>)>, TaskError> {
     // Qualified by the table's alias: a bare name in ORDER BY would mean the output column of
     // that name, the value cast to text (ordering 10 before 9).
-    let cols: Vec<String> = table.columns.iter().map(|(n, _, _)| format!("t.{}::text", quote(n))).collect();
+    let cols: Vec<String> = table
+        .columns
+        .iter()
+        .map(|(n, _, _)| format!("t.{}::text", quote(n)))
+        .collect();
     let (key_exprs, key_types): (Vec<String>, Vec<String>) = if table.key.is_empty() {
         (vec!["t.ctid".to_owned()], vec!["tid".to_owned()])
     } else {
@@ -331,7 +349,11 @@ pub async fn snapshot_page(
     let mut sql = format!(
         "SELECT {}, {} FROM {} AS t",
         cols.join(", "),
-        key_exprs.iter().map(|k| format!("{k}::text")).collect::<Vec<_>>().join(", "),
+        key_exprs
+            .iter()
+            .map(|k| format!("{k}::text"))
+            .collect::<Vec<_>>()
+            .join(", "),
         table.quoted()
     );
     if after.is_some() {

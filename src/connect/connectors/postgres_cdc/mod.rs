@@ -66,9 +66,13 @@ impl Connector for PostgresCdc {
 
 fn connection_keys() -> [ConfigKey; 5] {
     [
-        ConfigKey::required("database.hostname", Type::String, "The PostgreSQL server's host name or address.")
-            .check(Validator::NonEmpty)
-            .group("Connection"),
+        ConfigKey::required(
+            "database.hostname",
+            Type::String,
+            "The PostgreSQL server's host name or address.",
+        )
+        .check(Validator::NonEmpty)
+        .group("Connection"),
         ConfigKey::optional("database.port", Type::Int, "5432", "The PostgreSQL server's port.")
             .check(Validator::Range(Some(1), Some(65_535)))
             .group("Connection"),
@@ -101,8 +105,13 @@ fn capture_keys() -> [ConfigKey; 10] {
             "The logical name of the server: changes of table s.t go to the topic <topic.prefix>.s.t.",
         )
         .check(Validator::Custom(topic_prefix)),
-        ConfigKey::optional("slot.name", Type::String, "debezium", "The logical replication slot to read.")
-            .check(Validator::Custom(identifier)),
+        ConfigKey::optional(
+            "slot.name",
+            Type::String,
+            "debezium",
+            "The logical replication slot to read.",
+        )
+        .check(Validator::Custom(identifier)),
         ConfigKey::optional(
             "publication.name",
             Type::String,
@@ -170,7 +179,10 @@ fn topic_prefix(v: &str) -> Result<(), String> {
 /// Slot and publication names: lower-case letters, digits and underscores (PostgreSQL's rule
 /// for slot names, used for both so neither needs quoting).
 fn identifier(v: &str) -> Result<(), String> {
-    let ok = !v.is_empty() && v.len() <= 63 && v.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    let ok = !v.is_empty()
+        && v.len() <= 63
+        && v.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if ok {
         Ok(())
     } else {
@@ -269,7 +281,13 @@ impl Settings {
     fn topic(&self, schema: &str, table: &str) -> String {
         let clean = |s: &str| -> String {
             s.chars()
-                .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' })
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
                 .collect()
         };
         format!("{}.{}.{}", self.prefix, clean(schema), clean(table))

@@ -189,7 +189,12 @@ impl Task {
             .columns
             .iter()
             .zip(row)
-            .map(|((name, oid, _), v)| (name.clone(), v.as_deref().map_or(Value::Null, |t| values::from_text(*oid, t))))
+            .map(|((name, oid, _), v)| {
+                (
+                    name.clone(),
+                    v.as_deref().map_or(Value::Null, |t| values::from_text(*oid, t)),
+                )
+            })
             .collect();
         let key_value = record_key(table.key.iter().map(|&i| table.columns[i].0.as_str()), &after);
         let now = chrono::Utc::now().timestamp_millis();
@@ -287,10 +292,17 @@ impl Task {
         }
     }
 
-    async fn on_event(&self, st: &mut Stream, event: ReplicationEvent, out: &mut Vec<SourceRecord>) -> Result<(), TaskError> {
+    async fn on_event(
+        &self,
+        st: &mut Stream,
+        event: ReplicationEvent,
+        out: &mut Vec<SourceRecord>,
+    ) -> Result<(), TaskError> {
         match event {
             ReplicationEvent::Begin {
-                xid, commit_time_micros, ..
+                xid,
+                commit_time_micros,
+                ..
             } => {
                 st.txn = Some(Txn {
                     xid,
@@ -373,7 +385,13 @@ impl Task {
     }
 
     /// Turns one change into records in the open transaction.
-    fn change(&self, st: &mut Stream, relation: u32, old: Option<&[Datum]>, new: Option<&[Datum]>) -> Result<(), TaskError> {
+    fn change(
+        &self,
+        st: &mut Stream,
+        relation: u32,
+        old: Option<&[Datum]>,
+        new: Option<&[Datum]>,
+    ) -> Result<(), TaskError> {
         let Some((rel, key)) = st.relations.get(&relation) else {
             return Err(TaskError::fatal(format!(
                 "pgoutput: change of relation {relation} before its description"
@@ -440,7 +458,11 @@ fn record_key<'a>(names: impl Iterator<Item = &'a str>, row: &Map<String, Value>
     let key: Map<String, Value> = names
         .map(|n| (n.to_owned(), row.get(n).cloned().unwrap_or(Value::Null)))
         .collect();
-    if key.is_empty() { Value::Null } else { Value::Object(key) }
+    if key.is_empty() {
+        Value::Null
+    } else {
+        Value::Object(key)
+    }
 }
 
 /// Where a snapshot stopped.
@@ -456,7 +478,10 @@ impl Snapshot {
             Some(p) => match tables.iter().position(|(s, t)| format!("{s}.{t}") == p.table) {
                 Some(i) => (i, p.after),
                 // The table is gone or no longer included: the ones after it by name.
-                None => (tables.iter().filter(|(s, t)| format!("{s}.{t}") < p.table).count(), None),
+                None => (
+                    tables.iter().filter(|(s, t)| format!("{s}.{t}") < p.table).count(),
+                    None,
+                ),
             },
             None => (0, None),
         };

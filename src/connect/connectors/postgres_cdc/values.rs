@@ -17,7 +17,9 @@ pub fn from_text(type_oid: u32, text: &str) -> Value {
     match type_oid {
         // `boolout` gives t/f (the stream), a cast to text true/false (the snapshot).
         16 => Value::Bool(text == "t" || text == "true"),
-        20 | 21 | 23 | 26 => text.parse::<i64>().map_or_else(|_| Value::String(text.into()), Value::from),
+        20 | 21 | 23 | 26 => text
+            .parse::<i64>()
+            .map_or_else(|_| Value::String(text.into()), Value::from),
         700 | 701 => text
             .parse::<f64>()
             .ok()
@@ -80,7 +82,12 @@ pub struct Source<'a> {
 }
 
 /// Debezium's change event value: `before`, `after`, `source`, `op` and `ts_ms`.
-pub fn envelope(op: &str, before: Option<Map<String, Value>>, after: Option<Map<String, Value>>, s: &Source<'_>) -> Value {
+pub fn envelope(
+    op: &str,
+    before: Option<Map<String, Value>>,
+    after: Option<Map<String, Value>>,
+    s: &Source<'_>,
+) -> Value {
     let now = chrono::Utc::now().timestamp_millis();
     json!({
         "before": before.map_or(Value::Null, Value::Object),
@@ -122,7 +129,10 @@ mod tests {
         assert_eq!(from_text(16, "false"), json!(false));
         assert_eq!(from_text(701, "1.5"), json!(1.5));
         assert_eq!(from_text(701, "NaN"), json!("NaN"));
-        assert_eq!(from_text(1700, "12345678901234567890.123"), json!("12345678901234567890.123"));
+        assert_eq!(
+            from_text(1700, "12345678901234567890.123"),
+            json!("12345678901234567890.123")
+        );
         assert_eq!(from_text(3802, r#"{"a": [1, 2]}"#), json!({"a": [1, 2]}));
         assert_eq!(from_text(17, "\\x68690a"), json!("aGkK"));
         assert_eq!(from_text(17, "\\x6"), json!("\\x6"));
