@@ -504,3 +504,55 @@ async fn bad_inputs_fail_clearly_and_never_show_the_password() {
     assert!(!errors("snapshot.mode").is_empty(), "{v}");
     assert!(errors("database.hostname").is_empty(), "{v}");
 }
+
+#[tokio::test]
+async fn extract_new_record_state_gives_plain_rows_and_changes_of_dropped_tables_still_arrive() {
+    let pg = Pg::start();
+    pg.sql("CREATE TABLE plain (id int PRIMARY KEY, name text)");
+    pg.sql("CREATE TABLE doomed (id int PRIMARY KEY, name text)");
+    let s = Server::start();
+    let prefix = unique("pgu").replace('-', "_");
+    let config = pg.config(
+        &prefix,
+        "cdc_unwrap",
+        json!({"snapshot.mode": "never", "transforms": "unwrap",
+               "transforms.unwrap.type": "io.debezium.transforms.ExtractNewRecordState",
+               "transforms.unwrap.add.fields": "op,table"}),
+    );
+    create(&s, "cdc-unwrap", config).await;
+    wait_slot(&pg, "cdc_unwrap").await;
+    // Stopped, the connector does not read the slot: the changes of `doomed` are read after the
+    // table is gone from the catalog.
+    let (st, v) = send(&s, "PUT", "/v1/connectors/cdc-unwrap/stop", None).await;
+    assert!(st == 202 || st == 204 || st == 200, "{st} {v}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pg.sql("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'cdc_unwrap' AND active") != "0" {
+        assert!(Instant::now() < deadline, "the slot stayed active");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    pg.sql("INSERT INTO plain VALUES (1, 'a')");
+    pg.sql("UPDATE plain SET name = 'b' WHERE id = 1");
+    pg.sql("DELETE FROM plain WHERE id = 1");
+    pg.sql("INSERT INTO doomed VALUES (7, 'x')");
+    pg.sql("DROP TABLE doomed");
+    let (st, v) = send(&s, "PUT", "/v1/connectors/cdc-unwrap/resume", None).await;
+    assert!(st == 202 || st == 204 || st == 200, "{st} {v}");
+    let plain = wait_records(&s, &format!("{prefix}.public.plain"), 3, 30).await;
+    assert_eq!(
+        plain,
+        [
+            (
+                json!({"id": 1}),
+                json!({"id": 1, "name": "a", "__op": "c", "__table": "plain"})
+            ),
+            (
+                json!({"id": 1}),
+                json!({"id": 1, "name": "b", "__op": "u", "__table": "plain"})
+            ),
+            (json!({"id": 1}), Value::Null),
+        ]
+    );
+    let doomed = wait_records(&s, &format!("{prefix}.public.doomed"), 1, 30).await;
+    assert_eq!(doomed[0].0, json!({"id": 7}), "the key from the replica identity");
+    assert_eq!(doomed[0].1["name"], "x");
+}

@@ -368,17 +368,32 @@ impl Task {
         Ok(())
     }
 
-    /// The primary key columns of a relation (by index), from the catalog.
+    /// The primary key columns of a relation (by index), from the catalog. A table dropped since
+    /// (its changes still in the slot) falls back to the replica identity the stream describes,
+    /// unless that is `FULL` (every column) or `NOTHING`.
     async fn key_columns(&self, r: &Relation) -> Result<Vec<usize>, TaskError> {
-        let Some(pool) = &self.pool else {
-            return Ok(Vec::new());
+        let from_stream = || -> Vec<usize> {
+            if !matches!(r.replica_identity, b'd' | b'i') {
+                return Vec::new();
+            }
+            (0..r.columns.len()).filter(|&i| r.columns[i].identity).collect()
         };
-        let table = db::describe(&self.s, pool, TableRef::Oid(r.id)).await?;
+        let Some(pool) = &self.pool else {
+            return Ok(from_stream());
+        };
+        let table = match db::describe(&self.s, pool, TableRef::Oid(r.id)).await {
+            Ok(t) => t,
+            Err(e) if e.retriable => return Err(e),
+            Err(e) => {
+                tracing::warn!(connector = %self.context.connector, table = %format!("{}.{}", r.schema, r.name), error = %e.message, "cdc: table not in the catalog; keys from its replica identity");
+                return Ok(from_stream());
+            }
+        };
         Ok(table
             .key
             .iter()
             .filter_map(|&i| {
-                let name = &table.columns[i].0;
+                let name = &table.columns.get(i)?.0;
                 r.columns.iter().position(|c| &c.name == name)
             })
             .collect())
