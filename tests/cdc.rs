@@ -556,3 +556,39 @@ async fn extract_new_record_state_gives_plain_rows_and_changes_of_dropped_tables
     assert_eq!(doomed[0].0, json!({"id": 7}), "the key from the replica identity");
     assert_eq!(doomed[0].1["name"], "x");
 }
+
+#[tokio::test]
+async fn the_initial_snapshot_is_the_database_as_of_the_slots_start() {
+    let pg = Pg::start();
+    pg.sql("CREATE TABLE stock (id int PRIMARY KEY, qty int)");
+    pg.sql("INSERT INTO stock SELECT g, 0 FROM generate_series(1, 3000) g");
+    let s = Server::start();
+    let prefix = unique("pgc").replace('-', "_");
+    create(
+        &s,
+        "cdc-consistent",
+        pg.config(&prefix, "cdc_consistent", json!({"snapshot.fetch.size": "20"})),
+    )
+    .await;
+    let topic = format!("{prefix}.public.stock");
+    let seen = wait_records(&s, &topic, 1, 60).await.len();
+    // Rows the snapshot has not reached yet change while it runs.
+    pg.sql("UPDATE stock SET qty = 1 WHERE id > 2900");
+    let all = wait_records(&s, &topic, 3100, 120).await;
+    assert!(seen < 2900, "the snapshot was past the changed rows already");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let all = if all.len() == 3100 {
+        records(&s, &topic).await
+    } else {
+        all
+    };
+    assert_eq!(all.len(), 3100, "3000 snapshot rows, then 100 updates");
+    let (snapshot, changes) = all.split_at(3000);
+    assert!(
+        snapshot.iter().all(|(_, v)| v["op"] == "r" && v["after"]["qty"] == 0),
+        "the snapshot shows the rows as of the slot's start"
+    );
+    assert!(changes.iter().all(|(_, v)| v["op"] == "u" && v["after"]["qty"] == 1));
+    let updated: BTreeSet<i64> = changes.iter().map(|(k, _)| k["id"].as_i64().unwrap()).collect();
+    assert_eq!(updated, (2901..=3000).collect());
+}
