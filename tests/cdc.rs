@@ -100,6 +100,27 @@ impl Pg {
         Self { dir, bin, port }
     }
 
+    /// Restarts the server (fast shutdown: sessions, the walsender too, are ended).
+    fn restart(&self) {
+        let data = self.dir.path().join("data");
+        // With a log file: a server started without one keeps pg_ctl's output open.
+        let log = self.dir.path().join("log");
+        as_postgres(
+            &self.bin,
+            "pg_ctl",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-m",
+                "fast",
+                "-w",
+                "-l",
+                log.to_str().unwrap(),
+                "restart",
+            ],
+        );
+    }
+
     /// Runs SQL with psql and returns its unaligned output.
     fn sql(&self, sql: &str) -> String {
         let out = Command::new(self.bin.join("psql"))
@@ -591,4 +612,33 @@ async fn the_initial_snapshot_is_the_database_as_of_the_slots_start() {
     assert!(changes.iter().all(|(_, v)| v["op"] == "u" && v["after"]["qty"] == 1));
     let updated: BTreeSet<i64> = changes.iter().map(|(k, _)| k["id"].as_i64().unwrap()).collect();
     assert_eq!(updated, (2901..=3000).collect());
+}
+
+#[tokio::test]
+async fn a_restarted_postgres_is_streamed_from_again_without_loss() {
+    let pg = Pg::start();
+    pg.sql("CREATE TABLE ticks (id int PRIMARY KEY)");
+    let s = Server::start();
+    let prefix = unique("pgr").replace('-', "_");
+    let config = pg.config(
+        &prefix,
+        "cdc_pgrestart",
+        json!({"snapshot.mode": "never", "errors.retry.timeout": "60000"}),
+    );
+    create(&s, "cdc-pgrestart", config).await;
+    wait_slot(&pg, "cdc_pgrestart").await;
+    pg.sql("INSERT INTO ticks VALUES (1)");
+    let topic = format!("{prefix}.public.ticks");
+    wait_records(&s, &topic, 1, 30).await;
+    pg.restart();
+    pg.sql("INSERT INTO ticks VALUES (2)");
+    wait_records(&s, &topic, 2, 60).await;
+    pg.sql("INSERT INTO ticks VALUES (3)");
+    let all = wait_records(&s, &topic, 3, 60).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let all = if all.len() == 3 { records(&s, &topic).await } else { all };
+    assert_eq!(unique_ids(&all), (1..=3).collect::<BTreeSet<i64>>());
+    assert_eq!(all.len(), 3, "no duplicate");
+    let (_, status) = send(&s, "GET", "/v1/connectors/cdc-pgrestart/status", None).await;
+    assert_eq!(status["tasks"][0]["state"], "RUNNING", "{status}");
 }

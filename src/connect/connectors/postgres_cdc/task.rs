@@ -239,10 +239,10 @@ impl Task {
                     break;
                 }
                 Ok(Err(e)) => {
+                    // The next poll opens the stream again at the written position; only a
+                    // failure to reconnect fails the task (or is retried per errors.retry.*).
+                    tracing::warn!(connector = %self.context.connector, error = %e, "cdc: replication stream broke; reconnecting");
                     st.client = None;
-                    if out.is_empty() {
-                        return Err(TaskError::retriable(format!("replication stream: {e}")));
-                    }
                     break;
                 }
             };
