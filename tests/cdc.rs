@@ -121,6 +121,27 @@ impl Pg {
         );
     }
 
+    /// A psql session kept open (to hold a lock or a transaction).
+    fn session(&self) -> Session {
+        let child = Command::new(self.bin.join("psql"))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-q",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("psql");
+        Session { child }
+    }
+
     /// Runs SQL with psql and returns its unaligned output.
     fn sql(&self, sql: &str) -> String {
         let out = Command::new(self.bin.join("psql"))
@@ -158,6 +179,29 @@ impl Pg {
             c[k] = v.clone();
         }
         c
+    }
+}
+
+/// An open psql session.
+struct Session {
+    child: std::process::Child,
+}
+
+impl Session {
+    /// Sends SQL and waits a moment for it to run.
+    fn run(&mut self, sql: &str) {
+        use std::io::Write as _;
+        let stdin = self.child.stdin.as_mut().expect("psql stdin");
+        writeln!(stdin, "{sql}").unwrap();
+        stdin.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
     }
 }
 
@@ -402,8 +446,15 @@ async fn restart_and_kill_9_of_weir_resume_without_loss_or_duplicate() {
 #[tokio::test]
 async fn an_interrupted_snapshot_resumes_where_it_stopped() {
     let pg = Pg::start();
+    pg.sql("CREATE TABLE a_first (id int PRIMARY KEY)");
+    pg.sql("INSERT INTO a_first SELECT generate_series(1, 200)");
     pg.sql("CREATE TABLE big (id int PRIMARY KEY, pad text)");
     pg.sql("INSERT INTO big SELECT g, repeat('x', 100) FROM generate_series(1, 3000) g");
+    // The slot exists already (no exported snapshot to wait for), and a session holds `big`
+    // locked: the snapshot reads a_first, then waits on big until the kill.
+    pg.sql("SELECT pg_create_logical_replication_slot('cdc_snap', 'pgoutput')");
+    let mut lock = pg.session();
+    lock.run("BEGIN; LOCK TABLE big IN ACCESS EXCLUSIVE MODE;");
     let mut s = Server::start();
     let prefix = unique("pgs").replace('-', "_");
     create(
@@ -412,20 +463,30 @@ async fn an_interrupted_snapshot_resumes_where_it_stopped() {
         pg.config(&prefix, "cdc_snap", json!({"snapshot.fetch.size": "50"})),
     )
     .await;
+    let first = format!("{prefix}.public.a_first");
     let topic = format!("{prefix}.public.big");
-    let before = wait_records(&s, &topic, 100, 60).await.len();
-    s.kill9();
+    wait_records(&s, &first, 200, 60).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
-        before < 3000,
-        "the snapshot finished before the kill: make the table bigger"
+        records(&s, &topic).await.is_empty(),
+        "the lock holds the snapshot before big"
     );
+    s.kill9();
+    lock.run("COMMIT;");
+    drop(lock);
     s.restart();
     wait_records(&s, &topic, 3000, 120).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let all = records(&s, &topic).await;
-    assert_eq!(all.len(), 3000, "each row read exactly once: resumed, not restarted");
+    assert_eq!(all.len(), 3000, "each row read exactly once");
     assert_eq!(unique_ids(&all), (1..=3000).collect::<BTreeSet<i64>>());
     assert!(ops(&all).iter().all(|o| o == "r"));
+    let first = records(&s, &first).await;
+    assert_eq!(
+        first.len(),
+        200,
+        "the snapshot resumed after a_first's last row, not from scratch"
+    );
 }
 
 #[tokio::test]
@@ -581,37 +642,45 @@ async fn extract_new_record_state_gives_plain_rows_and_changes_of_dropped_tables
 #[tokio::test]
 async fn the_initial_snapshot_is_the_database_as_of_the_slots_start() {
     let pg = Pg::start();
+    // Read first, one row per transaction: the snapshot reaches `stock` long after it starts.
+    pg.sql("CREATE TABLE a_first (id int PRIMARY KEY)");
+    pg.sql("INSERT INTO a_first SELECT generate_series(1, 2000)");
     pg.sql("CREATE TABLE stock (id int PRIMARY KEY, qty int)");
-    pg.sql("INSERT INTO stock SELECT g, 0 FROM generate_series(1, 3000) g");
+    pg.sql("INSERT INTO stock SELECT g, 0 FROM generate_series(1, 300) g");
     let s = Server::start();
     let prefix = unique("pgc").replace('-', "_");
     create(
         &s,
         "cdc-consistent",
-        pg.config(&prefix, "cdc_consistent", json!({"snapshot.fetch.size": "20"})),
+        pg.config(&prefix, "cdc_consistent", json!({"snapshot.fetch.size": "1"})),
     )
     .await;
+    let first = format!("{prefix}.public.a_first");
     let topic = format!("{prefix}.public.stock");
-    let seen = wait_records(&s, &topic, 1, 60).await.len();
-    // Rows the snapshot has not reached yet change while it runs.
-    pg.sql("UPDATE stock SET qty = 1 WHERE id > 2900");
-    let all = wait_records(&s, &topic, 3100, 120).await;
-    assert!(seen < 2900, "the snapshot was past the changed rows already");
+    wait_records(&s, &first, 1, 60).await;
+    // The snapshot has begun (its slot and exported snapshot exist); rows it has not read change.
+    pg.sql("UPDATE stock SET qty = 1 WHERE id > 200");
+    let read_before = records(&s, &first).await.len();
+    assert!(
+        read_before < 2000,
+        "the snapshot reached stock before the update: make a_first bigger"
+    );
+    let all = wait_records(&s, &topic, 400, 180).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let all = if all.len() == 3100 {
+    let all = if all.len() == 400 {
         records(&s, &topic).await
     } else {
         all
     };
-    assert_eq!(all.len(), 3100, "3000 snapshot rows, then 100 updates");
-    let (snapshot, changes) = all.split_at(3000);
+    assert_eq!(all.len(), 400, "300 snapshot rows, then 100 updates");
+    let (snapshot, changes) = all.split_at(300);
     assert!(
         snapshot.iter().all(|(_, v)| v["op"] == "r" && v["after"]["qty"] == 0),
         "the snapshot shows the rows as of the slot's start"
     );
     assert!(changes.iter().all(|(_, v)| v["op"] == "u" && v["after"]["qty"] == 1));
     let updated: BTreeSet<i64> = changes.iter().map(|(k, _)| k["id"].as_i64().unwrap()).collect();
-    assert_eq!(updated, (2901..=3000).collect());
+    assert_eq!(updated, (201..=300).collect());
 }
 
 #[tokio::test]
