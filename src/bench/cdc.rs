@@ -142,6 +142,8 @@ pub(super) async fn main(args: &BenchArgs) -> anyhow::Result<()> {
         100.0 * recv.as_secs_f64() / weir.as_secs_f64()
     );
     println!("| pg_recvlogical (pgoutput to a file) | {:.0} | 100 % |", rate(recv));
+    drop(pg);
+    let _ = std::fs::remove_dir_all(&tmp);
     Ok(())
 }
 

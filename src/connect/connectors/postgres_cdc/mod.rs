@@ -5,11 +5,16 @@
 //!
 //! ```text
 //!  mod.rs       the plugin: config definition, settings
-//!  db.rs        sqlx: checks, publication and slot management, table descriptions, snapshot reads
+//!  db.rs        sqlx: checks, publication and slot (with its exported snapshot), table
+//!               descriptions, snapshot reads
 //!  task.rs      the source task: snapshot phase, then the replication stream
 //!  pgoutput.rs  bounds-checked decoding of pgoutput change messages
 //!  values.rs    column text to JSON; Debezium's envelope
 //! ```
+//!
+//! The first snapshot reads the tables inside the snapshot the slot exported when it was
+//! created, so it is the database exactly as of the slot's start; an interrupted snapshot resumes
+//! after the last key written (as of the resume).
 //!
 //! Exactly-once across `kill -9`: each poll hands the worker whole transactions with the commit
 //! LSN as their source offset, written with the records in one transaction; only after that
