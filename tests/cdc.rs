@@ -711,3 +711,39 @@ async fn a_restarted_postgres_is_streamed_from_again_without_loss() {
     let (_, status) = send(&s, "GET", "/v1/connectors/cdc-pgrestart/status", None).await;
     assert_eq!(status["tasks"][0]["state"], "RUNNING", "{status}");
 }
+
+#[tokio::test]
+async fn initial_only_snapshots_without_a_slot_and_a_missing_publication_is_named() {
+    let pg = Pg::start();
+    pg.sql("CREATE TABLE once (id int PRIMARY KEY, v text)");
+    pg.sql("INSERT INTO once VALUES (1, 'a'), (2, 'b')");
+    let s = Server::start();
+    let prefix = unique("pgo").replace('-', "_");
+    create(
+        &s,
+        "cdc-once",
+        pg.config(&prefix, "cdc_once", json!({"snapshot.mode": "initial_only"})),
+    )
+    .await;
+    let topic = format!("{prefix}.public.once");
+    let rows = wait_records(&s, &topic, 2, 60).await;
+    assert_eq!(ops(&rows), ["r", "r"]);
+    pg.sql("INSERT INTO once VALUES (3, 'c')");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(records(&s, &topic).await.len(), 2, "initial_only streams no change");
+    assert_eq!(
+        pg.sql("SELECT count(*) FROM pg_replication_slots"),
+        "0",
+        "and creates no slot"
+    );
+    let (_, status) = send(&s, "GET", "/v1/connectors/cdc-once/status", None).await;
+    assert_eq!(status["tasks"][0]["state"], "RUNNING", "{status}");
+
+    let config = pg.config(&prefix, "cdc_nopub", json!({"publication.autocreate.mode": "disabled"}));
+    create(&s, "cdc-nopub", config).await;
+    let trace = failed_trace(&s, "cdc-nopub").await;
+    assert!(
+        trace.contains("cdc_nopub_pub") && trace.contains("does not exist"),
+        "{trace}"
+    );
+}
