@@ -1,8 +1,10 @@
 //! PostgreSQL change data capture through the real server, against a PostgreSQL each test starts
-//! for itself with `wal_level=logical` (the shared one runs with `wal_level=replica`): snapshot,
-//! inserts, updates and deletes in Debezium's envelope with tombstones, a resumed snapshot,
-//! restart and `kill -9` of Weir without loss or duplicate, heartbeats that advance an idle slot,
-//! and the bad inputs (unreachable server, `wal_level` not logical, missing table, bad names).
+//! for itself with `wal_level=logical` (the shared one runs with `wal_level=replica`): snapshot
+//! (consistent with the slot's start, resumed after `kill -9`, `initial_only`), inserts, updates and
+//! deletes in Debezium's envelope with tombstones, REPLICA IDENTITY FULL and key changes, restart
+//! and `kill -9` of Weir and a restart of PostgreSQL without loss or duplicate, heartbeats that
+//! advance an idle slot, `ExtractNewRecordState` on the connector, and the bad inputs (unreachable
+//! server, `wal_level` not logical, missing table or publication, bad names, hidden password).
 mod common;
 
 use std::collections::BTreeSet;
