@@ -65,8 +65,16 @@ struct Stream {
     acked: u64,
     /// The end LSN of the last transaction handed to the worker.
     handed: u64,
-    relations: HashMap<u32, (Relation, Vec<usize>)>,
+    relations: HashMap<u32, RelationInfo>,
     txn: Option<Txn>,
+}
+
+/// A table the stream described: its columns, its key columns, and its topic (`None`: not in
+/// `table.include.list`, its changes are skipped).
+struct RelationInfo {
+    rel: Relation,
+    key: Vec<usize>,
+    topic: Option<String>,
 }
 
 struct Txn {
@@ -350,8 +358,15 @@ impl Task {
     async fn on_message(&self, st: &mut Stream, message: Message) -> Result<(), TaskError> {
         match message {
             Message::Relation(r) => {
-                let key = self.key_columns(&r).await?;
-                st.relations.insert(r.id, (r, key));
+                let topic = self
+                    .s
+                    .includes(&r.schema, &r.name)
+                    .then(|| self.s.topic(&r.schema, &r.name));
+                let key = match topic {
+                    Some(_) => self.key_columns(&r).await?,
+                    None => Vec::new(),
+                };
+                st.relations.insert(r.id, RelationInfo { rel: r, key, topic });
             }
             Message::Insert { relation, new } => self.change(st, relation, None, Some(&new))?,
             Message::Update { relation, old, new } => {
@@ -407,14 +422,14 @@ impl Task {
         old: Option<&[Datum]>,
         new: Option<&[Datum]>,
     ) -> Result<(), TaskError> {
-        let Some((rel, key)) = st.relations.get(&relation) else {
+        let Some(RelationInfo { rel, key, topic }) = st.relations.get(&relation) else {
             return Err(TaskError::fatal(format!(
                 "pgoutput: change of relation {relation} before its description"
             )));
         };
-        if !self.s.includes(&rel.schema, &rel.name) {
+        let Some(topic) = topic else {
             return Ok(());
-        }
+        };
         let Some(txn) = st.txn.as_mut() else {
             return Err(TaskError::fatal("pgoutput: change outside a transaction"));
         };
@@ -442,13 +457,12 @@ impl Task {
             ts_ms: txn.commit_ms,
             snapshot: "false",
         };
-        let topic = self.s.topic(&rel.schema, &rel.name);
         let emit = |records: &mut Vec<ConnectRecord>, op: &str, key: Value, b, a| {
-            let mut r = ConnectRecord::new(&topic, values::envelope(op, b, a, &source));
+            let mut r = ConnectRecord::new(topic.as_str(), values::envelope(op, b, a, &source));
             r.key = key.clone();
             records.push(r);
             if op == "d" {
-                let mut tombstone = ConnectRecord::new(&topic, Value::Null);
+                let mut tombstone = ConnectRecord::new(topic.as_str(), Value::Null);
                 tombstone.key = key;
                 records.push(tombstone);
             }
