@@ -22,9 +22,10 @@ use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 
 use crate::config::Config;
-use crate::storage::{BatchBuilder, BatchIter, Format, Payload, RecordView, Store, StoreOptions};
+use crate::storage::{BatchBuilder, BatchIter, Compaction, Format, Payload, RecordView, Store, StoreOptions};
 
 mod load;
+mod sustained;
 
 /// Options of `weir bench`.
 #[derive(Debug, Clone, clap::Args)]
@@ -54,6 +55,53 @@ pub struct BenchArgs {
     /// ahead of the rest (the server's `writer_priority_boost`; 0: no boost).
     #[arg(long, default_value_t = crate::config::default_writer_priority_boost())]
     pub writer_priority_boost: u8,
+    /// Run the steady-state produce benchmark instead ([`sustained`]): each workload for
+    /// `--sustained-seconds` or more against a fresh server, next to raw RocksDB appends.
+    #[arg(long)]
+    pub sustained: bool,
+    /// With `--sustained`: load a `weir serve` process with `wrk` instead of the in-process load
+    /// generator (wrk must be on PATH).
+    #[arg(long, requires = "sustained")]
+    pub external: bool,
+    /// Seconds each sustained workload runs at least (below 60 it is not steady state).
+    #[arg(long, default_value_t = 60.0)]
+    pub sustained_seconds: f64,
+    /// Store tuning to measure: compaction style of the records column family.
+    #[arg(long, default_value = "level", value_parser = ["level", "universal"])]
+    pub compaction: String,
+    /// Store tuning to measure: LZ4 compression of blob files.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub blob_compression: bool,
+    /// Store tuning to measure: memtables of the records column family.
+    #[arg(long, default_value_t = StoreOptions::default().max_write_buffers)]
+    pub memtables: i32,
+    /// Store tuning to measure: size of one memtable, in MiB.
+    #[arg(long, default_value_t = StoreOptions::default().write_buffer_bytes >> 20)]
+    pub memtable_mib: usize,
+    /// Store tuning to measure: background flush and compaction threads.
+    #[arg(long, default_value_t = StoreOptions::default().background_jobs)]
+    pub background_jobs: i32,
+    /// The store options the flags above make (filled in by [`main`]).
+    #[arg(skip)]
+    pub store: StoreOptions,
+}
+
+impl BenchArgs {
+    /// The store options the tuning flags ask for.
+    fn store_options(&self) -> StoreOptions {
+        StoreOptions {
+            write_buffer_bytes: self.memtable_mib << 20,
+            max_write_buffers: self.memtables.max(2),
+            compaction: if self.compaction == "universal" {
+                Compaction::Universal
+            } else {
+                Compaction::Level
+            },
+            blob_compression: self.blob_compression,
+            background_jobs: self.background_jobs.max(1),
+            ..StoreOptions::default()
+        }
+    }
 }
 
 /// One measured line of the report.
@@ -271,9 +319,14 @@ fn records_body(count: usize, value_bytes: usize) -> (Bytes, Vec<Vec<u8>>) {
 }
 
 async fn create_topic(base: &str, name: &str, partitions: u32) -> anyhow::Result<()> {
+    create_topic_with(base, name, partitions, json!({"retention.ms": -1})).await
+}
+
+/// Creates topic `name` with `partitions` and the settings `config`.
+async fn create_topic_with(base: &str, name: &str, partitions: u32, config: Value) -> anyhow::Result<()> {
     let r = reqwest::Client::new()
         .post(format!("{base}/v1/topics"))
-        .json(&json!({"name": name, "partitions": partitions, "config": {"retention.ms": -1}}))
+        .json(&json!({"name": name, "partitions": partitions, "config": config}))
         .send()
         .await?;
     anyhow::ensure!(r.status() == 201, "create topic {name}: {}", r.status());
@@ -335,8 +388,18 @@ fn raw_append_loop(store: &Store, batch: &[u8], seconds: f64) -> anyhow::Result<
 }
 
 /// Runs the whole suite and prints (and optionally writes) the report.
-pub async fn main(args: BenchArgs) -> anyhow::Result<()> {
+pub async fn main(mut args: BenchArgs) -> anyhow::Result<()> {
     let tmp = tempfile_dir()?;
+    args.store = args.store_options();
+    if args.sustained {
+        let result = if args.external {
+            sustained::external::main(&args, &tmp).await
+        } else {
+            sustained::main(&args, &tmp).await
+        };
+        let _ = std::fs::remove_dir_all(&tmp);
+        return result;
+    }
     let config = Config {
         data_dir: tmp.join("weir"),
         listen: "127.0.0.1:0".parse()?,
