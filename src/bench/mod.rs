@@ -66,6 +66,9 @@ pub struct BenchArgs {
     /// Seconds each sustained workload runs at least (below 60 it is not steady state).
     #[arg(long, default_value_t = 60.0)]
     pub sustained_seconds: f64,
+    /// With `--sustained`: run only these workloads (`1kb`, `100b`, `single`).
+    #[arg(long, value_delimiter = ',', value_parser = ["1kb", "100b", "single"])]
+    pub workloads: Vec<String>,
     /// Store tuning to measure: compaction style of the records column family.
     #[arg(long, default_value = "level", value_parser = ["level", "universal"])]
     pub compaction: String,
@@ -785,26 +788,17 @@ pub async fn main(mut args: BenchArgs) -> anyhow::Result<()> {
     report.push_str(&targets);
     println!("{report}");
     if let Some(path) = args.out {
-        // The hand-written analysis of an earlier report is kept under the new figures.
-        const ANALYSIS: &str = "\n## Reading the numbers";
-        let analysis = std::fs::read_to_string(&path)
-            .ok()
-            .and_then(|old| old.find(ANALYSIS).map(|at| old[at..].to_owned()))
-            .unwrap_or_default();
         let doc = format!(
-            "# Benchmarks\n\nProduced by `cargo run --release -- bench --out BENCHMARKS.md` ({} s per phase; produce \
-workloads in {} alternating rounds with their ceilings; backlog {} records; log writer priority boost: {}). \
-Server and load generator share the \
-machine: Weir and the no-op ceiling each run on their own 2-worker runtime, the load generator (a minimal \
-HTTP/1.1 client, like wrk) on another.\n\n\
-## Machine\n\n{}\n\n## Results\n\n{}{}",
+            "Produced by `cargo run --release -- bench` ({} s per phase; produce workloads in {} alternating rounds \
+with their ceilings; backlog {} records; log writer priority boost: {}). Server and load generator share the machine: \
+Weir and the no-op ceiling each run on their own 2-worker runtime, the load generator (a minimal HTTP/1.1 client, \
+like wrk) on another.\n\n{}\n\n{}",
             secs,
             rounds,
             args.backlog,
             boost_note(args.writer_priority_boost),
             machine(),
-            report,
-            analysis
+            report
         );
         std::fs::write(path, doc)?;
     }

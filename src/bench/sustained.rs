@@ -120,6 +120,17 @@ pub(crate) fn workloads(batch_connections: usize) -> Vec<Workload> {
     ]
 }
 
+/// The workloads `--workloads` names (all when none is named).
+fn chosen(args: &BenchArgs) -> Vec<Workload> {
+    let names = ["1kb", "100b", "single"];
+    workloads(args.batch_connections.max(1))
+        .into_iter()
+        .zip(names)
+        .filter(|(_, name)| args.workloads.is_empty() || args.workloads.iter().any(|w| w == name))
+        .map(|(w, _)| w)
+        .collect()
+}
+
 /// What a sustained run of Weir measured.
 pub(crate) struct Run {
     /// Requests answered 2xx, and their latencies (µs).
@@ -137,7 +148,7 @@ pub async fn main(args: &BenchArgs, tmp: &Path) -> anyhow::Result<()> {
     let budget = (args.store.write_buffer_bytes as u64) * u64::try_from(args.store.max_write_buffers).unwrap_or(1);
     let mut report = table_head();
     let mut targets = String::new();
-    for (i, w) in workloads(args.batch_connections.max(1)).iter().enumerate() {
+    for (i, w) in chosen(args).iter().enumerate() {
         let dir = tmp.join(format!("sustained-{i}"));
         let (run, stalls) = run_weir(args, &dir, w, 4 * budget).await?;
         std::fs::remove_dir_all(&dir).ok();
@@ -172,11 +183,12 @@ pub async fn main(args: &BenchArgs, tmp: &Path) -> anyhow::Result<()> {
     }
     let doc = format!(
         "{report}\n| Workload | Run | Stalls, p99, vs raw |\n|---|---:|---|\n{targets}\nMemtable budget: {} MiB \
-({} × {} MiB); store options: {:?}\n",
+({} × {} MiB); store options: {:?}\n\n{}\n",
         budget >> 20,
         args.store.max_write_buffers,
         args.store.write_buffer_bytes >> 20,
-        args.store
+        args.store,
+        super::machine()
     );
     println!("{doc}");
     if let Some(path) = &args.out {
