@@ -31,6 +31,15 @@ const CONNECTIONS: usize = 4;
 /// sink's batch and the plain file write's chunk.
 const SINK_BATCH: usize = 500;
 
+/// How the benchmark measures, as the report says it.
+const METHOD: &str = "Connectors created with `PUT /v1/connectors/{name}/config` move a file of \
+100-byte lines (100 000 per second of phase, at most 5 million; `--platform-records`) into a topic (file \
+source), that topic into a file (file sink) and into a local no-op receiver (HTTP sink, batches of 500), each \
+until done or for `--seconds` (default 30); datagen writes orders as fast as it can for `--seconds`. Progress \
+is read from topic end offsets, the sink file's size (every line checked afterwards) and the receiver's count. \
+Ceilings in the same run: plain batch produce (1000 × 100 B, 4 connections), a plain file write of the same \
+lines synced every 500 as the sink syncs its batches, direct POSTs of the same batches to the receiver.";
+
 /// The `i`-th line of the source file: 98 characters, so that its value as a JSON string is
 /// 100 bytes, as the plain produce ceiling's records are.
 fn line(i: u64) -> String {
@@ -49,7 +58,7 @@ pub(super) async fn run(args: &BenchArgs, dir: &Path) -> anyhow::Result<Report> 
     std::fs::create_dir_all(dir)?;
     let server = platform::start(args, &dir.join("weir"))?;
     let api = server.api.clone();
-    let mut report = Report::new("Connect (issue #16)");
+    let mut report = Report::new("Connect (issue #16)", METHOD);
 
     // Ceiling of the sources: plain batch produce of 100-byte records.
     super::create_topic(&api.base, "c-plain", 1).await?;
@@ -79,12 +88,6 @@ pub(super) async fn run(args: &BenchArgs, dir: &Path) -> anyhow::Result<Report> 
     let (http, receiver) = http_sink(&api, read, secs).await?;
     report.row(http.clone(), platform::vs(&http, &receiver, "direct POSTs"));
     report.row(receiver, "");
-    report.note(format!(
-        "Connectors are created with `PUT /v1/connectors/{{name}}/config` and run until they have moved the \
-{lines} lines of the source file (or for {secs} s); progress is read from topic end offsets, the sink file's \
-size and the receiver's count, so every record counted arrived. The file source and datagen write in their \
-exactly-once transactions; the sinks commit after each synced write / answered request."
-    ));
     report.target_pct("file source lines/s ≥ 70 % of plain batch produce", source_pct, 70.0);
     report.target_pct("file sink records/s ≥ 70 % of a plain file write", sink_pct, 70.0);
     server.stop().await?;
@@ -182,7 +185,10 @@ async fn file_sink(api: &Api, dir: &Path, records: u64, secs: f64) -> anyhow::Re
         "the sink file has {bytes} bytes, not whole lines of {per_line}"
     );
     for (i, l) in text[..bytes as usize].split_inclusive(|b| *b == b'\n').enumerate() {
-        anyhow::ensure!(l == sink_line(i as u64).as_bytes(), "sink line {i} is not line {i} of the source");
+        anyhow::ensure!(
+            l == sink_line(i as u64).as_bytes(),
+            "sink line {i} is not line {i} of the source"
+        );
     }
     let row = Row::new(
         &format!("file sink, JSON lines, {written} of {records}"),
@@ -252,8 +258,7 @@ async fn http_sink(api: &Api, records: u64, secs: f64) -> anyhow::Result<(Row, R
                "batch.max.size": SINK_BATCH.to_string()}),
     )
     .await?;
-    let (got, elapsed) =
-        platform::watch(secs, records, || async { Ok(received.load(Ordering::Relaxed)) }).await?;
+    let (got, elapsed) = platform::watch(secs, records, || async { Ok(received.load(Ordering::Relaxed)) }).await?;
     delete(api, "bench-http-sink").await?;
     let sink = Row::new(
         &format!("HTTP sink, batches of {SINK_BATCH}, {got} of {records}"),
@@ -273,7 +278,7 @@ async fn http_sink(api: &Api, records: u64, secs: f64) -> anyhow::Result<(Row, R
     );
     let _ = stop.send(());
     let direct = Row::new(
-        &format!("  ceiling: direct POSTs of the same batches, 1 connection"),
+        "  ceiling: direct POSTs of the same batches, 1 connection",
         counted,
         counted * 100,
         el,

@@ -42,16 +42,18 @@ struct Target {
 /// The report of one platform mode: rows with their comparison, targets, notes.
 pub(super) struct Report {
     title: String,
+    method: String,
     rows: Vec<(Row, String)>,
     targets: Vec<Target>,
     notes: Vec<String>,
 }
 
 impl Report {
-    /// An empty report headed `title`.
-    pub(super) fn new(title: &str) -> Self {
+    /// An empty report headed `title`, its method said in one paragraph.
+    pub(super) fn new(title: &str, method: &str) -> Self {
         Self {
             title: title.to_owned(),
+            method: method.to_owned(),
             rows: Vec::new(),
             targets: Vec::new(),
             notes: Vec::new(),
@@ -86,7 +88,7 @@ impl Report {
 
     /// The section as Markdown: heading, results table, notes, targets table.
     pub(super) fn render(&self) -> String {
-        let mut out = format!("### {}\n\n", self.title);
+        let mut out = format!("### {}\n\n{}\n\n", self.title, self.method);
         out.push_str("| Benchmark | records/s | MB/s | p50 ms | p99 ms | p99.9 ms | vs ceiling |\n");
         out.push_str("|---|---:|---:|---:|---:|---:|---:|\n");
         for (r, vs) in &self.rows {
@@ -165,7 +167,9 @@ impl Api {
 
     /// The sum of a topic's partitions' `next_offset` and `bytes`.
     pub(super) async fn topic_end(&self, topic: &str) -> anyhow::Result<(u64, u64)> {
-        let v = self.ok(reqwest::Method::GET, &format!("/v1/topics/{topic}"), None).await?;
+        let v = self
+            .ok(reqwest::Method::GET, &format!("/v1/topics/{topic}"), None)
+            .await?;
         Ok(sum_partitions(&v))
     }
 }
@@ -243,7 +247,11 @@ pub(super) async fn main(args: &BenchArgs, tmp: &Path) -> anyhow::Result<()> {
     let mut sections = Vec::new();
     if all || args.transactions {
         println!("transactions:");
-        sections.push(super::transactions::run(args, &tmp.join("transactions")).await?.render());
+        sections.push(
+            super::transactions::run(args, &tmp.join("transactions"))
+                .await?
+                .render(),
+        );
     }
     if all || args.connect {
         println!("connect:");
@@ -266,15 +274,49 @@ pub(super) async fn main(args: &BenchArgs, tmp: &Path) -> anyhow::Result<()> {
         "## Platform benchmarks\n\nProduced by `weir bench {}` ({} s per phase{}).\n\n{}\n\n{}",
         flags.join(" "),
         phase_seconds(args),
-        if cfg!(debug_assertions) { "; **debug build**" } else { "" },
+        if cfg!(debug_assertions) {
+            "; **debug build**"
+        } else {
+            ""
+        },
         super::machine(),
         sections.join("\n")
     );
     println!("\n{doc}");
     if let Some(path) = &args.out {
-        std::fs::write(path, &doc)?;
+        let old = std::fs::read_to_string(path).unwrap_or_default();
+        std::fs::write(path, splice(&old, &doc))?;
     }
     Ok(())
+}
+
+/// `old` with its `## Platform benchmarks` section (up to the next `## ` heading) replaced by
+/// `section`, or with `section` appended when it has none: `--out BENCHMARKS.md` updates the
+/// file in place and keeps the rest of it.
+fn splice(old: &str, section: &str) -> String {
+    const HEADING: &str = "## Platform benchmarks";
+    let start = if old.starts_with(HEADING) {
+        Some(0)
+    } else {
+        old.find(&format!("\n{HEADING}")).map(|at| at + 1)
+    };
+    let Some(start) = start else {
+        let sep = if old.is_empty() || old.ends_with("\n\n") {
+            ""
+        } else if old.ends_with('\n') {
+            "\n"
+        } else {
+            "\n\n"
+        };
+        return format!("{old}{sep}{section}");
+    };
+    let after = &old[start + HEADING.len()..];
+    let end = after
+        .find("\n## ")
+        .map_or(old.len(), |at| start + HEADING.len() + at + 1);
+    let section = section.trim_end_matches('\n');
+    let gap = if end < old.len() { "\n\n" } else { "\n" };
+    format!("{}{section}{gap}{}", &old[..start], &old[end..])
 }
 
 #[cfg(test)]
@@ -289,6 +331,22 @@ mod tests {
     }
 
     #[test]
+    fn out_replaces_the_platform_section_and_keeps_the_rest() {
+        let new = "## Platform benchmarks\n\nnew\n";
+        assert_eq!(splice("", new), new);
+        assert_eq!(splice("# B\n\nx\n", new), "# B\n\nx\n\n## Platform benchmarks\n\nnew\n");
+        let old = "# B\n\n## Results\n\nr\n\n## Platform benchmarks\n\nold\n### T\nold\n\n## Later\n\nl\n";
+        assert_eq!(
+            splice(old, new),
+            "# B\n\n## Results\n\nr\n\n## Platform benchmarks\n\nnew\n\n## Later\n\nl\n"
+        );
+        assert_eq!(
+            splice("# B\n\n## Platform benchmarks\n\nold\n", new),
+            "# B\n\n## Platform benchmarks\n\nnew\n"
+        );
+    }
+
+    #[test]
     fn percentages_never_divide_by_zero() {
         assert!((pct(35.0, 50.0) - 70.0).abs() < 1e-9);
         assert_eq!(pct(1.0, 0.0), 0.0);
@@ -297,13 +355,13 @@ mod tests {
     #[test]
     fn renders_rows_notes_and_targets() {
         let h = super::super::histogram();
-        let mut r = Report::new("Things");
+        let mut r = Report::new("Things", "How.");
         r.row(Row::new("a", 100, 1000, Duration::from_secs(2), &h), "50 % of b");
         r.note("a note");
         r.target_pct("a ≥ 70 % of b", 50.0, 70.0);
         r.target_pct("c ≥ 25 % of d", 25.0, 25.0);
         let md = r.render();
-        assert!(md.starts_with("### Things\n\n| Benchmark |"), "{md}");
+        assert!(md.starts_with("### Things\n\nHow.\n\n| Benchmark |"), "{md}");
         assert!(md.contains("| a | 50 | 0.0 | — | — | — | 50 % of b |"), "{md}");
         assert!(md.contains("\na note\n"), "{md}");
         assert!(md.contains("| a ≥ 70 % of b | 50.0 % | **no** |"), "{md}");
