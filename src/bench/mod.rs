@@ -98,8 +98,8 @@ pub struct BenchArgs {
     /// Run all three platform benchmarks (transactions, Connect, Streams).
     #[arg(long)]
     pub platform: bool,
-    /// Records of the platform benchmarks' backlogs (default: 100 000 per second of phase,
-    /// at most 5 000 000).
+    /// Records of the platform benchmarks' backlogs (default: 200 000 per second of phase,
+    /// at most 10 000 000).
     #[arg(long)]
     pub platform_records: Option<u64>,
     /// The store options the flags above make (filled in by [`main`]).

@@ -20,10 +20,11 @@ pub(super) fn phase_seconds(args: &BenchArgs) -> f64 {
 }
 
 /// Records of a backlog that a phase of `seconds` reads or writes: `--platform-records`, else
-/// 100 000 a second of phase, between 10 000 and 5 000 000 (a few hundred MB of 100-byte records).
+/// 200 000 a second of phase, between 10 000 and 10 000 000 (up to 1 GB of 100-byte records):
+/// enough that a phase reading it runs its whole length unless it goes faster than that.
 pub(super) fn backlog(args: &BenchArgs, seconds: f64) -> u64 {
     args.platform_records
-        .unwrap_or_else(|| ((seconds * 100_000.0) as u64).clamp(10_000, 5_000_000))
+        .unwrap_or_else(|| ((seconds * 200_000.0) as u64).clamp(10_000, 10_000_000))
         .max(1000)
 }
 
@@ -378,9 +379,9 @@ mod tests {
         }
         let args = Cli::parse_from(["weir"]).bench;
         assert_eq!(phase_seconds(&args), DEFAULT_PHASE_SECONDS);
-        assert_eq!(backlog(&args, 3.0), 300_000);
+        assert_eq!(backlog(&args, 3.0), 600_000);
         assert_eq!(backlog(&args, 0.01), 10_000);
-        assert_eq!(backlog(&args, 1000.0), 5_000_000);
+        assert_eq!(backlog(&args, 1000.0), 10_000_000);
         let args = Cli::parse_from(["weir", "--seconds", "3", "--platform-records", "2000"]).bench;
         assert_eq!(phase_seconds(&args), 3.0);
         assert_eq!(backlog(&args, 3.0), 2000);
