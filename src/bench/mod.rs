@@ -24,15 +24,19 @@ use serde_json::{Value, json};
 use crate::config::Config;
 use crate::storage::{BatchBuilder, BatchIter, Compaction, Format, Payload, RecordView, Store, StoreOptions};
 
+mod connect;
 mod load;
+mod platform;
+mod streams;
 mod sustained;
+mod transactions;
 
 /// Options of `weir bench`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
-    /// Seconds each measured phase runs.
-    #[arg(long, default_value_t = 5.0)]
-    pub seconds: f64,
+    /// Seconds each measured phase runs (default 5; 30 for the platform modes).
+    #[arg(long)]
+    pub seconds: Option<f64>,
     /// Records in the catch-up fetch backlog.
     #[arg(long, default_value_t = 1_000_000)]
     pub backlog: u64,
@@ -84,6 +88,23 @@ pub struct BenchArgs {
     /// Store tuning to measure: background flush and compaction threads.
     #[arg(long, default_value_t = StoreOptions::default().background_jobs)]
     pub background_jobs: i32,
+    /// Run the transactions benchmark ([`transactions`]): consume → transactional produce
+    /// through `POST /v1/transactions`, next to plain batch produce.
+    #[arg(long)]
+    pub transactions: bool,
+    /// Run the Connect benchmark ([`connect`]): file source and sink, datagen, HTTP sink.
+    #[arg(long)]
+    pub connect: bool,
+    /// Run the Streams benchmark ([`streams`]): four persistent queries and push-query latency.
+    #[arg(long)]
+    pub streams: bool,
+    /// Run all three platform benchmarks (transactions, Connect, Streams).
+    #[arg(long)]
+    pub platform: bool,
+    /// Records of the platform benchmarks' backlogs (default: 200 000 per second of phase,
+    /// at most 10 000 000).
+    #[arg(long)]
+    pub platform_records: Option<u64>,
     /// The store options the flags above make (filled in by [`main`]).
     #[arg(skip)]
     pub store: StoreOptions,
@@ -403,6 +424,11 @@ pub async fn main(mut args: BenchArgs) -> anyhow::Result<()> {
         let _ = std::fs::remove_dir_all(&tmp);
         return result;
     }
+    if args.transactions || args.connect || args.streams || args.platform {
+        let result = platform::main(&args, &tmp).await;
+        let _ = std::fs::remove_dir_all(&tmp);
+        return result;
+    }
     let config = Config {
         data_dir: tmp.join("weir"),
         listen: "127.0.0.1:0".parse()?,
@@ -414,7 +440,7 @@ pub async fn main(mut args: BenchArgs) -> anyhow::Result<()> {
     let base = format!("http://{addr}");
     let noop = format!("http://{}/noop", start_noop()?);
     let raw_store = Store::open(&tmp.join("raw"), &StoreOptions::default())?;
-    let secs = args.seconds;
+    let secs = args.seconds.unwrap_or(5.0);
     let mut report = String::new();
     let mut rows: Vec<(Row, Row, Option<Row>)> = Vec::new();
 
