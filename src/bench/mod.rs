@@ -815,7 +815,7 @@ pub async fn main(mut args: BenchArgs) -> anyhow::Result<()> {
     println!("{report}");
     if let Some(path) = args.out {
         let doc = format!(
-            "Produced by `cargo run --release -- bench` ({} s per phase; produce workloads in {} alternating rounds \
+            "## Short phases\n\nProduced by `cargo run --release -- bench` ({} s per phase; produce workloads in {} alternating rounds \
 with their ceilings; backlog {} records; log writer priority boost: {}). Server and load generator share the machine: \
 Weir and the no-op ceiling each run on their own 2-worker runtime, the load generator (a minimal HTTP/1.1 client, \
 like wrk) on another.\n\n{}\n\n{}",
@@ -826,7 +826,7 @@ like wrk) on another.\n\n{}\n\n{}",
             machine(),
             report
         );
-        std::fs::write(path, doc)?;
+        write_section(&path, &doc)?;
     }
     let _ = std::fs::remove_dir_all(&tmp);
     Ok(())
@@ -1223,6 +1223,44 @@ async fn security_cost(
     Ok(out)
 }
 
+/// Writes a report's `section` (Markdown, opening with its `## ` heading) into the file at `path`:
+/// the file's section of that heading (up to the next `## `) is replaced, or the section appended
+/// when it has none. So `--out BENCHMARKS.md` updates one mode's part of the document in place.
+fn write_section(path: &std::path::Path, section: &str) -> anyhow::Result<()> {
+    let old = std::fs::read_to_string(path).unwrap_or_default();
+    std::fs::write(path, splice(&old, section))?;
+    Ok(())
+}
+
+/// `old` with the section that has `section`'s heading replaced by `section` (or `section`
+/// appended); see [`write_section`].
+fn splice(old: &str, section: &str) -> String {
+    let heading = section.lines().next().unwrap_or_default();
+    // The heading's whole line: "## Sustained produce" is not "## Sustained produce, from outside".
+    let start = if old.starts_with(&format!("{heading}\n")) {
+        Some(0)
+    } else {
+        old.find(&format!("\n{heading}\n")).map(|at| at + 1)
+    };
+    let Some(start) = start else {
+        let sep = if old.is_empty() || old.ends_with("\n\n") {
+            ""
+        } else if old.ends_with('\n') {
+            "\n"
+        } else {
+            "\n\n"
+        };
+        return format!("{old}{sep}{section}");
+    };
+    let after = &old[start + heading.len()..];
+    let end = after
+        .find("\n## ")
+        .map_or(old.len(), |at| start + heading.len() + at + 1);
+    let section = section.trim_end_matches('\n');
+    let gap = if end < old.len() { "\n\n" } else { "\n" };
+    format!("{}{section}{gap}{}", &old[..start], &old[end..])
+}
+
 fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
     let dir = std::env::temp_dir().join(format!("weir-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -1247,4 +1285,30 @@ fn machine() -> String {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default();
     format!("- CPU: {cpu}, {cores} cores\n- {mem}\n- Linux {kernel}\n- Date: {date}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_replaces_the_platform_section_and_keeps_the_rest() {
+        let new = "## Platform benchmarks\n\nnew\n";
+        assert_eq!(splice("", new), new);
+        assert_eq!(splice("# B\n\nx\n", new), "# B\n\nx\n\n## Platform benchmarks\n\nnew\n");
+        let old = "# B\n\n## Results\n\nr\n\n## Platform benchmarks\n\nold\n### T\nold\n\n## Later\n\nl\n";
+        assert_eq!(
+            splice(old, new),
+            "# B\n\n## Results\n\nr\n\n## Platform benchmarks\n\nnew\n\n## Later\n\nl\n"
+        );
+        assert_eq!(
+            splice("# B\n\n## Platform benchmarks\n\nold\n", new),
+            "# B\n\n## Platform benchmarks\n\nnew\n"
+        );
+        let two = "## Sustained produce, from outside\n\nx\n";
+        assert_eq!(
+            splice(two, "## Sustained produce\n\ny\n"),
+            "## Sustained produce, from outside\n\nx\n\n## Sustained produce\n\ny\n"
+        );
+    }
 }

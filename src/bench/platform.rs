@@ -285,39 +285,9 @@ pub(super) async fn main(args: &BenchArgs, tmp: &Path) -> anyhow::Result<()> {
     );
     println!("\n{doc}");
     if let Some(path) = &args.out {
-        let old = std::fs::read_to_string(path).unwrap_or_default();
-        std::fs::write(path, splice(&old, &doc))?;
+        super::write_section(path, &doc)?;
     }
     Ok(())
-}
-
-/// `old` with its `## Platform benchmarks` section (up to the next `## ` heading) replaced by
-/// `section`, or with `section` appended when it has none: `--out BENCHMARKS.md` updates the
-/// file in place and keeps the rest of it.
-fn splice(old: &str, section: &str) -> String {
-    const HEADING: &str = "## Platform benchmarks";
-    let start = if old.starts_with(HEADING) {
-        Some(0)
-    } else {
-        old.find(&format!("\n{HEADING}")).map(|at| at + 1)
-    };
-    let Some(start) = start else {
-        let sep = if old.is_empty() || old.ends_with("\n\n") {
-            ""
-        } else if old.ends_with('\n') {
-            "\n"
-        } else {
-            "\n\n"
-        };
-        return format!("{old}{sep}{section}");
-    };
-    let after = &old[start + HEADING.len()..];
-    let end = after
-        .find("\n## ")
-        .map_or(old.len(), |at| start + HEADING.len() + at + 1);
-    let section = section.trim_end_matches('\n');
-    let gap = if end < old.len() { "\n\n" } else { "\n" };
-    format!("{}{section}{gap}{}", &old[..start], &old[end..])
 }
 
 #[cfg(test)]
@@ -329,22 +299,6 @@ mod tests {
         let v = serde_json::json!({"partitions": [{"next_offset": 5, "bytes": 500}, {"next_offset": 7, "bytes": 10}]});
         assert_eq!(sum_partitions(&v), (12, 510));
         assert_eq!(sum_partitions(&serde_json::json!({})), (0, 0));
-    }
-
-    #[test]
-    fn out_replaces_the_platform_section_and_keeps_the_rest() {
-        let new = "## Platform benchmarks\n\nnew\n";
-        assert_eq!(splice("", new), new);
-        assert_eq!(splice("# B\n\nx\n", new), "# B\n\nx\n\n## Platform benchmarks\n\nnew\n");
-        let old = "# B\n\n## Results\n\nr\n\n## Platform benchmarks\n\nold\n### T\nold\n\n## Later\n\nl\n";
-        assert_eq!(
-            splice(old, new),
-            "# B\n\n## Results\n\nr\n\n## Platform benchmarks\n\nnew\n\n## Later\n\nl\n"
-        );
-        assert_eq!(
-            splice("# B\n\n## Platform benchmarks\n\nold\n", new),
-            "# B\n\n## Platform benchmarks\n\nnew\n"
-        );
     }
 
     #[test]

@@ -182,8 +182,10 @@ pub async fn main(args: &BenchArgs, tmp: &Path) -> anyhow::Result<()> {
         println!("{}", report.lines().last().unwrap_or_default());
     }
     let doc = format!(
-        "{report}\n| Workload | Run | Stalls, p99, vs raw |\n|---|---:|---|\n{targets}\nMemtable budget: {} MiB \
+        "## Sustained produce\n\nProduced by `cargo run --release -- bench --sustained` ({} s or more per workload).\n\n\
+{report}\n| Workload | Run | Stalls, p99, vs raw |\n|---|---:|---|\n{targets}\nMemtable budget: {} MiB \
 ({} × {} MiB); store options: {:?}\n\n{}\n",
+        args.sustained_seconds,
         budget >> 20,
         args.store.max_write_buffers,
         args.store.write_buffer_bytes >> 20,
@@ -192,7 +194,7 @@ pub async fn main(args: &BenchArgs, tmp: &Path) -> anyhow::Result<()> {
     );
     println!("{doc}");
     if let Some(path) = &args.out {
-        std::fs::write(path, &doc)?;
+        super::write_section(path, &doc)?;
     }
     Ok(())
 }

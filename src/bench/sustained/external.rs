@@ -69,10 +69,12 @@ pub async fn main(args: &BenchArgs, tmp: &Path) -> anyhow::Result<()> {
     let weir_rps = accepted_per_s * w.records as f64;
     let raw_rps = (raw * w.records) as f64 / raw_elapsed.as_secs_f64();
     let doc = format!(
-        "| From outside: wrk -t2 -c{} -d{secs}s, {} | records/s | p50 ms | p90 ms | p99 ms | refused | stalls logged \
+        "## Sustained produce, from outside\n\nProduced by `cargo run --release -- bench --sustained --external`: \
+`weir serve` in its own process, loaded by wrk.\n\n{}\n\n| From outside: wrk -t2 -c{} -d{secs}s, {} | records/s | p50 ms | p90 ms | p99 ms | refused | stalls logged \
 | vs ceiling |\n|---|---:|---:|---:|---:|---:|---:|---:|\n| weir serve | {weir_rps:.0} | {:.2} | {:.2} | {:.2} | {} | \
 {stalls} | {:.0} % of raw |\n|   ceiling: raw RocksDB appends, same batches and time | {raw_rps:.0} | — | — | — | 0 | \
 {raw_stalls} | |\n",
+        crate::bench::machine(),
         w.connections,
         w.name,
         summary.p50_ms,
@@ -83,7 +85,7 @@ pub async fn main(args: &BenchArgs, tmp: &Path) -> anyhow::Result<()> {
     );
     println!("{doc}");
     if let Some(path) = &args.out {
-        std::fs::write(path, &doc)?;
+        crate::bench::write_section(path, &doc)?;
     }
     Ok(())
 }
