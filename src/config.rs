@@ -194,6 +194,10 @@ pub struct Config {
     /// queue behind request workers. Needs `CAP_SYS_NICE` (or root); without it the writer runs at
     /// the server's priority and start-up says so.
     pub writer_priority_boost: u8,
+    /// The store's tuning: not a setting (the defaults are the measured choice); the
+    /// benchmark sets it to measure alternatives.
+    #[serde(skip)]
+    pub store: crate::storage::StoreOptions,
 }
 
 /// Permissions given to a JWT or certificate principal in the config file.
@@ -250,6 +254,7 @@ impl Default for Config {
             audit_topic: None,
             pull_query_max_rows: default_pull_query_max_rows(),
             writer_priority_boost: default_writer_priority_boost(),
+            store: crate::storage::StoreOptions::default(),
         }
     }
 }

@@ -87,7 +87,21 @@ impl Conn {
 
     /// Sends `req` and reads its whole response; any answer but a 2xx is an error.
     pub(crate) async fn send(&mut self, req: &Post) -> anyhow::Result<()> {
-        exchange(&mut self.stream, &req.bytes, &mut self.buf).await
+        match exchange(&mut self.stream, &req.bytes, &mut self.buf).await? {
+            (200..=299, _) => Ok(()),
+            (_, text) => bail!("bench request failed: {text}"),
+        }
+    }
+
+    /// Sends `req` and reads its whole response: `None` for a 2xx, the wait asked for by a
+    /// refusal of backpressure (503 or 429: the problem's `retry_after_ms`, else 200 ms); any
+    /// other answer is an error.
+    pub(crate) async fn send_allowing_refusal(&mut self, req: &Post) -> anyhow::Result<Option<Duration>> {
+        match exchange(&mut self.stream, &req.bytes, &mut self.buf).await? {
+            (200..=299, _) => Ok(None),
+            (429 | 503, text) => Ok(Some(Duration::from_millis(retry_after_ms(&text).unwrap_or(200)))),
+            (_, text) => bail!("bench request failed: {text}"),
+        }
     }
 }
 
@@ -152,24 +166,38 @@ impl Runs {
     }
 }
 
-/// Writes one request and reads its whole response.
-async fn exchange(stream: &mut TcpStream, request: &[u8], buf: &mut BytesMut) -> anyhow::Result<()> {
+/// Writes one request and reads its whole response: its status, and for any but a 2xx the
+/// response's text.
+async fn exchange(stream: &mut TcpStream, request: &[u8], buf: &mut BytesMut) -> anyhow::Result<(u16, String)> {
     stream.write_all(request).await?;
     loop {
         if let Some((status, len)) = frame(buf)?
             && buf.len() >= len
         {
-            if !(200..300).contains(&status) {
-                bail!("bench request failed: {}", String::from_utf8_lossy(&buf[..len]));
-            }
+            let text = if (200..300).contains(&status) {
+                String::new()
+            } else {
+                String::from_utf8_lossy(&buf[..len]).into_owned()
+            };
             buf.advance(len);
-            return Ok(());
+            return Ok((status, text));
         }
         buf.reserve(64 << 10);
         if stream.read_buf(buf).await? == 0 {
             bail!("the server closed the connection mid-response");
         }
     }
+}
+
+/// The `retry_after_ms` member of a problem response's text.
+fn retry_after_ms(text: &str) -> Option<u64> {
+    let at = text.find("\"retry_after_ms\":")? + "\"retry_after_ms\":".len();
+    let digits: String = text[at..]
+        .chars()
+        .skip_while(|c| *c == ' ')
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
 }
 
 /// The status and whole length (head and body) of the response at the start of `buf`, once its
@@ -207,6 +235,13 @@ mod tests {
         assert_eq!(frame(&r[..20]).unwrap(), None);
         let chunked = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n";
         assert!(frame(chunked).is_err());
+    }
+
+    #[test]
+    fn reads_the_wait_a_refusal_asks_for() {
+        let r = "HTTP/1.1 503 Service Unavailable\r\n\r\n{\"code\":\"overloaded\",\"retry_after_ms\": 200}";
+        assert_eq!(retry_after_ms(r), Some(200));
+        assert_eq!(retry_after_ms("{\"code\":\"overloaded\"}"), None);
     }
 
     #[test]

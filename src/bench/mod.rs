@@ -23,17 +23,22 @@ use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 
 use crate::config::Config;
-use crate::storage::{BatchBuilder, BatchIter, Format, Payload, RecordView, Store, StoreOptions};
+use crate::storage::{BatchBuilder, BatchIter, Compaction, Format, Payload, RecordView, Store, StoreOptions};
 
 mod cdc;
+mod connect;
 mod load;
+mod platform;
+mod streams;
+mod sustained;
+mod transactions;
 
 /// Options of `weir bench`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
-    /// Seconds each measured phase runs.
-    #[arg(long, default_value_t = 5.0)]
-    pub seconds: f64,
+    /// Seconds each measured phase runs (default 5; 30 for the platform modes).
+    #[arg(long)]
+    pub seconds: Option<f64>,
     /// Records in the catch-up fetch backlog.
     #[arg(long, default_value_t = 1_000_000)]
     pub backlog: u64,
@@ -56,6 +61,52 @@ pub struct BenchArgs {
     /// ahead of the rest (the server's `writer_priority_boost`; 0: no boost).
     #[arg(long, default_value_t = crate::config::default_writer_priority_boost())]
     pub writer_priority_boost: u8,
+    /// Run the steady-state produce benchmark instead ([`sustained`]): each workload for
+    /// `--sustained-seconds` or more against a fresh server, next to raw RocksDB appends.
+    #[arg(long)]
+    pub sustained: bool,
+    /// With `--sustained`: load a `weir serve` process with `wrk` instead of the in-process load
+    /// generator (wrk must be on PATH).
+    #[arg(long, requires = "sustained")]
+    pub external: bool,
+    /// Seconds each sustained workload runs at least (below 60 it is not steady state).
+    #[arg(long, default_value_t = 60.0)]
+    pub sustained_seconds: f64,
+    /// With `--sustained`: run only these workloads (`1kb`, `100b`, `single`).
+    #[arg(long, value_delimiter = ',', value_parser = ["1kb", "100b", "single"])]
+    pub workloads: Vec<String>,
+    /// Store tuning to measure: compaction style of the records column family.
+    #[arg(long, default_value = "level", value_parser = ["level", "universal"])]
+    pub compaction: String,
+    /// Store tuning to measure: LZ4 compression of blob files.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub blob_compression: bool,
+    /// Store tuning to measure: memtables of the records column family.
+    #[arg(long, default_value_t = StoreOptions::default().max_write_buffers)]
+    pub memtables: i32,
+    /// Store tuning to measure: size of one memtable, in MiB.
+    #[arg(long, default_value_t = StoreOptions::default().write_buffer_bytes >> 20)]
+    pub memtable_mib: usize,
+    /// Store tuning to measure: background flush and compaction threads.
+    #[arg(long, default_value_t = StoreOptions::default().background_jobs)]
+    pub background_jobs: i32,
+    /// Run the transactions benchmark ([`transactions`]): consume → transactional produce
+    /// through `POST /v1/transactions`, next to plain batch produce.
+    #[arg(long)]
+    pub transactions: bool,
+    /// Run the Connect benchmark ([`connect`]): file source and sink, datagen, HTTP sink.
+    #[arg(long)]
+    pub connect: bool,
+    /// Run the Streams benchmark ([`streams`]): four persistent queries and push-query latency.
+    #[arg(long)]
+    pub streams: bool,
+    /// Run all three platform benchmarks (transactions, Connect, Streams).
+    #[arg(long)]
+    pub platform: bool,
+    /// Records of the platform benchmarks' backlogs (default: 200 000 per second of phase,
+    /// at most 10 000 000).
+    #[arg(long)]
+    pub platform_records: Option<u64>,
     /// Run only the PostgreSQL change data capture benchmark (a PostgreSQL of its own with
     /// `wal_level=logical`): Weir's `PostgresConnector` next to `pg_recvlogical`.
     #[arg(long)]
@@ -63,6 +114,27 @@ pub struct BenchArgs {
     /// Changes (inserts, 1000 per transaction) of the CDC benchmark.
     #[arg(long, default_value_t = 100_000)]
     pub cdc_changes: u64,
+    /// The store options the flags above make (filled in by [`main`]).
+    #[arg(skip)]
+    pub store: StoreOptions,
+}
+
+impl BenchArgs {
+    /// The store options the tuning flags ask for.
+    fn store_options(&self) -> StoreOptions {
+        StoreOptions {
+            write_buffer_bytes: self.memtable_mib << 20,
+            max_write_buffers: self.memtables.max(2),
+            compaction: if self.compaction == "universal" {
+                Compaction::Universal
+            } else {
+                Compaction::Level
+            },
+            blob_compression: self.blob_compression,
+            background_jobs: self.background_jobs.max(1),
+            ..StoreOptions::default()
+        }
+    }
 }
 
 /// One measured line of the report.
@@ -280,9 +352,14 @@ fn records_body(count: usize, value_bytes: usize) -> (Bytes, Vec<Vec<u8>>) {
 }
 
 async fn create_topic(base: &str, name: &str, partitions: u32) -> anyhow::Result<()> {
+    create_topic_with(base, name, partitions, json!({"retention.ms": -1})).await
+}
+
+/// Creates topic `name` with `partitions` and the settings `config`.
+async fn create_topic_with(base: &str, name: &str, partitions: u32, config: Value) -> anyhow::Result<()> {
     let r = reqwest::Client::new()
         .post(format!("{base}/v1/topics"))
-        .json(&json!({"name": name, "partitions": partitions, "config": {"retention.ms": -1}}))
+        .json(&json!({"name": name, "partitions": partitions, "config": config}))
         .send()
         .await?;
     anyhow::ensure!(r.status() == 201, "create topic {name}: {}", r.status());
@@ -344,11 +421,26 @@ fn raw_append_loop(store: &Store, batch: &[u8], seconds: f64) -> anyhow::Result<
 }
 
 /// Runs the whole suite and prints (and optionally writes) the report.
-pub async fn main(args: BenchArgs) -> anyhow::Result<()> {
+pub async fn main(mut args: BenchArgs) -> anyhow::Result<()> {
     if args.cdc {
         return cdc::main(&args).await;
     }
     let tmp = tempfile_dir()?;
+    args.store = args.store_options();
+    if args.sustained {
+        let result = if args.external {
+            sustained::external::main(&args, &tmp).await
+        } else {
+            sustained::main(&args, &tmp).await
+        };
+        let _ = std::fs::remove_dir_all(&tmp);
+        return result;
+    }
+    if args.transactions || args.connect || args.streams || args.platform {
+        let result = platform::main(&args, &tmp).await;
+        let _ = std::fs::remove_dir_all(&tmp);
+        return result;
+    }
     let config = Config {
         data_dir: tmp.join("weir"),
         listen: "127.0.0.1:0".parse()?,
@@ -360,7 +452,7 @@ pub async fn main(args: BenchArgs) -> anyhow::Result<()> {
     let base = format!("http://{addr}");
     let noop = format!("http://{}/noop", start_noop()?);
     let raw_store = Store::open(&tmp.join("raw"), &StoreOptions::default())?;
-    let secs = args.seconds;
+    let secs = args.seconds.unwrap_or(5.0);
     let mut report = String::new();
     let mut rows: Vec<(Row, Row, Option<Row>)> = Vec::new();
 
@@ -734,28 +826,19 @@ pub async fn main(args: BenchArgs) -> anyhow::Result<()> {
     report.push_str(&targets);
     println!("{report}");
     if let Some(path) = args.out {
-        // The hand-written analysis of an earlier report is kept under the new figures.
-        const ANALYSIS: &str = "\n## Reading the numbers";
-        let analysis = std::fs::read_to_string(&path)
-            .ok()
-            .and_then(|old| old.find(ANALYSIS).map(|at| old[at..].to_owned()))
-            .unwrap_or_default();
         let doc = format!(
-            "# Benchmarks\n\nProduced by `cargo run --release -- bench --out BENCHMARKS.md` ({} s per phase; produce \
-workloads in {} alternating rounds with their ceilings; backlog {} records; log writer priority boost: {}). \
-Server and load generator share the \
-machine: Weir and the no-op ceiling each run on their own 2-worker runtime, the load generator (a minimal \
-HTTP/1.1 client, like wrk) on another.\n\n\
-## Machine\n\n{}\n\n## Results\n\n{}{}",
+            "## Short phases\n\nProduced by `cargo run --release -- bench` ({} s per phase; produce workloads in {} alternating rounds \
+with their ceilings; backlog {} records; log writer priority boost: {}). Server and load generator share the machine: \
+Weir and the no-op ceiling each run on their own 2-worker runtime, the load generator (a minimal HTTP/1.1 client, \
+like wrk) on another.\n\n{}\n\n{}",
             secs,
             rounds,
             args.backlog,
             boost_note(args.writer_priority_boost),
             machine(),
-            report,
-            analysis
+            report
         );
-        std::fs::write(path, doc)?;
+        write_section(&path, &doc)?;
     }
     let _ = std::fs::remove_dir_all(&tmp);
     Ok(())
@@ -1152,6 +1235,44 @@ async fn security_cost(
     Ok(out)
 }
 
+/// Writes a report's `section` (Markdown, opening with its `## ` heading) into the file at `path`:
+/// the file's section of that heading (up to the next `## `) is replaced, or the section appended
+/// when it has none. So `--out BENCHMARKS.md` updates one mode's part of the document in place.
+fn write_section(path: &std::path::Path, section: &str) -> anyhow::Result<()> {
+    let old = std::fs::read_to_string(path).unwrap_or_default();
+    std::fs::write(path, splice(&old, section))?;
+    Ok(())
+}
+
+/// `old` with the section that has `section`'s heading replaced by `section` (or `section`
+/// appended); see [`write_section`].
+fn splice(old: &str, section: &str) -> String {
+    let heading = section.lines().next().unwrap_or_default();
+    // The heading's whole line: "## Sustained produce" is not "## Sustained produce, from outside".
+    let start = if old.starts_with(&format!("{heading}\n")) {
+        Some(0)
+    } else {
+        old.find(&format!("\n{heading}\n")).map(|at| at + 1)
+    };
+    let Some(start) = start else {
+        let sep = if old.is_empty() || old.ends_with("\n\n") {
+            ""
+        } else if old.ends_with('\n') {
+            "\n"
+        } else {
+            "\n\n"
+        };
+        return format!("{old}{sep}{section}");
+    };
+    let after = &old[start + heading.len()..];
+    let end = after
+        .find("\n## ")
+        .map_or(old.len(), |at| start + heading.len() + at + 1);
+    let section = section.trim_end_matches('\n');
+    let gap = if end < old.len() { "\n\n" } else { "\n" };
+    format!("{}{section}{gap}{}", &old[..start], &old[end..])
+}
+
 fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
     let dir = std::env::temp_dir().join(format!("weir-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -1176,4 +1297,30 @@ fn machine() -> String {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default();
     format!("- CPU: {cpu}, {cores} cores\n- {mem}\n- Linux {kernel}\n- Date: {date}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_replaces_the_platform_section_and_keeps_the_rest() {
+        let new = "## Platform benchmarks\n\nnew\n";
+        assert_eq!(splice("", new), new);
+        assert_eq!(splice("# B\n\nx\n", new), "# B\n\nx\n\n## Platform benchmarks\n\nnew\n");
+        let old = "# B\n\n## Results\n\nr\n\n## Platform benchmarks\n\nold\n### T\nold\n\n## Later\n\nl\n";
+        assert_eq!(
+            splice(old, new),
+            "# B\n\n## Results\n\nr\n\n## Platform benchmarks\n\nnew\n\n## Later\n\nl\n"
+        );
+        assert_eq!(
+            splice("# B\n\n## Platform benchmarks\n\nold\n", new),
+            "# B\n\n## Platform benchmarks\n\nnew\n"
+        );
+        let two = "## Sustained produce, from outside\n\nx\n";
+        assert_eq!(
+            splice(two, "## Sustained produce\n\ny\n"),
+            "## Sustained produce, from outside\n\nx\n\n## Sustained produce\n\ny\n"
+        );
+    }
 }

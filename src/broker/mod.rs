@@ -38,7 +38,7 @@ pub use transactions::{Transaction, TxnCommit, TxnOutcome, TxnProduce};
 
 use crate::config::Config;
 use crate::error::{Error, ErrorCode, Result};
-use crate::storage::{IdempotencyKey, PartitionKey, Store, StoreOptions};
+use crate::storage::{IdempotencyKey, PartitionKey, Store};
 use log::{LogWriter, Op, Registry};
 use partitioner::RoundRobin;
 
@@ -112,7 +112,8 @@ impl Broker {
             config.quota_produce_bytes_per_sec,
             config.quota_fetch_bytes_per_sec,
         );
-        let store = Store::open(&config.data_dir, &StoreOptions::default())?;
+        let store = Store::open(&config.data_dir, &config.store)?;
+        let shed_at_immutable = config.store.shed_at_immutable();
         let mut topics = HashMap::new();
         for raw in store.topics()? {
             let d: topics::TopicDescriptor = serde_json::from_slice(&raw)?;
@@ -154,7 +155,7 @@ impl Broker {
                 audit_tx,
                 shutdown: CancellationToken::new(),
                 runtimes: Mutex::new(Vec::new()),
-                pressure: pressure::Pressure::default(),
+                pressure: pressure::Pressure::new(shed_at_immutable),
             }),
         };
         if let (Some(topic), Some(rx)) = (broker.inner.config.audit_topic.clone(), audit_rx) {

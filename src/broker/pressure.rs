@@ -13,23 +13,33 @@ use crate::storage::WritePressure;
 /// How often the store is sampled.
 const SAMPLE: Duration = Duration::from_millis(50);
 
-/// Full memtables waiting for a flush at which appends are refused: RocksDB stalls writes once
-/// every memtable is full (`max_write_buffer_number`, 6), so this leaves room to drain.
-const SHED_AT_IMMUTABLE: u64 = 4;
-
-/// The last sample.
-#[derive(Debug, Default)]
+/// The last sample, and the threshold it is judged by.
+#[derive(Debug)]
 pub(crate) struct Pressure {
     shedding: AtomicBool,
     retry_after_ms: AtomicU64,
+    /// Full memtables waiting for a flush at which appends are refused
+    /// ([`crate::storage::StoreOptions::shed_at_immutable`]).
+    shed_at_immutable: u64,
+}
+
+impl Pressure {
+    /// Not shedding; appends will be refused at `shed_at_immutable` full memtables.
+    pub(crate) fn new(shed_at_immutable: u64) -> Self {
+        Self {
+            shedding: AtomicBool::new(false),
+            retry_after_ms: AtomicU64::new(0),
+            shed_at_immutable,
+        }
+    }
 }
 
 /// Whether a sample means appends should wait, and for how long.
-fn shed(p: &WritePressure) -> Option<u64> {
+fn shed(p: &WritePressure, shed_at_immutable: u64) -> Option<u64> {
     if p.stopped {
         return Some(1000);
     }
-    if p.immutable_memtables >= SHED_AT_IMMUTABLE || p.delayed_rate > 0 {
+    if p.immutable_memtables >= shed_at_immutable || p.delayed_rate > 0 {
         return Some(200);
     }
     None
@@ -58,7 +68,7 @@ pub(super) fn spawn(broker: Broker) {
             let p = broker.inner.store.write_pressure();
             export(&p);
             let state = &broker.inner.pressure;
-            match shed(&p) {
+            match shed(&p, state.shed_at_immutable) {
                 Some(ms) => {
                     if !state.shedding.swap(true, Ordering::Relaxed) {
                         tracing::warn!(
@@ -102,20 +112,21 @@ mod tests {
 
     #[test]
     fn appends_wait_while_flushes_are_far_behind() {
+        let at = crate::storage::StoreOptions::default().shed_at_immutable();
         let ok = WritePressure::default();
-        assert_eq!(shed(&ok), None);
+        assert_eq!(shed(&ok, at), None);
         let behind = WritePressure {
-            immutable_memtables: SHED_AT_IMMUTABLE,
+            immutable_memtables: at,
             ..ok
         };
-        assert_eq!(shed(&behind), Some(200));
+        assert_eq!(shed(&behind, at), Some(200));
         let stopped = WritePressure { stopped: true, ..ok };
-        assert_eq!(shed(&stopped), Some(1000));
+        assert_eq!(shed(&stopped, at), Some(1000));
         let one_waiting = WritePressure {
             immutable_memtables: 1,
             flush_pending: true,
             ..ok
         };
-        assert_eq!(shed(&one_waiting), None, "a flush in progress is normal");
+        assert_eq!(shed(&one_waiting, at), None, "a flush in progress is normal");
     }
 }

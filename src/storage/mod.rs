@@ -10,4 +10,4 @@ pub mod store;
 
 pub use keys::{GroupOffsetKey, IdempotencyKey, PartitionKey, RecordKey, StateTable, TimeIndexKey, prefix_end};
 pub use records::{BatchBuilder, BatchHeader, BatchIter, CodecError, Format, PartitionStats, Payload, RecordView};
-pub use store::{StorageError, Store, StoreBatch, StoreOptions, WritePressure};
+pub use store::{Compaction, StorageError, Store, StoreBatch, StoreOptions, WritePressure};

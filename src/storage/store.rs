@@ -66,16 +66,23 @@ fn records_options(options: &StoreOptions, table: &BlockBasedOptions) -> Options
     records.set_write_buffer_size(options.write_buffer_bytes);
     // Room for bursts: writes stall only when every memtable is full and waiting for a flush;
     // appends are refused (503) before that (broker/pressure.rs).
-    records.set_max_write_buffer_number(6);
+    records.set_max_write_buffer_number(options.max_write_buffers);
     records.set_min_write_buffer_number_to_merge(1);
     records.set_target_file_size_base(64 << 20);
-    records.set_level_compaction_dynamic_level_bytes(true);
+    match options.compaction {
+        Compaction::Level => records.set_level_compaction_dynamic_level_bytes(true),
+        Compaction::Universal => records.set_compaction_style(rocksdb::DBCompactionStyle::Universal),
+    }
     records.set_compression_type(DBCompressionType::None);
     records.set_bottommost_compression_type(DBCompressionType::Lz4);
     records.set_enable_blob_files(true);
     records.set_min_blob_size(4096);
     records.set_blob_file_size(256 << 20);
-    records.set_blob_compression_type(DBCompressionType::Lz4);
+    records.set_blob_compression_type(if options.blob_compression {
+        DBCompressionType::Lz4
+    } else {
+        DBCompressionType::None
+    });
     // No blob garbage collection: it relocates the live blobs of the oldest files during every
     // compaction, rewriting an append-only log for nothing (it cost 10 % of 1 KB produce
     // throughput). Space comes back as whole blob files: retention drops the oldest offsets
@@ -141,21 +148,52 @@ impl From<StorageError> for crate::error::Error {
 
 type Result<T> = std::result::Result<T, StorageError>;
 
-/// Tuning knobs for the store.
+/// Tuning knobs for the store. The defaults are what `weir serve` runs with; `weir bench
+/// --sustained` takes the others as flags, to measure alternatives over minutes.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
     /// Memtable size of the records column family, in bytes.
     pub write_buffer_bytes: usize,
+    /// Memtables of the records column family, the one being written included.
+    pub max_write_buffers: i32,
     /// Shared block cache size, in bytes.
     pub block_cache_bytes: usize,
+    /// How the records column family is compacted.
+    pub compaction: Compaction,
+    /// Whether blob files (the records' payloads) are LZ4-compressed.
+    pub blob_compression: bool,
+    /// Background flush and compaction threads.
+    pub background_jobs: i32,
+}
+
+/// A compaction style of the records column family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compaction {
+    /// Leveled, with dynamic level sizes.
+    Level,
+    /// Universal (tiered): fewer rewrites, more space while compacting.
+    Universal,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
         Self {
             write_buffer_bytes: 64 << 20,
+            max_write_buffers: 6,
             block_cache_bytes: 128 << 20,
+            compaction: Compaction::Level,
+            blob_compression: true,
+            background_jobs: 2,
         }
+    }
+}
+
+impl StoreOptions {
+    /// Full memtables of the records family waiting for a flush at which appends are refused
+    /// (`broker/pressure.rs`): RocksDB slows writes down at one more (all but the one being
+    /// written) and stops them at two more, so this leaves room to drain.
+    pub fn shed_at_immutable(&self) -> u64 {
+        u64::try_from(self.max_write_buffers - 2).unwrap_or(1).max(1)
     }
 }
 
@@ -184,8 +222,8 @@ impl Store {
         let mut db_opts = Options::default();
         db_opts.create_if_missing(true);
         db_opts.create_missing_column_families(true);
-        db_opts.increase_parallelism(2);
-        db_opts.set_max_background_jobs(2);
+        db_opts.increase_parallelism(options.background_jobs);
+        db_opts.set_max_background_jobs(options.background_jobs);
         db_opts.set_bytes_per_sync(1 << 20);
         db_opts.set_keep_log_file_num(4);
         db_opts.set_max_total_wal_size(256 << 20);

@@ -81,6 +81,12 @@ pub struct Engine {
     settings: Settings,
     /// Newest event time and watermark, once loaded from state.
     clock: Option<(i64, i64)>,
+    /// No open window ends before this (a lower bound, `None` when not known): the watermark
+    /// moves with nearly every record, and closing looks for windows only once it passes this.
+    next_end: Option<i64>,
+    /// Every window ending at or before this is closed, so a search for windows to close starts
+    /// after it instead of walking over the deleted entries of all windows closed before.
+    closed_to: i64,
 }
 
 /// Accumulator of one aggregate call.
@@ -102,6 +108,8 @@ impl Engine {
             plan,
             settings,
             clock: None,
+            next_end: None,
+            closed_to: i64::MIN,
         }
     }
 
@@ -319,6 +327,7 @@ impl Engine {
             };
             update(st, &mut accs, &agg.calls, &args, et, (start, end), &key_bytes);
             st.put(AGG, &k, encode_accs(&accs));
+            self.next_end = self.next_end.map(|n| n.min(end));
             if self.plan.emit == Emit::Changes {
                 self.emit(st, &keys, &accs, (start, end), et, out).map_err(Skip::Bad)?;
             }
@@ -373,6 +382,7 @@ impl Engine {
         }
         update(st, &mut accs, &calls, args, et, (start, end), key_bytes);
         st.put(AGG, &agg_key(end, start, key_bytes), encode_accs(&accs));
+        self.next_end = self.next_end.map(|n| n.min(end));
         st.put(SESS, &sess_key(key_bytes, start), ord(end).to_vec());
         if self.plan.emit == Emit::Changes {
             self.emit(st, keys, &accs, (start, end), et, out).map_err(Skip::Bad)?;
@@ -389,9 +399,20 @@ impl Engine {
         }
         let calls = agg.calls.clone();
         let limit = wm.saturating_sub(self.settings.grace_ms);
+        if self.next_end.is_some_and(|n| n > limit) {
+            self.expire_view(st, wm);
+            return;
+        }
+        // Windows end after the last close's limit: a late record is dropped, not given a
+        // window that closing has passed (see `aggregate`).
+        let from = if self.closed_to == i64::MIN {
+            Vec::new()
+        } else {
+            ord(self.closed_to.saturating_add(1)).to_vec()
+        };
         let to = ord(limit.saturating_add(1)).to_vec();
         loop {
-            let batch = st.scan(AGG, &[], &to, 512);
+            let batch = st.scan(AGG, &from, &to, 512);
             if batch.is_empty() {
                 break;
             }
@@ -412,6 +433,17 @@ impl Engine {
                 delete_distinct(st, (start, end), &key_bytes);
             }
         }
+        self.closed_to = self.closed_to.max(limit);
+        self.next_end = Some(
+            st.scan(AGG, &to, &[0xff; 17], 1)
+                .first()
+                .map_or(i64::MAX, |(k, _)| unord(&k[0..8])),
+        );
+        self.expire_view(st, wm);
+    }
+
+    /// Drops the view's rows of windows older than the retention.
+    fn expire_view(&mut self, st: &mut dyn State, wm: i64) {
         if let Some(r) = self.settings.retention_ms {
             let old = ord(wm.saturating_sub(r)).to_vec();
             for (k, _) in st.scan(VIEW, &[], &old, usize::MAX) {
