@@ -67,10 +67,10 @@ impl Workload {
 
     /// `count` JSON string values of `size` bytes (quotes included).
     pub fn json(count: usize, size: usize, connections: usize, partitions: u32) -> Self {
-        let value = format!("\"{}\"", "x".repeat(size.saturating_sub(2)));
-        let records = vec![format!("{{\"value\":{value}}}"); count].join(",");
-        let body = format!("{{\"records\":[{records}]}}");
-        let batch = encode((0..count).map(|_| (Format::Json, value.as_bytes())));
+        let values: Vec<String> = (0..count).map(|i| event(i, size)).collect();
+        let records: Vec<String> = values.iter().map(|v| format!("{{\"value\":{v}}}")).collect();
+        let body = format!("{{\"records\":[{}]}}", records.join(","));
+        let batch = encode(values.iter().map(|v| (Format::Json, v.as_bytes())));
         let what = if count == 1 {
             "single-record".to_owned()
         } else {
@@ -86,6 +86,20 @@ impl Workload {
             batch,
         }
     }
+}
+
+/// An order event of `size` bytes as JSON: numbered, with random user, amount and note, so that
+/// a batch compresses as real events do (repeated names, varied values), not as a repeated byte.
+fn event(i: usize, size: usize) -> String {
+    let head = format!(
+        "{{\"order_id\":{i},\"user\":\"user-{}\",\"amount\":{}.{:02},\"status\":\"paid\",\"note\":\"",
+        fastrand::u32(..100_000),
+        fastrand::u32(..1000),
+        fastrand::u8(..100)
+    );
+    let pad = size.saturating_sub(head.len() + 2);
+    let note: String = (0..pad).map(|_| fastrand::alphanumeric()).collect();
+    format!("{head}{note}\"}}")
 }
 
 fn size_label(size: usize) -> String {
@@ -365,6 +379,12 @@ mod tests {
         assert_eq!(w.payload, 10 * 1024);
         let single = Workload::json(1, 100, 64, 4);
         let body: serde_json::Value = serde_json::from_slice(&single.body).unwrap();
-        assert_eq!(body["records"][0]["value"].as_str().unwrap().len(), 98);
+        assert!(body["records"][0]["value"]["order_id"].is_number());
+        for i in [0, 7, 123_456] {
+            let e = event(i, 100);
+            assert_eq!(e.len(), 100, "{e}");
+            assert!(serde_json::from_str::<serde_json::Value>(&e).unwrap().is_object());
+        }
+        assert_eq!(single.payload, 100);
     }
 }
