@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 use crate::config::Config;
 use crate::storage::{BatchBuilder, BatchIter, Format, Payload, RecordView, Store, StoreOptions};
 
+mod jdbc;
 mod load;
 
 /// Options of `weir bench`.
@@ -54,6 +55,13 @@ pub struct BenchArgs {
     /// ahead of the rest (the server's `writer_priority_boost`; 0: no boost).
     #[arg(long, default_value_t = crate::config::default_writer_priority_boost())]
     pub writer_priority_boost: u8,
+    /// Run only the JDBC connector phases (against the local PostgreSQL at 127.0.0.1:5432,
+    /// database test) with their plain-SQL ceilings, and print them.
+    #[arg(long)]
+    pub jdbc: bool,
+    /// Rows of the JDBC phases.
+    #[arg(long, default_value_t = 200_000)]
+    pub jdbc_rows: u64,
 }
 
 /// One measured line of the report.
@@ -347,6 +355,13 @@ pub async fn main(args: BenchArgs) -> anyhow::Result<()> {
     let (addr, stop, server) = start_server(config)?;
     let base = format!("http://{addr}");
     let noop = format!("http://{}/noop", start_noop()?);
+    if args.jdbc {
+        let table = jdbc::run(&base, args.jdbc_rows).await?;
+        println!("{table}");
+        let _ = stop.send(());
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Ok(());
+    }
     let raw_store = Store::open(&tmp.join("raw"), &StoreOptions::default())?;
     let secs = args.seconds;
     let mut report = String::new();

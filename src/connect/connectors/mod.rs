@@ -4,6 +4,7 @@
 pub mod datagen;
 pub mod file;
 pub mod http;
+pub mod jdbc;
 
 use std::sync::Arc;
 
@@ -16,5 +17,7 @@ pub fn all() -> Vec<Arc<dyn Connector>> {
         Arc::new(file::FileSink),
         Arc::new(datagen::Datagen),
         Arc::new(http::HttpSink),
+        Arc::new(jdbc::JdbcSource),
+        Arc::new(jdbc::JdbcSink),
     ]
 }
