@@ -83,17 +83,15 @@ async fn failed_trace(s: &Server, name: &str) -> String {
     }
 }
 
-/// Polls `check` until it returns true (30 s at most).
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !check().await {
-        assert!(Instant::now() < deadline, "{what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+/// Waits until `cond` holds (30 s at most).
+macro_rules! eventually {
+    ($what:expr, $cond:expr) => {{
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !$cond {
+            assert!(Instant::now() < deadline, "{}", $what);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }};
 }
 
 #[tokio::test]
@@ -307,7 +305,7 @@ async fn sink_writes(url: &str, read: impl AsyncFn(&str) -> Vec<String>, drop: i
                "auto.create": "true", "auto.evolve": "true", "delete.enabled": "true"}),
     )
     .await;
-    eventually("upserted rows", || async { read(&topic).await == ["1|uno", "2|two"] }).await;
+    eventually!("upserted rows", read(&topic).await == ["1|uno", "2|two"]);
     s.produce(
         &topic,
         json!({"records": [
@@ -316,7 +314,7 @@ async fn sink_writes(url: &str, read: impl AsyncFn(&str) -> Vec<String>, drop: i
         ]}),
     )
     .await;
-    eventually("evolved and deleted", || async { read(&topic).await == ["1|uno", "3|three"] }).await;
+    eventually!("evolved and deleted", read(&topic).await == ["1|uno", "3|three"]);
     drop(&topic).await;
 }
 
@@ -367,7 +365,7 @@ async fn jdbc_sink_update_mode_and_odd_table_names_are_quoted() {
             .await
             .unwrap_or(0)
     };
-    eventually("rows in the odd table", || async { count().await == 3 }).await;
+    eventually!("rows in the odd table", count().await == 3);
     let exists: bool = sqlx::query_scalar(&format!("SELECT to_regclass('{victim}') IS NOT NULL"))
         .fetch_one(&db)
         .await
@@ -384,7 +382,7 @@ async fn jdbc_sink_update_mode_and_odd_table_names_are_quoted() {
                "table.name.format": odd, "insert.mode": "update", "pk.mode": "record_value", "pk.fields": "k"}),
     )
     .await;
-    eventually("updated row", || async { count().await == 12 }).await;
+    eventually!("updated row", count().await == 12);
     pg_exec(&db, &format!("DROP TABLE \"{quoted}\"; DROP TABLE {victim}")).await;
 }
 
@@ -513,16 +511,13 @@ async fn jdbc_end_to_end_postgres_table_to_mariadb_table() {
         let sql = format!("SELECT CONCAT(id, '|', name, '|', price) FROM `{copy}` ORDER BY id");
         sqlx::query_scalar::<_, String>(&sql).fetch_all(&mydb).await.unwrap_or_default()
     };
-    eventually("inserted rows copied", || async { read().await == ["1|apple|1.20", "2|pear|2.50", "3|plum|0.99"] }).await;
+    eventually!("inserted rows copied", read().await == ["1|apple|1.20", "2|pear|2.50", "3|plum|0.99"]);
     pg_exec(&pgdb, &format!("UPDATE {t} SET price = 1.35, updated = now() AT TIME ZONE 'UTC' WHERE name = 'apple'")).await;
     pg_exec(&pgdb, &format!("INSERT INTO {t} (name, price) VALUES ('fig', 3.00)")).await;
     // The query-based source cannot see deletes: a tombstone for the key stands for one.
     pg_exec(&pgdb, &format!("DELETE FROM {t} WHERE name = 'pear'")).await;
     s.produce(&topic, json!({"records": [{"key": {"id": 2}, "value": null}]})).await;
-    eventually("updated, inserted and deleted", || async {
-        read().await == ["1|apple|1.35", "3|plum|0.99", "4|fig|3.00"]
-    })
-    .await;
+    eventually!("updated, inserted and deleted", read().await == ["1|apple|1.35", "3|plum|0.99", "4|fig|3.00"]);
     let sql = format!("SELECT CAST(updated AS CHAR) FROM `{copy}` WHERE id = 1");
     let copied: String = sqlx::query_scalar(&sql).fetch_one(&mydb).await.unwrap();
     let sql = format!("SELECT to_char(updated, 'YYYY-MM-DD HH24:MI:SS.US') FROM {t} WHERE id = 1");

@@ -113,7 +113,7 @@ impl Target {
                     .database(&self.database)
                     .username(&self.user)
                     .password(&self.password)
-                    .timezone(Some("+00:00".into()));
+                    .timezone(Some(String::from("+00:00")));
                 Pool::My(
                     MySqlPoolOptions::new()
                         .max_connections(size)
@@ -162,7 +162,7 @@ pub(super) fn transient(e: &sqlx::Error) -> bool {
         sqlx::Error::Database(d) => {
             // Serialization failures, deadlocks, and the server going away.
             let code = d.code().unwrap_or_default();
-            matches!(code.as_ref(), "40001" | "40P01" | "57P01" | "08006" | "08001" | "1213" | "1205")
+            matches!(&*code, "40001" | "40P01" | "57P01" | "08006" | "08001" | "1213" | "1205")
         }
         _ => false,
     }

@@ -483,6 +483,7 @@ impl Task {
                     keys.join(", ")
                 )
             }
+            (Op::Write, InsertMode::Update) if others.is_empty() => "SELECT 1 WHERE $1::jsonb IS NULL".to_owned(),
             (Op::Write, InsertMode::Update) => {
                 let set: Vec<String> = others.iter().map(|c| format!("{c} = s.{c}")).collect();
                 format!("UPDATE {t} AS w SET {} FROM {src} AS s WHERE {on_keys}", set.join(", "))
@@ -519,10 +520,11 @@ impl Task {
                         };
                         sql.push_str(&format!(" ON DUPLICATE KEY UPDATE {}", set.join(", ")));
                     }
-                    let binds = chunk.iter().flat_map(|r| cols.iter().map(|c| value_of(r, c))).collect();
+                    let binds = chunk.iter().flat_map(|r| cols.iter().map(|c| value_of(r, c.as_str()))).collect();
                     out.push((sql, binds));
                 }
             }
+            (Op::Write, _) if others.is_empty() => {}
             (op, _) => {
                 let cond: Vec<String> = keys.iter().map(|k| format!("{} = ?", d.quote(k))).collect();
                 for r in &run.rows {
@@ -530,10 +532,10 @@ impl Task {
                         (format!("DELETE FROM {t} WHERE {}", cond.join(" AND ")), Vec::new())
                     } else {
                         let set: Vec<String> = others.iter().map(|c| format!("{} = ?", d.quote(c))).collect();
-                        let binds = others.iter().map(|c| value_of(r, c)).collect();
+                        let binds = others.iter().map(|c| value_of(r, c.as_str())).collect();
                         (format!("UPDATE {t} SET {} WHERE {}", set.join(", "), cond.join(" AND ")), binds)
                     };
-                    binds.extend(keys.iter().map(|k| value_of(r, k)));
+                    binds.extend(keys.iter().map(|k| value_of(r, k.as_str())));
                     out.push((sql, binds));
                 }
             }

@@ -222,7 +222,7 @@ impl Task {
         }
         let mut needed: Vec<(&str, &str)> = Vec::new();
         if s.mode.incrementing() {
-            needed.push(("incrementing.column.name", &s.incrementing));
+            needed.push(("incrementing.column.name", s.incrementing.as_str()));
         }
         if s.mode.timestamp() {
             needed.extend(s.timestamps.iter().map(|t| ("timestamp.column.name", t.as_str())));
@@ -324,7 +324,7 @@ make it NOT NULL or set validate.non.null=false"
         let inc = d.quote(&s.incrementing);
         let ts = self.ts_expr();
         let mut binds = Vec::new();
-        let mut param = |b: Bind, binds: &mut Vec<Bind>| {
+        let param = |b: Bind, binds: &mut Vec<Bind>| {
             binds.push(b);
             d.param(binds.len())
         };
@@ -332,7 +332,7 @@ make it NOT NULL or set validate.non.null=false"
         if s.mode.timestamp() {
             let delay = param(Bind::Int(s.delay_ms), &mut binds);
             conds.push(match d {
-                Dialect::Postgres => format!("{ts} < CURRENT_TIMESTAMP - {delay} * INTERVAL '1 millisecond'"),
+                Dialect::Postgres => format!("{ts} < CURRENT_TIMESTAMP - CAST({delay} AS DOUBLE PRECISION) * INTERVAL '1 millisecond'"),
                 Dialect::MySql => format!("{ts} < CURRENT_TIMESTAMP(6) - INTERVAL ({delay} * 1000) MICROSECOND"),
             });
             match (&r.offset.timestamp, s.mode) {
