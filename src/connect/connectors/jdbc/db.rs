@@ -92,13 +92,15 @@ impl Target {
     pub fn pool(&self, size: u32, timeout: Duration) -> Pool {
         match self.dialect {
             Dialect::Postgres => {
-                let options = PgConnectOptions::new()
+                let mut options = PgConnectOptions::new()
                     .host(&self.host)
                     .port(self.port)
                     .database(&self.database)
                     .username(&self.user)
-                    .password(&self.password)
                     .application_name("weir-jdbc");
+                if !self.password.is_empty() {
+                    options = options.password(&self.password);
+                }
                 Pool::Pg(
                     PgPoolOptions::new()
                         .max_connections(size)
@@ -107,13 +109,16 @@ impl Target {
                 )
             }
             Dialect::MySql => {
-                let options = MySqlConnectOptions::new()
+                let mut options = MySqlConnectOptions::new()
                     .host(&self.host)
                     .port(self.port)
                     .database(&self.database)
                     .username(&self.user)
-                    .password(&self.password)
                     .timezone(Some(String::from("+00:00")));
+                // An empty password is no password (MariaDB tells the two apart).
+                if !self.password.is_empty() {
+                    options = options.password(&self.password);
+                }
                 Pool::My(
                     MySqlPoolOptions::new()
                         .max_connections(size)

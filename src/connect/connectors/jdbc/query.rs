@@ -2,7 +2,7 @@
 //! column types, and the metadata queries the connectors need (tables, primary keys, columns).
 
 use serde_json::{Map, Value};
-use sqlx::{Column as _, Row as _, TypeInfo as _};
+use sqlx::{Row as _, TypeInfo as _};
 
 use super::db::{Dialect, Pool};
 use super::types::{self, Numeric};
