@@ -408,7 +408,16 @@ async fn jdbc_bad_input_is_named_and_never_shows_the_password() {
             .unwrap_or_default()
     };
     assert!(errors(&v, "connection.url").contains("unsupported database"), "{v}");
+    let (_, v) = send(
+        &s,
+        "PUT",
+        "/v1/connector-plugins/JdbcSourceConnector/config/validate",
+        Some(json!({"connector.class": "JdbcSourceConnector", "name": "x", "connection.url": PG_URL,
+                    "mode": "incrementing", "query": "SELECT 1"})),
+    )
+    .await;
     assert!(errors(&v, "incrementing.column.name").contains("required"), "{v}");
+    assert!(errors(&v, "topic.prefix").contains("required with query"), "{v}");
     let (_, v) = send(
         &s,
         "PUT",
