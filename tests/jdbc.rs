@@ -535,3 +535,59 @@ async fn jdbc_end_to_end_postgres_table_to_mariadb_table() {
     pg_exec(&pgdb, &format!("DROP TABLE {t}")).await;
     my_exec(&mydb, &format!("DROP TABLE `{copy}`")).await;
 }
+
+/// Rewinds a stopped sink's group to the start of its topic and resumes it.
+async fn rewind(s: &Server, name: &str, topic: &str) {
+    let (st, _) = send(s, "PUT", &format!("/v1/connectors/{name}/stop"), None).await;
+    assert_eq!(st, 204);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, v) = send(s, "GET", &format!("/v1/connectors/{name}/status"), None).await;
+        if v["connector"]["state"] == "STOPPED" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let offsets = json!({"offsets": [{"partition": {"kafka_topic": topic, "kafka_partition": 0},
+                                      "offset": {"kafka_offset": 0}}]});
+    let (st, v) = send(s, "PATCH", &format!("/v1/connectors/{name}/offsets"), Some(offsets)).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(send(s, "PUT", &format!("/v1/connectors/{name}/resume"), None).await.0, 202);
+}
+
+#[tokio::test]
+async fn jdbc_sink_exactly_once_skips_what_the_database_already_has() {
+    let s = Server::start();
+    let db = pg().await;
+    let mut counts = Vec::new();
+    for exactly_once in [true, false] {
+        let topic = table("eos");
+        s.create_topic(&topic, 1, json!({})).await;
+        let batch: Vec<Value> = (0..10).map(|n| json!({"value": {"n": n}})).collect();
+        s.produce(&topic, json!({"records": batch})).await;
+        let name = table("c");
+        create(
+            &s,
+            &name,
+            json!({"connector.class": "JdbcSink", "connection.url": PG_URL, "topics": topic, "auto.create": "true",
+                   "exactly.once": exactly_once.to_string(), "exactly.once.offsets.table": format!("{topic}_offsets")}),
+        )
+        .await;
+        let count = async || -> (i64, i64) {
+            let sql = format!("SELECT count(*), count(DISTINCT n) FROM \"{topic}\"");
+            sqlx::query_as(&sql).fetch_one(&db).await.unwrap_or((0, 0))
+        };
+        eventually!("first rows", count().await == (10, 10));
+        // As after a crash between the database's commit and the group's: the group is behind.
+        rewind(&s, &name, &topic).await;
+        let more: Vec<Value> = (10..15).map(|n| json!({"value": {"n": n}})).collect();
+        s.produce(&topic, json!({"records": more})).await;
+        eventually!("later rows", count().await.1 == 15);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        counts.push(count().await);
+        pg_exec(&db, &format!("DROP TABLE \"{topic}\"; DROP TABLE IF EXISTS \"{topic}_offsets\"")).await;
+    }
+    assert_eq!(counts[0], (15, 15), "exactly once: nothing written twice");
+    assert_eq!(counts[1], (25, 15), "at-least-once: the rewound records are written again");
+}
