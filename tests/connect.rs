@@ -1300,12 +1300,18 @@ impl Fixture for JdbcSourceFixture {
 #[tokio::test]
 async fn jdbc_source_passes_the_compliance_suite() {
     let s = Server::start();
-    let db = sqlx::PgPool::connect("postgres://postgres@127.0.0.1:5432/test").await.unwrap();
+    let db = sqlx::PgPool::connect("postgres://postgres@127.0.0.1:5432/test")
+        .await
+        .unwrap();
     let table = sql_name("cmp_src");
     let create = format!("CREATE TABLE {table} (id SERIAL PRIMARY KEY, n BIGINT NOT NULL)");
     sqlx::query(&create).execute(&db).await.unwrap();
     let topic = format!("cmp-{table}");
-    let f = JdbcSourceFixture { db: db.clone(), table: table.clone(), topic };
+    let f = JdbcSourceFixture {
+        db: db.clone(),
+        table: table.clone(),
+        topic,
+    };
     compliance(s, &f).await;
     sqlx::query(&format!("DROP TABLE {table}")).execute(&db).await.unwrap();
 }
@@ -1349,10 +1355,15 @@ impl Fixture for JdbcSinkFixture {
 #[tokio::test]
 async fn jdbc_sink_exactly_once_passes_the_compliance_suite() {
     let s = Server::start();
-    let db = sqlx::MySqlPool::connect("mysql://root@127.0.0.1:3306/test").await.unwrap();
+    let db = sqlx::MySqlPool::connect("mysql://root@127.0.0.1:3306/test")
+        .await
+        .unwrap();
     let topic = sql_name("cmp_sink");
     s.create_topic(&topic, 1, json!({})).await;
-    let f = JdbcSinkFixture { db: db.clone(), topic: topic.clone() };
+    let f = JdbcSinkFixture {
+        db: db.clone(),
+        topic: topic.clone(),
+    };
     compliance(s, &f).await;
     for t in [topic.clone(), format!("{topic}_offsets")] {
         sqlx::query(&format!("DROP TABLE `{t}`")).execute(&db).await.unwrap();

@@ -15,11 +15,15 @@ const PG_URL: &str = "jdbc:postgresql://127.0.0.1:5432/test";
 const MARIA_URL: &str = "jdbc:mariadb://127.0.0.1:3306/test";
 
 async fn pg() -> PgPool {
-    PgPool::connect("postgres://postgres@127.0.0.1:5432/test").await.expect("PostgreSQL at 127.0.0.1:5432")
+    PgPool::connect("postgres://postgres@127.0.0.1:5432/test")
+        .await
+        .expect("PostgreSQL at 127.0.0.1:5432")
 }
 
 async fn maria() -> MySqlPool {
-    MySqlPool::connect("mysql://root@127.0.0.1:3306/test").await.expect("MariaDB at 127.0.0.1:3306")
+    MySqlPool::connect("mysql://root@127.0.0.1:3306/test")
+        .await
+        .expect("MariaDB at 127.0.0.1:3306")
 }
 
 /// A table name unique to this process and call.
@@ -30,11 +34,17 @@ fn table(prefix: &str) -> String {
 }
 
 async fn pg_exec(db: &PgPool, sql: &str) {
-    sqlx::raw_sql(sql).execute(db).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    sqlx::raw_sql(sql)
+        .execute(db)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
 async fn my_exec(db: &MySqlPool, sql: &str) {
-    sqlx::raw_sql(sql).execute(db).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    sqlx::raw_sql(sql)
+        .execute(db)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
 async fn send(s: &Server, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -50,7 +60,13 @@ async fn send(s: &Server, method: &str, path: &str, body: Option<Value>) -> (u16
 }
 
 async fn create(s: &Server, name: &str, config: Value) {
-    let (st, v) = send(s, "POST", "/v1/connectors", Some(json!({"name": name, "config": config}))).await;
+    let (st, v) = send(
+        s,
+        "POST",
+        "/v1/connectors",
+        Some(json!({"name": name, "config": config})),
+    )
+    .await;
     assert_eq!(st, 201, "{v}");
 }
 
@@ -60,12 +76,20 @@ async fn records(s: &Server, topic: &str, n: usize) -> Vec<Value> {
     loop {
         let path = format!("/v1/topics/{topic}/partitions/0/records?offset=earliest&max_records=10000");
         let (st, v) = send(s, "GET", &path, None).await;
-        let got = if st == 200 { v["records"].as_array().cloned().unwrap_or_default() } else { Vec::new() };
+        let got = if st == 200 {
+            v["records"].as_array().cloned().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         if got.len() >= n {
             return got;
         }
         let (_, status) = send(s, "GET", "/v1/connectors?expand=status", None).await;
-        assert!(Instant::now() < deadline, "{topic}: {} of {n} records; {status}", got.len());
+        assert!(
+            Instant::now() < deadline,
+            "{topic}: {} of {n} records; {status}",
+            got.len()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -75,7 +99,10 @@ async fn failed_trace(s: &Server, name: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let (_, v) = send(s, "GET", &format!("/v1/connectors/{name}/status"), None).await;
-        if let Some(t) = v["tasks"].as_array().and_then(|t| t.iter().find(|t| t["state"] == "FAILED")) {
+        if let Some(t) = v["tasks"]
+            .as_array()
+            .and_then(|t| t.iter().find(|t| t["state"] == "FAILED"))
+        {
             return t["trace"].as_str().unwrap_or_default().to_owned();
         }
         assert!(Instant::now() < deadline, "{name} never failed: {v}");
@@ -207,10 +234,18 @@ async fn jdbc_source_timestamp_mode_reads_groups_of_equal_timestamps_whole() {
     .await;
     let topic = format!("ts-{t}");
     records(&s, &topic, 9).await;
-    pg_exec(&db, &format!("INSERT INTO {t} VALUES (10, '2026-01-01 00:00:04'), (11, '2026-01-01 00:00:04')")).await;
+    pg_exec(
+        &db,
+        &format!("INSERT INTO {t} VALUES (10, '2026-01-01 00:00:04'), (11, '2026-01-01 00:00:04')"),
+    )
+    .await;
     records(&s, &topic, 11).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let mut ids: Vec<i64> = records(&s, &topic, 11).await.iter().map(|r| r["value"]["id"].as_i64().unwrap()).collect();
+    let mut ids: Vec<i64> = records(&s, &topic, 11)
+        .await
+        .iter()
+        .map(|r| r["value"]["id"].as_i64().unwrap())
+        .collect();
     ids.sort_unstable();
     assert_eq!(ids, (1..=11).collect::<Vec<_>>(), "no row lost, none twice");
     pg_exec(&db, &format!("DROP TABLE {t}")).await;
@@ -237,7 +272,10 @@ async fn jdbc_source_timestamp_incrementing_sees_updates_and_late_commits() {
     // A transaction takes its timestamp (now() is its start) and commits a second later,
     // after a row with a later timestamp was committed and could have been read.
     let mut late = db.begin().await.unwrap();
-    sqlx::query(&format!("INSERT INTO {t} (name) VALUES ('late')")).execute(&mut *late).await.unwrap();
+    sqlx::query(&format!("INSERT INTO {t} (name) VALUES ('late')"))
+        .execute(&mut *late)
+        .await
+        .unwrap();
     pg_exec(&db, &format!("INSERT INTO {t} (name) VALUES ('early')")).await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
     late.commit().await.unwrap();
@@ -246,7 +284,11 @@ async fn jdbc_source_timestamp_incrementing_sees_updates_and_late_commits() {
     let mut names: Vec<&str> = got.iter().map(|r| r["value"]["name"].as_str().unwrap()).collect();
     names.sort_unstable();
     assert_eq!(names, vec!["early", "late"]);
-    pg_exec(&db, &format!("UPDATE {t} SET name = 'early, changed', updated = now() WHERE name = 'early'")).await;
+    pg_exec(
+        &db,
+        &format!("UPDATE {t} SET name = 'early, changed', updated = now() WHERE name = 'early'"),
+    )
+    .await;
     let got = records(&s, &topic, 3).await;
     assert_eq!(got[2]["value"]["name"], "early, changed");
     assert_eq!(got[2]["key"], json!({"id": got[2]["value"]["id"]}));
@@ -268,7 +310,10 @@ async fn jdbc_source_bulk_mode_rereads_the_table_and_a_query_reads_its_rows() {
     )
     .await;
     let got = records(&s, &format!("bulk-{t}"), 6).await;
-    assert!(got.iter().all(|r| r["value"]["id"] == 1 || r["value"]["id"] == 2), "{got:?}");
+    assert!(
+        got.iter().all(|r| r["value"]["id"] == 1 || r["value"]["id"] == 2),
+        "{got:?}"
+    );
     let topic = table("query");
     create(
         &s,
@@ -323,7 +368,10 @@ async fn jdbc_sink_upserts_evolves_and_deletes_in_postgres() {
     let db = pg().await;
     let read = async |t: &str| -> Vec<String> {
         let sql = format!("SELECT id::text || '|' || name FROM \"{t}\" ORDER BY id");
-        sqlx::query_scalar::<_, String>(&sql).fetch_all(&db).await.unwrap_or_default()
+        sqlx::query_scalar::<_, String>(&sql)
+            .fetch_all(&db)
+            .await
+            .unwrap_or_default()
     };
     let drop = async |t: &str| pg_exec(&db, &format!("DROP TABLE \"{t}\"")).await;
     sink_writes(PG_URL, read, drop).await;
@@ -334,7 +382,10 @@ async fn jdbc_sink_upserts_evolves_and_deletes_in_mariadb() {
     let db = maria().await;
     let read = async |t: &str| -> Vec<String> {
         let sql = format!("SELECT CONCAT(id, '|', name) FROM `{t}` ORDER BY id");
-        sqlx::query_scalar::<_, String>(&sql).fetch_all(&db).await.unwrap_or_default()
+        sqlx::query_scalar::<_, String>(&sql)
+            .fetch_all(&db)
+            .await
+            .unwrap_or_default()
     };
     let drop = async |t: &str| my_exec(&db, &format!("DROP TABLE `{t}`")).await;
     sink_writes(MARIA_URL, read, drop).await;
@@ -349,7 +400,11 @@ async fn jdbc_sink_update_mode_and_odd_table_names_are_quoted() {
     let topic = table("odd");
     let odd = format!("a\"; DROP TABLE {victim}; --{topic}");
     s.create_topic(&topic, 1, json!({})).await;
-    s.produce(&topic, json!({"records": [{"value": {"k": "x", "n": 1}}, {"value": {"k": "y", "n": 2}}]})).await;
+    s.produce(
+        &topic,
+        json!({"records": [{"value": {"k": "x", "n": 1}}, {"value": {"k": "y", "n": 2}}]}),
+    )
+    .await;
     create(
         &s,
         &table("c"),
@@ -374,7 +429,11 @@ async fn jdbc_sink_update_mode_and_odd_table_names_are_quoted() {
     // Update mode changes existing rows only.
     let topic2 = table("upd");
     s.create_topic(&topic2, 1, json!({})).await;
-    s.produce(&topic2, json!({"records": [{"value": {"k": "x", "n": 10}}, {"value": {"k": "zz", "n": 99}}]})).await;
+    s.produce(
+        &topic2,
+        json!({"records": [{"value": {"k": "x", "n": 10}}, {"value": {"k": "zz", "n": 99}}]}),
+    )
+    .await;
     create(
         &s,
         &table("c"),
@@ -394,8 +453,10 @@ async fn jdbc_bad_input_is_named_and_never_shows_the_password() {
         &s,
         "PUT",
         "/v1/connector-plugins/JdbcSourceConnector/config/validate",
-        Some(json!({"connector.class": "JdbcSourceConnector", "name": "x", "connection.url": "jdbc:oracle:thin:@h:1/x",
-                    "mode": "incrementing"})),
+        Some(
+            json!({"connector.class": "JdbcSourceConnector", "name": "x", "connection.url": "jdbc:oracle:thin:@h:1/x",
+                    "mode": "incrementing"}),
+        ),
     )
     .await;
     let errors = |v: &Value, key: &str| -> String {
@@ -412,8 +473,10 @@ async fn jdbc_bad_input_is_named_and_never_shows_the_password() {
         &s,
         "PUT",
         "/v1/connector-plugins/JdbcSourceConnector/config/validate",
-        Some(json!({"connector.class": "JdbcSourceConnector", "name": "x", "connection.url": PG_URL,
-                    "mode": "incrementing", "query": "SELECT 1"})),
+        Some(
+            json!({"connector.class": "JdbcSourceConnector", "name": "x", "connection.url": PG_URL,
+                    "mode": "incrementing", "query": "SELECT 1"}),
+        ),
     )
     .await;
     assert!(errors(&v, "incrementing.column.name").contains("required"), "{v}");
@@ -422,8 +485,10 @@ async fn jdbc_bad_input_is_named_and_never_shows_the_password() {
         &s,
         "PUT",
         "/v1/connector-plugins/JdbcSink/config/validate",
-        Some(json!({"connector.class": "JdbcSink", "name": "x", "connection.url": PG_URL, "topics": "t",
-                    "insert.mode": "upsert", "delete.enabled": "true"})),
+        Some(
+            json!({"connector.class": "JdbcSink", "name": "x", "connection.url": PG_URL, "topics": "t",
+                    "insert.mode": "upsert", "delete.enabled": "true"}),
+        ),
     )
     .await;
     assert!(errors(&v, "pk.mode").contains("needs a primary key"), "{v}");
@@ -443,7 +508,10 @@ async fn jdbc_bad_input_is_named_and_never_shows_the_password() {
     assert!(trace.contains("Access denied"), "{trace}");
     let (_, all) = send(&s, "GET", "/v1/connectors?expand=status&expand=info", None).await;
     assert!(!trace.contains(secret) && !all.to_string().contains(secret), "{all}");
-    assert!(!s.logs.lock().unwrap().iter().any(|l| l.contains(secret)), "the password is in a log");
+    assert!(
+        !s.logs.lock().unwrap().iter().any(|l| l.contains(secret)),
+        "the password is in a log"
+    );
 
     // Unreachable database and a missing table.
     let name = table("down");
@@ -463,16 +531,26 @@ async fn jdbc_bad_input_is_named_and_never_shows_the_password() {
                "incrementing.column.name": "id", "table.whitelist": "no_such_table_here", "topic.prefix": "x-"}),
     )
     .await;
-    assert!(failed_trace(&s, &name).await.contains("table 'no_such_table_here' does not exist"));
+    assert!(
+        failed_trace(&s, &name)
+            .await
+            .contains("table 'no_such_table_here' does not exist")
+    );
 
     // A sink whose table lacks a column (no auto.evolve): FAILED naming it.
     let db = maria().await;
     let t = table("narrow");
     my_exec(&db, &format!("CREATE TABLE {t} (id INT)")).await;
     s.create_topic(&t, 1, json!({})).await;
-    s.produce(&t, json!({"records": [{"value": {"id": 1, "wide": "x"}}]})).await;
+    s.produce(&t, json!({"records": [{"value": {"id": 1, "wide": "x"}}]}))
+        .await;
     let name = table("narrow");
-    create(&s, &name, json!({"connector.class": "JdbcSink", "connection.url": MARIA_URL, "topics": t})).await;
+    create(
+        &s,
+        &name,
+        json!({"connector.class": "JdbcSink", "connection.url": MARIA_URL, "topics": t}),
+    )
+    .await;
     let trace = failed_trace(&s, &name).await;
     assert!(trace.contains("has no column wide"), "{trace}");
     my_exec(&db, &format!("DROP TABLE {t}")).await;
@@ -505,7 +583,9 @@ async fn jdbc_end_to_end_postgres_table_to_mariadb_table() {
     let copy = format!("copy_{topic}");
     my_exec(
         &mydb,
-        &format!("CREATE TABLE `{copy}` (id INT PRIMARY KEY, name VARCHAR(50), price DECIMAL(10,2), updated DATETIME(6))"),
+        &format!(
+            "CREATE TABLE `{copy}` (id INT PRIMARY KEY, name VARCHAR(50), price DECIMAL(10,2), updated DATETIME(6))"
+        ),
     )
     .await;
     create(
@@ -518,15 +598,29 @@ async fn jdbc_end_to_end_postgres_table_to_mariadb_table() {
     .await;
     let read = async || -> Vec<String> {
         let sql = format!("SELECT CONCAT(id, '|', name, '|', price) FROM `{copy}` ORDER BY id");
-        sqlx::query_scalar::<_, String>(&sql).fetch_all(&mydb).await.unwrap_or_default()
+        sqlx::query_scalar::<_, String>(&sql)
+            .fetch_all(&mydb)
+            .await
+            .unwrap_or_default()
     };
-    eventually!("inserted rows copied", read().await == ["1|apple|1.20", "2|pear|2.50", "3|plum|0.99"]);
-    pg_exec(&pgdb, &format!("UPDATE {t} SET price = 1.35, updated = now() AT TIME ZONE 'UTC' WHERE name = 'apple'")).await;
+    eventually!(
+        "inserted rows copied",
+        read().await == ["1|apple|1.20", "2|pear|2.50", "3|plum|0.99"]
+    );
+    pg_exec(
+        &pgdb,
+        &format!("UPDATE {t} SET price = 1.35, updated = now() AT TIME ZONE 'UTC' WHERE name = 'apple'"),
+    )
+    .await;
     pg_exec(&pgdb, &format!("INSERT INTO {t} (name, price) VALUES ('fig', 3.00)")).await;
     // The query-based source cannot see deletes: a tombstone for the key stands for one.
     pg_exec(&pgdb, &format!("DELETE FROM {t} WHERE name = 'pear'")).await;
-    s.produce(&topic, json!({"records": [{"key": {"id": 2}, "value": null}]})).await;
-    eventually!("updated, inserted and deleted", read().await == ["1|apple|1.35", "3|plum|0.99", "4|fig|3.00"]);
+    s.produce(&topic, json!({"records": [{"key": {"id": 2}, "value": null}]}))
+        .await;
+    eventually!(
+        "updated, inserted and deleted",
+        read().await == ["1|apple|1.35", "3|plum|0.99", "4|fig|3.00"]
+    );
     let sql = format!("SELECT CAST(updated AS CHAR) FROM `{copy}` WHERE id = 1");
     let copied: String = sqlx::query_scalar(&sql).fetch_one(&mydb).await.unwrap();
     let sql = format!("SELECT to_char(updated, 'YYYY-MM-DD HH24:MI:SS.US') FROM {t} WHERE id = 1");
@@ -553,7 +647,10 @@ async fn rewind(s: &Server, name: &str, topic: &str) {
                                       "offset": {"kafka_offset": 0}}]});
     let (st, v) = send(s, "PATCH", &format!("/v1/connectors/{name}/offsets"), Some(offsets)).await;
     assert_eq!(st, 200, "{v}");
-    assert_eq!(send(s, "PUT", &format!("/v1/connectors/{name}/resume"), None).await.0, 202);
+    assert_eq!(
+        send(s, "PUT", &format!("/v1/connectors/{name}/resume"), None).await.0,
+        202
+    );
 }
 
 #[tokio::test]
@@ -586,8 +683,16 @@ async fn jdbc_sink_exactly_once_skips_what_the_database_already_has() {
         eventually!("later rows", count().await.1 == 15);
         tokio::time::sleep(Duration::from_millis(500)).await;
         counts.push(count().await);
-        pg_exec(&db, &format!("DROP TABLE \"{topic}\"; DROP TABLE IF EXISTS \"{topic}_offsets\"")).await;
+        pg_exec(
+            &db,
+            &format!("DROP TABLE \"{topic}\"; DROP TABLE IF EXISTS \"{topic}_offsets\""),
+        )
+        .await;
     }
     assert_eq!(counts[0], (15, 15), "exactly once: nothing written twice");
-    assert_eq!(counts[1], (25, 15), "at-least-once: the rewound records are written again");
+    assert_eq!(
+        counts[1],
+        (25, 15),
+        "at-least-once: the rewound records are written again"
+    );
 }

@@ -39,18 +39,34 @@ pub(super) async fn run(base: &str, rows: u64) -> anyhow::Result<String> {
     let values = topic_values(&client, base, &format!("jdbc-{src}")).await?;
     let insert = plain_insert(&db, &plain, &values).await?;
     let sink = sink_run(&client, base, &db, &dst, &format!("jdbc-{src}"), rows).await?;
-    sqlx::raw_sql(&format!("DROP TABLE {src}, {dst}, {plain}")).execute(&db).await?;
+    sqlx::raw_sql(&format!("DROP TABLE {src}, {dst}, {plain}"))
+        .execute(&db)
+        .await?;
 
     let rate = |d: Duration| rows as f64 / d.as_secs_f64();
     let line = |name: &str, d: Duration, of: Option<Duration>| {
-        let share = of.map_or(String::new(), |c| format!("{:.0} %", 100.0 * c.as_secs_f64() / d.as_secs_f64()));
+        let share = of.map_or(String::new(), |c| {
+            format!("{:.0} %", 100.0 * c.as_secs_f64() / d.as_secs_f64())
+        });
         format!("| {name} | {:.0} | {share} |\n", rate(d))
     };
     let mut out = String::from("| Workload | Rows/s | Of ceiling |\n|---|---:|---:|\n");
-    out.push_str(&line(&format!("JDBC source, PostgreSQL table → topic, {rows} rows"), source, Some(select)));
+    out.push_str(&line(
+        &format!("JDBC source, PostgreSQL table → topic, {rows} rows"),
+        source,
+        Some(select),
+    ));
     out.push_str(&line("  ceiling: plain keyset-paged SELECT, same rows", select, None));
-    out.push_str(&line(&format!("JDBC sink, topic → PostgreSQL table, {rows} rows"), sink, Some(insert)));
-    out.push_str(&line("  ceiling: plain multi-row INSERT, same rows and batches", insert, None));
+    out.push_str(&line(
+        &format!("JDBC sink, topic → PostgreSQL table, {rows} rows"),
+        sink,
+        Some(insert),
+    ));
+    out.push_str(&line(
+        "  ceiling: plain multi-row INSERT, same rows and batches",
+        insert,
+        None,
+    ));
     Ok(out)
 }
 
@@ -108,7 +124,12 @@ async fn plain_insert(db: &PgPool, table: &str, values: &[Value]) -> anyhow::Res
         let mut sql = format!("INSERT INTO {table} (id, name, amount) VALUES ");
         for i in 0..chunk.len() {
             let sep = if i == 0 { "" } else { ", " };
-            sql.push_str(&format!("{sep}(${}, ${}, CAST(${} AS NUMERIC))", 3 * i + 1, 3 * i + 2, 3 * i + 3));
+            sql.push_str(&format!(
+                "{sep}(${}, ${}, CAST(${} AS NUMERIC))",
+                3 * i + 1,
+                3 * i + 2,
+                3 * i + 3
+            ));
         }
         let mut q = sqlx::query(&sql);
         for v in chunk {

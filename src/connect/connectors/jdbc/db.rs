@@ -57,7 +57,10 @@ impl Target {
             }
         };
         let parsed = reqwest::Url::parse(rest).map_err(|e| format!("not a URL: {e}"))?;
-        let host = parsed.host_str().filter(|h| !h.is_empty()).ok_or("the URL names no host")?;
+        let host = parsed
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or("the URL names no host")?;
         let database = parsed.path().trim_start_matches('/').to_owned();
         if database.is_empty() || database.contains('/') {
             return Err("the URL must name one database: jdbc:<db>://host:port/<database>".into());
@@ -72,7 +75,14 @@ impl Target {
             .filter(|u| !u.is_empty())
             .or_else(|| param("user"))
             .or_else(|| Some(parsed.username().to_owned()).filter(|u| !u.is_empty()))
-            .unwrap_or_else(|| if dialect == Dialect::Postgres { "postgres" } else { "root" }.to_owned());
+            .unwrap_or_else(|| {
+                if dialect == Dialect::Postgres {
+                    "postgres"
+                } else {
+                    "root"
+                }
+                .to_owned()
+            });
         let password = Some(password.to_owned())
             .filter(|p| !p.is_empty())
             .or_else(|| param("password"))
@@ -167,7 +177,10 @@ pub(super) fn transient(e: &sqlx::Error) -> bool {
         sqlx::Error::Database(d) => {
             // Serialization failures, deadlocks, and the server going away.
             let code = d.code().unwrap_or_default();
-            matches!(&*code, "40001" | "40P01" | "57P01" | "08006" | "08001" | "1213" | "1205")
+            matches!(
+                &*code,
+                "40001" | "40P01" | "57P01" | "08006" | "08001" | "1213" | "1205"
+            )
         }
         _ => false,
     }
@@ -229,15 +242,26 @@ mod tests {
         let t = Target::parse("jdbc:mariadb://127.0.0.1/test", "me", "").unwrap();
         assert_eq!((t.dialect, t.port, t.user.as_str()), (Dialect::MySql, 3306, "me"));
         assert_eq!(Target::parse("jdbc:mysql://h:1/d", "", "").unwrap().user, "root");
-        assert!(Target::parse("jdbc:oracle:thin:@h:1521/x", "", "").unwrap_err().contains("unsupported"));
-        assert!(Target::parse("jdbc:postgresql://h:5432/", "", "").unwrap_err().contains("one database"));
+        assert!(
+            Target::parse("jdbc:oracle:thin:@h:1521/x", "", "")
+                .unwrap_err()
+                .contains("unsupported")
+        );
+        assert!(
+            Target::parse("jdbc:postgresql://h:5432/", "", "")
+                .unwrap_err()
+                .contains("one database")
+        );
         let debug = format!("{:?}", Target::parse("jdbc:postgresql://h/d", "", "s3cret").unwrap());
         assert!(!debug.contains("s3cret"), "{debug}");
     }
 
     #[test]
     fn identifiers_are_quoted_whatever_they_hold() {
-        assert_eq!(Dialect::Postgres.quote(r#"a"; DROP TABLE x; --"#), r#""a""; DROP TABLE x; --""#);
+        assert_eq!(
+            Dialect::Postgres.quote(r#"a"; DROP TABLE x; --"#),
+            r#""a""; DROP TABLE x; --""#
+        );
         assert_eq!(Dialect::MySql.quote("a`b"), "`a``b`");
         assert_eq!(Dialect::Postgres.quote_qualified("s.t"), r#""s"."t""#);
     }

@@ -142,7 +142,12 @@ fn source_keys() -> Vec<ConfigKey> {
             "How new rows are found: bulk (the whole table each poll), incrementing (a strictly increasing \
 column), timestamp (a timestamp column), timestamp+incrementing (both: exact, and sees updates).",
         )
-        .check(Validator::OneOf(&["bulk", "incrementing", "timestamp", "timestamp+incrementing"]))
+        .check(Validator::OneOf(&[
+            "bulk",
+            "incrementing",
+            "timestamp",
+            "timestamp+incrementing",
+        ]))
         .group("Mode")
         .importance(Importance::High),
         ConfigKey::optional(
@@ -191,8 +196,13 @@ from the first row).",
         )
         .group("Tables"),
         ConfigKey::optional("table.include.list", Type::List, "", "Tables to read.").group("Tables"),
-        ConfigKey::optional("table.blacklist", Type::List, "", "Tables not to read. Same as table.exclude.list.")
-            .group("Tables"),
+        ConfigKey::optional(
+            "table.blacklist",
+            Type::List,
+            "",
+            "Tables not to read. Same as table.exclude.list.",
+        )
+        .group("Tables"),
         ConfigKey::optional("table.exclude.list", Type::List, "", "Tables not to read.").group("Tables"),
         ConfigKey::optional(
             "query",
@@ -232,7 +242,12 @@ from the first row).",
             "Exact numerics (NUMERIC, DECIMAL): none or precision_only give exact decimal strings; best_fit gives \
 JSON numbers (integers when there is no fraction).",
         )
-        .check(Validator::OneOf(&["none", "precision_only", "best_fit", "best_fit_eager_double"]))
+        .check(Validator::OneOf(&[
+            "none",
+            "precision_only",
+            "best_fit",
+            "best_fit_eager_double",
+        ]))
         .group("Mapping"),
     ]
 }
@@ -244,11 +259,25 @@ fn source_settings(c: &Parsed, tasks: usize) -> Result<source::Settings, Vec<(St
     let mode = source::Mode::parse(c.str("mode"));
     let incrementing = c.str("incrementing.column.name").to_owned();
     let timestamps = c.list("timestamp.column.name");
-    if matches!(mode, Some(source::Mode::Incrementing | source::Mode::TimestampIncrementing)) && incrementing.is_empty() {
-        problems.push(("incrementing.column.name".into(), format!("required with mode {}", c.str("mode"))));
+    if matches!(
+        mode,
+        Some(source::Mode::Incrementing | source::Mode::TimestampIncrementing)
+    ) && incrementing.is_empty()
+    {
+        problems.push((
+            "incrementing.column.name".into(),
+            format!("required with mode {}", c.str("mode")),
+        ));
     }
-    if matches!(mode, Some(source::Mode::Timestamp | source::Mode::TimestampIncrementing)) && timestamps.is_empty() {
-        problems.push(("timestamp.column.name".into(), format!("required with mode {}", c.str("mode"))));
+    if matches!(
+        mode,
+        Some(source::Mode::Timestamp | source::Mode::TimestampIncrementing)
+    ) && timestamps.is_empty()
+    {
+        problems.push((
+            "timestamp.column.name".into(),
+            format!("required with mode {}", c.str("mode")),
+        ));
     }
     let include = include_list(c);
     let mut exclude = c.list("table.blacklist");
@@ -258,7 +287,10 @@ fn source_settings(c: &Parsed, tasks: usize) -> Result<source::Settings, Vec<(St
         problems.push(("query".into(), "give either query or table.whitelist, not both".into()));
     }
     if !include.is_empty() && !exclude.is_empty() {
-        problems.push(("table.blacklist".into(), "give either table.whitelist or table.blacklist, not both".into()));
+        problems.push((
+            "table.blacklist".into(),
+            "give either table.whitelist or table.blacklist, not both".into(),
+        ));
     }
     if query.is_some() && c.opt("topic.prefix").is_none() {
         problems.push(("topic.prefix".into(), "required with query: it names the topic".into()));
@@ -322,7 +354,11 @@ impl Connector for JdbcSink {
 
     fn task_configs(&self, config: &Parsed, max_tasks: usize) -> Result<Vec<RawConfig>, String> {
         // Exactly-once keeps one task: its stored offsets are read once, when it starts.
-        let n = if config.bool("exactly.once") { 1 } else { max_tasks.max(1) };
+        let n = if config.bool("exactly.once") {
+            1
+        } else {
+            max_tasks.max(1)
+        };
         Ok(vec![config.raw().clone(); n])
     }
 
@@ -460,13 +496,19 @@ fn sink_settings(c: &Parsed, connector: &str) -> Result<sink::Settings, Vec<(Str
     };
     let pk_fields = c.list("pk.fields");
     if insert_mode != InsertMode::Insert && pk_mode == PkMode::None {
-        problems.push(("pk.mode".into(), format!("insert.mode={} needs a primary key: set pk.mode", c.str("insert.mode"))));
+        problems.push((
+            "pk.mode".into(),
+            format!("insert.mode={} needs a primary key: set pk.mode", c.str("insert.mode")),
+        ));
     }
     if c.bool("delete.enabled") && pk_mode != PkMode::RecordKey {
         problems.push(("delete.enabled".into(), "needs pk.mode=record_key".into()));
     }
     if pk_mode == PkMode::Kafka && !pk_fields.is_empty() && pk_fields.len() != 3 {
-        problems.push(("pk.fields".into(), "with pk.mode=kafka, give three names (topic, partition, offset) or none".into()));
+        problems.push((
+            "pk.fields".into(),
+            "with pk.mode=kafka, give three names (topic, partition, offset) or none".into(),
+        ));
     }
     let Some(target) = target.filter(|_| problems.is_empty()) else {
         return Err(problems);

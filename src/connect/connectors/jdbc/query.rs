@@ -114,8 +114,10 @@ pub(super) async fn strings(pool: &Pool, sql: &str, binds: &[Bind]) -> Result<Ve
             rows.iter()
                 .map(|r| {
                     // information_schema answers may be binary strings on MySQL.
-                    r.try_get::<String, _>(0)
-                        .or_else(|_| r.try_get::<Vec<u8>, _>(0).map(|b| String::from_utf8_lossy(&b).into_owned()))
+                    r.try_get::<String, _>(0).or_else(|_| {
+                        r.try_get::<Vec<u8>, _>(0)
+                            .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    })
                 })
                 .collect()
         }

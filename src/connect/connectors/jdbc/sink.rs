@@ -142,7 +142,11 @@ impl Task {
     }
 
     /// The key columns of a record per `pk.mode`.
-    fn key_columns(&self, r: &ConnectRecord, value: Option<&Map<String, Value>>) -> Result<Vec<(String, Value)>, String> {
+    fn key_columns(
+        &self,
+        r: &ConnectRecord,
+        value: Option<&Map<String, Value>>,
+    ) -> Result<Vec<(String, Value)>, String> {
         let fields = &self.s.pk_fields;
         match self.s.pk_mode {
             PkMode::None => Ok(Vec::new()),
@@ -150,7 +154,9 @@ impl Task {
                 let names = if fields.len() == 3 {
                     fields.clone()
                 } else {
-                    ["__connect_topic", "__connect_partition", "__connect_offset"].map(String::from).to_vec()
+                    ["__connect_topic", "__connect_partition", "__connect_offset"]
+                        .map(String::from)
+                        .to_vec()
                 };
                 let values = [
                     Value::String(r.topic.clone()),
@@ -164,7 +170,9 @@ impl Task {
                 Value::Object(key) => pick(key, fields, "the key"),
                 primitive => match fields.as_slice() {
                     [one] => Ok(vec![(one.clone(), primitive.clone())]),
-                    _ => Err("pk.mode=record_key with a key that is not an object needs exactly one pk.fields name".into()),
+                    _ => Err(
+                        "pk.mode=record_key with a key that is not an object needs exactly one pk.fields name".into(),
+                    ),
                 },
             },
             PkMode::RecordValue => match value {
@@ -268,7 +276,12 @@ impl Task {
         }
         let d = self.dialect();
         for (c, v) in missing {
-            let sql = format!("ALTER TABLE {} ADD COLUMN {} {} NULL", d.quote(&table), d.quote(&c), sql_type(d, v, false));
+            let sql = format!(
+                "ALTER TABLE {} ADD COLUMN {} {} NULL",
+                d.quote(&table),
+                d.quote(&c),
+                sql_type(d, v, false)
+            );
             self.execute(&sql).await?;
         }
         let cols = self.read_columns(&table).await?;
@@ -278,9 +291,11 @@ impl Task {
 
     async fn read_columns(&self, table: &str) -> Result<BTreeMap<String, String>, PutError> {
         // The whole name is one identifier: no schema is split off.
-        let cols = query::columns(&self.pool, None, table)
-            .await
-            .map_err(|e| self.s.target.put_error(&format!("reading the columns of '{table}'"), &e))?;
+        let cols = query::columns(&self.pool, None, table).await.map_err(|e| {
+            self.s
+                .target
+                .put_error(&format!("reading the columns of '{table}'"), &e)
+        })?;
         Ok(cols.into_iter().map(|(n, t, _)| (n, t)).collect())
     }
 
@@ -376,7 +391,11 @@ impl SinkTask for Task {
         if let Some(offsets) = &mut self.offsets {
             offsets.extend(ends);
         }
-        if failed.is_empty() { Ok(()) } else { Err(PutError::Records(failed)) }
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(PutError::Records(failed))
+        }
     }
 }
 
@@ -466,8 +485,15 @@ impl Task {
             .map(|r| Value::Object(r.columns.iter().cloned().collect()))
             .collect();
         let src = format!("jsonb_populate_recordset(NULL::{t}, $1::jsonb)");
-        let others: Vec<String> = list_without(&cols, &run.key_names()).iter().map(|c| d.quote(c)).collect();
-        let on_keys = keys.iter().map(|k| format!("w.{k} = s.{k}")).collect::<Vec<_>>().join(" AND ");
+        let others: Vec<String> = list_without(&cols, &run.key_names())
+            .iter()
+            .map(|c| d.quote(c))
+            .collect();
+        let on_keys = keys
+            .iter()
+            .map(|k| format!("w.{k} = s.{k}"))
+            .collect::<Vec<_>>()
+            .join(" AND ");
         let sql = match (run.op, self.s.insert_mode) {
             (Op::Delete, _) => format!("DELETE FROM {t} AS w USING {src} AS s WHERE {on_keys}"),
             (Op::Write, InsertMode::Insert) => format!("INSERT INTO {t} ({list}) SELECT {list} FROM {src}"),
@@ -511,16 +537,26 @@ impl Task {
                 let per_stmt = (30_000 / cols.len().max(1)).max(1);
                 for chunk in run.rows.chunks(per_stmt) {
                     let one = format!("({})", vec!["?"; cols.len()].join(", "));
-                    let mut sql = format!("INSERT INTO {t} ({}) VALUES {}", list.join(", "), vec![one; chunk.len()].join(", "));
+                    let mut sql = format!(
+                        "INSERT INTO {t} ({}) VALUES {}",
+                        list.join(", "),
+                        vec![one; chunk.len()].join(", ")
+                    );
                     if self.s.insert_mode == InsertMode::Upsert {
                         let set: Vec<String> = if others.is_empty() {
                             keys.iter().map(|k| format!("{0} = {0}", d.quote(k))).collect()
                         } else {
-                            others.iter().map(|c| format!("{0} = VALUES({0})", d.quote(c))).collect()
+                            others
+                                .iter()
+                                .map(|c| format!("{0} = VALUES({0})", d.quote(c)))
+                                .collect()
                         };
                         sql.push_str(&format!(" ON DUPLICATE KEY UPDATE {}", set.join(", ")));
                     }
-                    let binds = chunk.iter().flat_map(|r| cols.iter().map(|c| value_of(r, c.as_str()))).collect();
+                    let binds = chunk
+                        .iter()
+                        .flat_map(|r| cols.iter().map(|c| value_of(r, c.as_str())))
+                        .collect();
                     out.push((sql, binds));
                 }
             }
@@ -533,7 +569,10 @@ impl Task {
                     } else {
                         let set: Vec<String> = others.iter().map(|c| format!("{} = ?", d.quote(c))).collect();
                         let binds = others.iter().map(|c| value_of(r, c.as_str())).collect();
-                        (format!("UPDATE {t} SET {} WHERE {}", set.join(", "), cond.join(" AND ")), binds)
+                        (
+                            format!("UPDATE {t} SET {} WHERE {}", set.join(", "), cond.join(" AND ")),
+                            binds,
+                        )
                     };
                     binds.extend(keys.iter().map(|k| value_of(r, k.as_str())));
                     out.push((sql, binds));
@@ -634,7 +673,10 @@ fn my_value(v: &Value, ty: Option<&str>) -> MyValue {
 /// other text as it is.
 fn datetime_text(s: &str) -> String {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return t.with_timezone(&chrono::Utc).format("%Y-%m-%d %H:%M:%S%.6f").to_string();
+        return t
+            .with_timezone(&chrono::Utc)
+            .format("%Y-%m-%d %H:%M:%S%.6f")
+            .to_string();
     }
     s.replacen('T', " ", 1)
 }
@@ -668,11 +710,22 @@ mod tests {
 
     #[test]
     fn runs_keep_order_and_the_last_row_of_a_key() {
-        let rows = vec![row("a", 1, 1), row("a", 2, 1), row("a", 1, 2), row("b", 1, 1), row("a", 3, 1)];
+        let rows = vec![
+            row("a", 1, 1),
+            row("a", 2, 1),
+            row("a", 1, 2),
+            row("b", 1, 1),
+            row("a", 3, 1),
+        ];
         let runs = runs(&rows, 10);
         let shape: Vec<(String, Vec<i64>)> = runs
             .iter()
-            .map(|r| (r.table.clone(), r.rows.iter().map(|x| x.columns[1].1.as_i64().unwrap()).collect()))
+            .map(|r| {
+                (
+                    r.table.clone(),
+                    r.rows.iter().map(|x| x.columns[1].1.as_i64().unwrap()).collect(),
+                )
+            })
             .collect();
         assert_eq!(
             shape,
@@ -689,7 +742,10 @@ mod tests {
             my_value(&json!("2026-01-02T03:04:05.5Z"), Some("datetime")),
             MyValue::Text("2026-01-02 03:04:05.500000".into())
         );
-        assert_eq!(my_value(&json!("2026-01-02T03:04:05"), Some("datetime")), MyValue::Text("2026-01-02 03:04:05".into()));
+        assert_eq!(
+            my_value(&json!("2026-01-02T03:04:05"), Some("datetime")),
+            MyValue::Text("2026-01-02 03:04:05".into())
+        );
         assert_eq!(sql_type(Dialect::MySql, &json!("x"), true), "VARCHAR(255)");
     }
 }

@@ -158,7 +158,12 @@ impl Task {
         let s = &self.settings;
         if let Some(q) = &s.query {
             let partition = json!({"query": q});
-            return Ok(vec![self.reader(format!("({q}) weir_query"), s.topic_prefix.clone(), partition, None)]);
+            return Ok(vec![self.reader(
+                format!("({q}) weir_query"),
+                s.topic_prefix.clone(),
+                partition,
+                None,
+            )]);
         }
         let mut tables = if s.include.is_empty() {
             query::tables(&self.pool)
@@ -173,9 +178,10 @@ impl Task {
             if i % s.tasks.max(1) != self.context.task as usize {
                 continue;
             }
-            let key = query::primary_key(&self.pool, &table)
-                .await
-                .map_err(|e| s.target.task_error(&format!("reading the primary key of '{table}'"), &e))?;
+            let key = query::primary_key(&self.pool, &table).await.map_err(|e| {
+                s.target
+                    .task_error(&format!("reading the primary key of '{table}'"), &e)
+            })?;
             let short = table.rsplit('.').next().unwrap_or(&table).to_owned();
             let mut r = self.reader(
                 self.dialect().quote_qualified(&table),
@@ -230,7 +236,9 @@ impl Task {
         for (key, col) in needed {
             match cols.iter().find(|(c, _, _)| c == col) {
                 None => {
-                    return Err(TaskError::fatal(format!("{key}: table '{table}' has no column '{col}'")));
+                    return Err(TaskError::fatal(format!(
+                        "{key}: table '{table}' has no column '{col}'"
+                    )));
                 }
                 Some((_, _, true)) if s.validate_non_null && (key.starts_with("inc") || s.timestamps.len() == 1) => {
                     return Err(TaskError::fatal(format!(
@@ -262,7 +270,10 @@ make it NOT NULL or set validate.non.null=false"
                 r.next_poll = Instant::now() + s.poll_interval;
             }
             let at = chrono::Utc::now().timestamp_millis();
-            return Ok(out.into_iter().map(|row| self.record(r, row, json!({"bulk": at}))).collect());
+            return Ok(out
+                .into_iter()
+                .map(|row| self.record(r, row, json!({"bulk": at})))
+                .collect());
         }
         let (sql, binds) = self.statement(r, limit);
         let mut rows = self.run(&sql, &binds).await?;
@@ -332,7 +343,9 @@ make it NOT NULL or set validate.non.null=false"
         if s.mode.timestamp() {
             let delay = param(Bind::Int(s.delay_ms), &mut binds);
             conds.push(match d {
-                Dialect::Postgres => format!("{ts} < CURRENT_TIMESTAMP - CAST({delay} AS DOUBLE PRECISION) * INTERVAL '1 millisecond'"),
+                Dialect::Postgres => {
+                    format!("{ts} < CURRENT_TIMESTAMP - CAST({delay} AS DOUBLE PRECISION) * INTERVAL '1 millisecond'")
+                }
                 Dialect::MySql => format!("{ts} < CURRENT_TIMESTAMP(6) - INTERVAL ({delay} * 1000) MICROSECOND"),
             });
             match (&r.offset.timestamp, s.mode) {
@@ -505,7 +518,9 @@ impl Task {
             }
         }
         let wake = readers.iter().map(|r| r.next_poll).min().unwrap_or(now);
-        let wait = wake.saturating_duration_since(Instant::now()).min(self.settings.poll_interval);
+        let wait = wake
+            .saturating_duration_since(Instant::now())
+            .min(self.settings.poll_interval);
         tokio::time::sleep(wait.max(Duration::from_millis(5))).await;
         Ok(Vec::new())
     }

@@ -53,8 +53,7 @@ pub(super) fn pg_row(row: &PgRow, mapping: Numeric) -> Result<Map<String, Value>
     let mut out = Map::with_capacity(row.len());
     for (i, col) in row.columns().iter().enumerate() {
         let ty = col.type_info().name();
-        let value = pg_value(row, i, ty, mapping)
-            .map_err(|e| format!("column '{}' of type {ty}: {e}", col.name()))?;
+        let value = pg_value(row, i, ty, mapping).map_err(|e| format!("column '{}' of type {ty}: {e}", col.name()))?;
         out.insert(col.name().to_owned(), value);
     }
     Ok(out)
@@ -94,8 +93,7 @@ pub(super) fn my_row(row: &MySqlRow, mapping: Numeric) -> Result<Map<String, Val
     let mut out = Map::with_capacity(row.len());
     for (i, col) in row.columns().iter().enumerate() {
         let ty = col.type_info().name();
-        let value = my_value(row, i, ty, mapping)
-            .map_err(|e| format!("column '{}' of type {ty}: {e}", col.name()))?;
+        let value = my_value(row, i, ty, mapping).map_err(|e| format!("column '{}' of type {ty}: {e}", col.name()))?;
         out.insert(col.name().to_owned(), value);
     }
     Ok(out)
@@ -140,8 +138,14 @@ mod tests {
         let d: Decimal = "12.500".parse().unwrap();
         assert_eq!(decimal(d, Numeric::Exact), Value::String("12.500".into()));
         assert_eq!(decimal(d, Numeric::BestFit), serde_json::json!(12.5));
-        assert_eq!(decimal("42.00".parse().unwrap(), Numeric::BestFit), serde_json::json!(42));
-        let t = NaiveDate::from_ymd_opt(2026, 1, 2).unwrap().and_hms_micro_opt(3, 4, 5, 6).unwrap();
+        assert_eq!(
+            decimal("42.00".parse().unwrap(), Numeric::BestFit),
+            serde_json::json!(42)
+        );
+        let t = NaiveDate::from_ymd_opt(2026, 1, 2)
+            .unwrap()
+            .and_hms_micro_opt(3, 4, 5, 6)
+            .unwrap();
         assert_eq!(naive_text(&t), "2026-01-02T03:04:05.000006");
         assert_eq!(utc_text(&t.and_utc()), "2026-01-02T03:04:05.000006Z");
     }
