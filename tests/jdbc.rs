@@ -696,3 +696,62 @@ async fn jdbc_sink_exactly_once_skips_what_the_database_already_has() {
         "at-least-once: the rewound records are written again"
     );
 }
+
+#[tokio::test]
+async fn jdbc_source_tasks_split_the_tables() {
+    let s = Server::start();
+    let db = pg().await;
+    let (a, b) = (table("split_a"), table("split_b"));
+    for t in [&a, &b] {
+        pg_exec(&db, &format!("CREATE TABLE {t} (id INT PRIMARY KEY); INSERT INTO {t} VALUES (1), (2)")).await;
+    }
+    let name = table("c");
+    create(
+        &s,
+        &name,
+        json!({"connector.class": "JdbcSource", "connection.url": PG_URL, "mode": "incrementing",
+               "incrementing.column.name": "id", "table.whitelist": format!("{a},{b}"), "topic.prefix": "split-",
+               "tasks.max": "4", "poll.interval.ms": "100"}),
+    )
+    .await;
+    for t in [&a, &b] {
+        records(&s, &format!("split-{t}"), 2).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for t in [&a, &b] {
+        assert_eq!(records(&s, &format!("split-{t}"), 2).await.len(), 2, "a table read by two tasks");
+    }
+    let (_, tasks) = send(&s, "GET", &format!("/v1/connectors/{name}/tasks"), None).await;
+    assert_eq!(tasks.as_array().map(Vec::len), Some(2), "one task per table: {tasks}");
+    pg_exec(&db, &format!("DROP TABLE {a}; DROP TABLE {b}")).await;
+}
+
+#[tokio::test]
+async fn jdbc_sink_dead_letters_records_that_cannot_be_rows() {
+    let s = Server::start();
+    let db = maria().await;
+    let topic = table("dlq_src");
+    let dlq = table("dlq");
+    s.create_topic(&topic, 1, json!({})).await;
+    s.produce(
+        &topic,
+        json!({"records": [{"value": {"n": 1}}, {"value": "not an object"}, {"value": {"n": 3}}]}),
+    )
+    .await;
+    create(
+        &s,
+        &table("c"),
+        json!({"connector.class": "JdbcSink", "connection.url": MARIA_URL, "topics": topic, "auto.create": "true",
+               "errors.tolerance": "all", "errors.deadletterqueue.topic.name": dlq,
+               "errors.deadletterqueue.context.headers.enable": "true"}),
+    )
+    .await;
+    let letters = records(&s, &dlq, 1).await;
+    assert_eq!(letters[0]["value"], "not an object");
+    let message = letters[0]["headers"]["__connect.errors.exception.message"].as_str().unwrap_or_default();
+    assert!(message.contains("not a JSON object"), "{letters:?}");
+    let sql = format!("SELECT CAST(n AS SIGNED) FROM `{topic}` ORDER BY n");
+    let rows = async || sqlx::query_scalar::<_, i64>(&sql).fetch_all(&db).await.unwrap_or_default();
+    eventually!("the good rows written", rows().await == [1, 3]);
+    my_exec(&db, &format!("DROP TABLE `{topic}`")).await;
+}
