@@ -703,7 +703,11 @@ async fn jdbc_source_tasks_split_the_tables() {
     let db = pg().await;
     let (a, b) = (table("split_a"), table("split_b"));
     for t in [&a, &b] {
-        pg_exec(&db, &format!("CREATE TABLE {t} (id INT PRIMARY KEY); INSERT INTO {t} VALUES (1), (2)")).await;
+        pg_exec(
+            &db,
+            &format!("CREATE TABLE {t} (id INT PRIMARY KEY); INSERT INTO {t} VALUES (1), (2)"),
+        )
+        .await;
     }
     let name = table("c");
     create(
@@ -719,7 +723,11 @@ async fn jdbc_source_tasks_split_the_tables() {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     for t in [&a, &b] {
-        assert_eq!(records(&s, &format!("split-{t}"), 2).await.len(), 2, "a table read by two tasks");
+        assert_eq!(
+            records(&s, &format!("split-{t}"), 2).await.len(),
+            2,
+            "a table read by two tasks"
+        );
     }
     let (_, tasks) = send(&s, "GET", &format!("/v1/connectors/{name}/tasks"), None).await;
     assert_eq!(tasks.as_array().map(Vec::len), Some(2), "one task per table: {tasks}");
@@ -748,10 +756,17 @@ async fn jdbc_sink_dead_letters_records_that_cannot_be_rows() {
     .await;
     let letters = records(&s, &dlq, 1).await;
     assert_eq!(letters[0]["value"], "not an object");
-    let message = letters[0]["headers"]["__connect.errors.exception.message"].as_str().unwrap_or_default();
+    let message = letters[0]["headers"]["__connect.errors.exception.message"]
+        .as_str()
+        .unwrap_or_default();
     assert!(message.contains("not a JSON object"), "{letters:?}");
     let sql = format!("SELECT CAST(n AS SIGNED) FROM `{topic}` ORDER BY n");
-    let rows = async || sqlx::query_scalar::<_, i64>(&sql).fetch_all(&db).await.unwrap_or_default();
+    let rows = async || {
+        sqlx::query_scalar::<_, i64>(&sql)
+            .fetch_all(&db)
+            .await
+            .unwrap_or_default()
+    };
     eventually!("the good rows written", rows().await == [1, 3]);
     my_exec(&db, &format!("DROP TABLE `{topic}`")).await;
 }

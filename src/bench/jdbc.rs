@@ -39,6 +39,9 @@ pub(super) async fn run(base: &str, rows: u64) -> anyhow::Result<String> {
     let values = topic_values(&client, base, &format!("jdbc-{src}")).await?;
     let insert = plain_insert(&db, &plain, &values).await?;
     let sink = sink_run(&client, base, &db, &dst, &format!("jdbc-{src}"), rows).await?;
+    for name in [format!("bench-src-{src}"), format!("bench-sink-{dst}")] {
+        client.delete(format!("{base}/v1/connectors/{name}")).send().await?;
+    }
     sqlx::raw_sql(&format!("DROP TABLE {src}, {dst}, {plain}"))
         .execute(&db)
         .await?;
