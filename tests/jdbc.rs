@@ -537,6 +537,29 @@ async fn jdbc_bad_input_is_named_and_never_shows_the_password() {
             .contains("table 'no_such_table_here' does not exist")
     );
 
+    // A column type that cannot be mapped: FAILED naming the column (a query can cast it).
+    let pgdb = pg().await;
+    let arrays = table("arrays");
+    pg_exec(
+        &pgdb,
+        &format!("CREATE TABLE {arrays} (id INT PRIMARY KEY, tags INT[]); INSERT INTO {arrays} VALUES (1, '{{1,2}}')"),
+    )
+    .await;
+    let name = table("arrays");
+    create(
+        &s,
+        &name,
+        json!({"connector.class": "JdbcSource", "connection.url": PG_URL, "mode": "incrementing",
+               "incrementing.column.name": "id", "table.whitelist": arrays, "topic.prefix": "x-"}),
+    )
+    .await;
+    let trace = failed_trace(&s, &name).await;
+    assert!(
+        trace.contains("column 'tags'") && trace.contains("cannot be mapped"),
+        "{trace}"
+    );
+    pg_exec(&pgdb, &format!("DROP TABLE {arrays}")).await;
+
     // A sink whose table lacks a column (no auto.evolve): FAILED naming it.
     let db = maria().await;
     let t = table("narrow");
