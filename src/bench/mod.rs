@@ -60,7 +60,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub jdbc: bool,
     /// Rows of the JDBC phases.
-    #[arg(long, default_value_t = 200_000)]
+    #[arg(long, default_value_t = 1_000_000)]
     pub jdbc_rows: u64,
 }
 
