@@ -616,7 +616,7 @@ async fn jdbc_end_to_end_postgres_table_to_mariadb_table() {
         &table("snk"),
         json!({"connector.class": "JdbcSinkConnector", "connection.url": MARIA_URL, "topics": topic,
                "table.name.format": "copy_${topic}", "insert.mode": "upsert", "pk.mode": "record_key",
-               "delete.enabled": "true"}),
+               "delete.enabled": "true", "errors.retry.timeout": "30000"}),
     )
     .await;
     let read = async || -> Vec<String> {
