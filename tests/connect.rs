@@ -1253,3 +1253,119 @@ async fn shutdown_waits_for_stuck_tasks_together() {
     let took = started.elapsed();
     assert!(took < Duration::from_secs(17), "shutdown took {took:?}");
 }
+
+/// A table name unique to this process and call (letters, digits and underscores).
+fn sql_name(prefix: &str) -> String {
+    unique(prefix).replace('-', "_")
+}
+
+struct JdbcSourceFixture {
+    db: sqlx::PgPool,
+    table: String,
+    topic: String,
+}
+
+#[async_trait]
+impl Fixture for JdbcSourceFixture {
+    fn config(&self) -> Value {
+        json!({"connector.class": "io.confluent.connect.jdbc.JdbcSourceConnector",
+               "connection.url": "jdbc:postgresql://127.0.0.1:5432/test", "mode": "incrementing",
+               "incrementing.column.name": "id", "table.whitelist": self.table, "topic.prefix": "cmp-",
+               "batch.max.rows": "500", "poll.interval.ms": "20"})
+    }
+
+    async fn feed(&self, _s: &Server, range: std::ops::Range<u64>) {
+        let sql = format!(
+            "INSERT INTO {} (n) SELECT g FROM generate_series({}, {}) g ORDER BY g",
+            self.table,
+            range.start,
+            range.end - 1
+        );
+        sqlx::query(&sql).execute(&self.db).await.unwrap();
+    }
+
+    async fn delivered(&self, s: &Server) -> BTreeMap<u64, usize> {
+        let mut out = BTreeMap::new();
+        for v in topic_values(s, &self.topic).await {
+            *out.entry(v["n"].as_u64().unwrap()).or_default() += 1;
+        }
+        out
+    }
+
+    fn exactly_once(&self) -> bool {
+        true
+    }
+}
+
+#[tokio::test]
+async fn jdbc_source_passes_the_compliance_suite() {
+    let s = Server::start();
+    let db = sqlx::PgPool::connect("postgres://postgres@127.0.0.1:5432/test")
+        .await
+        .unwrap();
+    let table = sql_name("cmp_src");
+    let create = format!("CREATE TABLE {table} (id SERIAL PRIMARY KEY, n BIGINT NOT NULL)");
+    sqlx::query(&create).execute(&db).await.unwrap();
+    let topic = format!("cmp-{table}");
+    let f = JdbcSourceFixture {
+        db: db.clone(),
+        table: table.clone(),
+        topic,
+    };
+    compliance(s, &f).await;
+    sqlx::query(&format!("DROP TABLE {table}")).execute(&db).await.unwrap();
+}
+
+struct JdbcSinkFixture {
+    db: sqlx::MySqlPool,
+    topic: String,
+}
+
+#[async_trait]
+impl Fixture for JdbcSinkFixture {
+    fn config(&self) -> Value {
+        json!({"connector.class": "JdbcSinkConnector", "connection.url": "jdbc:mariadb://127.0.0.1:3306/test",
+               "topics": self.topic, "auto.create": "true", "exactly.once": "true",
+               "exactly.once.offsets.table": format!("{}_offsets", self.topic)})
+    }
+
+    async fn feed(&self, s: &Server, range: std::ops::Range<u64>) {
+        let records: Vec<Value> = range.map(|i| json!({"value": {"n": i}})).collect();
+        for chunk in records.chunks(500) {
+            s.produce(&self.topic, json!({"records": chunk})).await;
+        }
+    }
+
+    async fn delivered(&self, _s: &Server) -> BTreeMap<u64, usize> {
+        let sql = format!("SELECT n FROM `{}`", self.topic);
+        let rows: Vec<i64> = sqlx::query_scalar(&sql).fetch_all(&self.db).await.unwrap_or_default();
+        let mut out = BTreeMap::new();
+        for n in rows {
+            *out.entry(n as u64).or_default() += 1;
+        }
+        out
+    }
+
+    /// With `exactly.once=true` the sink repeats nothing, even after `kill -9`.
+    fn exactly_once(&self) -> bool {
+        true
+    }
+}
+
+#[tokio::test]
+async fn jdbc_sink_exactly_once_passes_the_compliance_suite() {
+    let s = Server::start();
+    let db = sqlx::MySqlPool::connect("mysql://root@127.0.0.1:3306/test")
+        .await
+        .unwrap();
+    let topic = sql_name("cmp_sink");
+    s.create_topic(&topic, 1, json!({})).await;
+    let f = JdbcSinkFixture {
+        db: db.clone(),
+        topic: topic.clone(),
+    };
+    compliance(s, &f).await;
+    for t in [topic.clone(), format!("{topic}_offsets")] {
+        sqlx::query(&format!("DROP TABLE `{t}`")).execute(&db).await.unwrap();
+    }
+}

@@ -27,6 +27,7 @@ use crate::storage::{BatchBuilder, BatchIter, Compaction, Format, Payload, Recor
 
 mod cdc;
 mod connect;
+mod jdbc;
 mod load;
 mod platform;
 mod streams;
@@ -114,6 +115,13 @@ pub struct BenchArgs {
     /// Changes (inserts, 1000 per transaction) of the CDC benchmark.
     #[arg(long, default_value_t = 100_000)]
     pub cdc_changes: u64,
+    /// Run only the JDBC connector phases (against the local PostgreSQL at 127.0.0.1:5432,
+    /// database test) with their plain-SQL ceilings, and print them.
+    #[arg(long)]
+    pub jdbc: bool,
+    /// Rows of the JDBC phases.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub jdbc_rows: u64,
     /// The store options the flags above make (filled in by [`main`]).
     #[arg(skip)]
     pub store: StoreOptions,
@@ -451,6 +459,13 @@ pub async fn main(mut args: BenchArgs) -> anyhow::Result<()> {
     let (addr, stop, server) = start_server(config)?;
     let base = format!("http://{addr}");
     let noop = format!("http://{}/noop", start_noop()?);
+    if args.jdbc {
+        let table = jdbc::run(&base, args.jdbc_rows).await?;
+        println!("{table}");
+        let _ = stop.send(());
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Ok(());
+    }
     let raw_store = Store::open(&tmp.join("raw"), &StoreOptions::default())?;
     let secs = args.seconds.unwrap_or(5.0);
     let mut report = String::new();

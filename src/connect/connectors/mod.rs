@@ -4,6 +4,7 @@
 pub mod datagen;
 pub mod file;
 pub mod http;
+pub mod jdbc;
 pub mod postgres_cdc;
 
 use std::sync::Arc;
@@ -17,6 +18,8 @@ pub fn all() -> Vec<Arc<dyn Connector>> {
         Arc::new(file::FileSink),
         Arc::new(datagen::Datagen),
         Arc::new(http::HttpSink),
+        Arc::new(jdbc::JdbcSource),
+        Arc::new(jdbc::JdbcSink),
         Arc::new(postgres_cdc::PostgresCdc),
     ]
 }
