@@ -13,6 +13,10 @@ use crate::storage::WritePressure;
 /// How often the store is sampled.
 const SAMPLE: Duration = Duration::from_millis(50);
 
+/// Level-0 files of the records family at which appends are refused: RocksDB slows writes down
+/// at 20 (`level0_slowdown_writes_trigger`'s default), so this leaves room for compaction.
+const SHED_AT_LEVEL0_FILES: u64 = 16;
+
 /// The last sample, and the threshold it is judged by.
 #[derive(Debug)]
 pub(crate) struct Pressure {
@@ -39,7 +43,7 @@ fn shed(p: &WritePressure, shed_at_immutable: u64) -> Option<u64> {
     if p.stopped {
         return Some(1000);
     }
-    if p.immutable_memtables >= shed_at_immutable || p.delayed_rate > 0 {
+    if p.immutable_memtables >= shed_at_immutable || p.level0_files >= SHED_AT_LEVEL0_FILES || p.delayed_rate > 0 {
         return Some(200);
     }
     None
@@ -120,6 +124,11 @@ mod tests {
             ..ok
         };
         assert_eq!(shed(&behind, at), Some(200));
+        let level0 = WritePressure {
+            level0_files: SHED_AT_LEVEL0_FILES,
+            ..ok
+        };
+        assert_eq!(shed(&level0, at), Some(200));
         let stopped = WritePressure { stopped: true, ..ok };
         assert_eq!(shed(&stopped, at), Some(1000));
         let one_waiting = WritePressure {
