@@ -41,7 +41,7 @@ enum Command {
     /// Print the OpenAPI document.
     Openapi,
     /// Run the benchmark suite against an in-process server and print a report.
-    Bench(weir::bench::BenchArgs),
+    Bench(Box<weir::bench::BenchArgs>),
 }
 
 fn init_logs(format: &str) {
@@ -104,7 +104,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Openapi => print_ignoring_closed_pipe(&weir::http::openapi::spec_json()),
         Command::Bench(args) => {
             init_logs(&cli.log_format);
-            weir::bench::main(args).await
+            weir::bench::main(*args).await
         }
     }
 }
