@@ -646,7 +646,7 @@ async fn the_initial_snapshot_is_the_database_as_of_the_slots_start() {
     let pg = Pg::start();
     // Read first, one row per transaction: the snapshot reaches `stock` long after it starts.
     pg.sql("CREATE TABLE a_first (id int PRIMARY KEY)");
-    pg.sql("INSERT INTO a_first SELECT generate_series(1, 2000)");
+    pg.sql("INSERT INTO a_first SELECT generate_series(1, 20000)");
     pg.sql("CREATE TABLE stock (id int PRIMARY KEY, qty int)");
     pg.sql("INSERT INTO stock SELECT g, 0 FROM generate_series(1, 300) g");
     let s = Server::start();
@@ -659,12 +659,20 @@ async fn the_initial_snapshot_is_the_database_as_of_the_slots_start() {
     .await;
     let first = format!("{prefix}.public.a_first");
     let topic = format!("{prefix}.public.stock");
-    wait_records(&s, &first, 1, 60).await;
-    // The snapshot has begun (its slot and exported snapshot exist); rows it has not read change.
+    // The slot is created and consistent (its snapshot exported): the snapshot now reads a_first
+    // one row per fetch, and stock's rows change before it gets there.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while pg.sql(
+        "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'cdc_consistent' AND confirmed_flush_lsn IS NOT NULL",
+    ) != "1"
+    {
+        assert!(Instant::now() < deadline, "the slot was never created");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     pg.sql("UPDATE stock SET qty = 1 WHERE id > 200");
     let read_before = records(&s, &first).await.len();
     assert!(
-        read_before < 2000,
+        read_before < 20000,
         "the snapshot reached stock before the update: make a_first bigger"
     );
     let all = wait_records(&s, &topic, 400, 180).await;

@@ -64,8 +64,9 @@ fn records_options(options: &StoreOptions, table: &BlockBasedOptions) -> Options
     let mut records = Options::default();
     records.set_block_based_table_factory(table);
     records.set_write_buffer_size(options.write_buffer_bytes);
-    // Room for bursts: writes stall only when every memtable is full and waiting for a flush;
-    // appends are refused (503) before that (broker/pressure.rs).
+    // Six memtables of 64 MiB: room for a burst while one flush runs. RocksDB slows writes down
+    // at five full ones and stops them at six; appends are refused (503) at four, and at 16
+    // level-0 files (broker/pressure.rs), so that clients back off before anyone stalls.
     records.set_max_write_buffer_number(options.max_write_buffers);
     records.set_min_write_buffer_number_to_merge(1);
     records.set_target_file_size_base(64 << 20);
@@ -78,6 +79,11 @@ fn records_options(options: &StoreOptions, table: &BlockBasedOptions) -> Options
     records.set_enable_blob_files(true);
     records.set_min_blob_size(4096);
     records.set_blob_file_size(256 << 20);
+    // LZ4 on blob files, measured over 60 s runs (`weir bench --sustained`): for JSON events
+    // (repeated field names, varied values) it writes 12 % more records/s than no compression
+    // (4.15 M vs 3.70 M 100-byte records/s: the disk, not the CPU, bounds a sustained run); for
+    // incompressible 1 KB binary payloads it costs 19 % (151 000 vs 187 000 records/s: the
+    // flush thread's LZ4 bounds it). JSON is what this API carries, so LZ4 stays on.
     records.set_blob_compression_type(if options.blob_compression {
         DBCompressionType::Lz4
     } else {
