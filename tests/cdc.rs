@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Server, client, unique};
+use common::{Server, create_connector, send, unique};
 use serde_json::{Value, json};
 
 /// A PostgreSQL of its own in a temporary directory, stopped when dropped.
@@ -218,29 +218,6 @@ impl Drop for Pg {
     }
 }
 
-async fn send(s: &Server, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut r = client().request(m, s.url(path));
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let r = r.send().await.unwrap();
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-async fn create(s: &Server, name: &str, config: Value) {
-    let (st, v) = send(
-        s,
-        "POST",
-        "/v1/connectors",
-        Some(json!({"name": name, "config": config})),
-    )
-    .await;
-    assert_eq!(st, 201, "{v}");
-}
-
 /// Every record (key and value) of a topic's partition 0, from the start (page by page: a
 /// fetch answers a limited number of bytes).
 async fn records(s: &Server, topic: &str) -> Vec<(Value, Value)> {
@@ -304,7 +281,7 @@ async fn snapshot_then_inserts_updates_and_deletes_in_debeziums_envelope() {
     let s = Server::start();
     let prefix = unique("pg").replace('-', "_");
     let config = pg.config(&prefix, "cdc_basic", json!({"table.include.list": "public\\.items"}));
-    create(&s, "cdc-basic", config).await;
+    create_connector(&s, "cdc-basic", config).await;
     let topic = format!("{prefix}.public.items");
     let snap = wait_records(&s, &topic, 2, 60).await;
     assert_eq!(ops(&snap), ["r", "r"]);
@@ -359,7 +336,7 @@ async fn replica_identity_full_gives_the_whole_old_row_and_key_changes_are_delet
     pg.sql("ALTER TABLE full_rows REPLICA IDENTITY FULL");
     let s = Server::start();
     let prefix = unique("pgf").replace('-', "_");
-    create(
+    create_connector(
         &s,
         "cdc-full",
         pg.config(&prefix, "cdc_full", json!({"snapshot.mode": "never"})),
@@ -412,7 +389,7 @@ async fn restart_and_kill_9_of_weir_resume_without_loss_or_duplicate() {
     pg.sql("INSERT INTO events SELECT g, g FROM generate_series(1, 100) g");
     let mut s = Server::start();
     let prefix = unique("pgk").replace('-', "_");
-    create(
+    create_connector(
         &s,
         "cdc-kill",
         pg.config(&prefix, "cdc_kill", json!({"snapshot.fetch.size": "7"})),
@@ -459,7 +436,7 @@ async fn an_interrupted_snapshot_resumes_where_it_stopped() {
     lock.run("BEGIN; LOCK TABLE big IN ACCESS EXCLUSIVE MODE;");
     let mut s = Server::start();
     let prefix = unique("pgs").replace('-', "_");
-    create(
+    create_connector(
         &s,
         "cdc-snap",
         pg.config(&prefix, "cdc_snap", json!({"snapshot.fetch.size": "50"})),
@@ -504,7 +481,7 @@ async fn heartbeats_advance_the_slot_while_captured_tables_are_idle() {
         json!({"table.include.list": "public\\.quiet", "publication.autocreate.mode": "filtered",
                "heartbeat.interval.ms": "200", "snapshot.mode": "never"}),
     );
-    create(&s, "cdc-hb", config).await;
+    create_connector(&s, "cdc-hb", config).await;
     wait_slot(&pg, "cdc_hb").await;
     let start = pg.sql("SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'cdc_hb'");
     // WAL that the publication does not carry.
@@ -535,7 +512,7 @@ async fn bad_inputs_fail_clearly_and_never_show_the_password() {
         "database.port": port.to_string(), "database.user": "postgres",
         "database.password": "hunter2-secret", "database.dbname": "postgres", "topic.prefix": "unreach",
     });
-    create(&s, "cdc-unreachable", config).await;
+    create_connector(&s, "cdc-unreachable", config).await;
     let trace = failed_trace(&s, "cdc-unreachable").await;
     assert!(trace.contains(&format!("127.0.0.1:{port}")), "{trace}");
     assert!(!trace.contains("hunter2"), "{trace}");
@@ -549,14 +526,14 @@ async fn bad_inputs_fail_clearly_and_never_show_the_password() {
         "database.hostname": "127.0.0.1", "database.port": "5432", "database.user": "postgres",
         "database.dbname": "postgres", "topic.prefix": "replica", "slot.name": "weir_never_created",
     });
-    create(&s, "cdc-replica", config).await;
+    create_connector(&s, "cdc-replica", config).await;
     let trace = failed_trace(&s, "cdc-replica").await;
     assert!(trace.contains("wal_level") && trace.contains("logical"), "{trace}");
 
     // A table that does not exist.
     let pg = Pg::start();
     let config = pg.config("missing", "cdc_missing", json!({"table.include.list": "public\\.nope"}));
-    create(&s, "cdc-missing", config).await;
+    create_connector(&s, "cdc-missing", config).await;
     let trace = failed_trace(&s, "cdc-missing").await;
     assert!(
         trace.contains("table.include.list") && trace.contains("no table"),
@@ -603,7 +580,7 @@ async fn extract_new_record_state_gives_plain_rows_and_changes_of_dropped_tables
                "transforms.unwrap.type": "io.debezium.transforms.ExtractNewRecordState",
                "transforms.unwrap.add.fields": "op,table"}),
     );
-    create(&s, "cdc-unwrap", config).await;
+    create_connector(&s, "cdc-unwrap", config).await;
     wait_slot(&pg, "cdc_unwrap").await;
     // Stopped, the connector does not read the slot: the changes of `doomed` are read after the
     // table is gone from the catalog.
@@ -651,7 +628,7 @@ async fn the_initial_snapshot_is_the_database_as_of_the_slots_start() {
     pg.sql("INSERT INTO stock SELECT g, 0 FROM generate_series(1, 300) g");
     let s = Server::start();
     let prefix = unique("pgc").replace('-', "_");
-    create(
+    create_connector(
         &s,
         "cdc-consistent",
         pg.config(&prefix, "cdc_consistent", json!({"snapshot.fetch.size": "1"})),
@@ -704,7 +681,7 @@ async fn a_restarted_postgres_is_streamed_from_again_without_loss() {
         "cdc_pgrestart",
         json!({"snapshot.mode": "never", "errors.retry.timeout": "60000"}),
     );
-    create(&s, "cdc-pgrestart", config).await;
+    create_connector(&s, "cdc-pgrestart", config).await;
     wait_slot(&pg, "cdc_pgrestart").await;
     pg.sql("INSERT INTO ticks VALUES (1)");
     let topic = format!("{prefix}.public.ticks");
@@ -729,7 +706,7 @@ async fn initial_only_snapshots_without_a_slot_and_a_missing_publication_is_name
     pg.sql("INSERT INTO once VALUES (1, 'a'), (2, 'b')");
     let s = Server::start();
     let prefix = unique("pgo").replace('-', "_");
-    create(
+    create_connector(
         &s,
         "cdc-once",
         pg.config(&prefix, "cdc_once", json!({"snapshot.mode": "initial_only"})),
@@ -750,7 +727,7 @@ async fn initial_only_snapshots_without_a_slot_and_a_missing_publication_is_name
     assert_eq!(status["tasks"][0]["state"], "RUNNING", "{status}");
 
     let config = pg.config(&prefix, "cdc_nopub", json!({"publication.autocreate.mode": "disabled"}));
-    create(&s, "cdc-nopub", config).await;
+    create_connector(&s, "cdc-nopub", config).await;
     let trace = failed_trace(&s, "cdc-nopub").await;
     assert!(
         trace.contains("cdc_nopub_pub") && trace.contains("does not exist"),

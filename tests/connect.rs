@@ -8,20 +8,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use common::{ADMIN, Server, client, unique};
+use common::{ADMIN, Server, client, send, unique};
 use serde_json::{Value, json};
-
-async fn send(s: &Server, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut r = client().request(m, s.url(path));
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let r = r.send().await.unwrap();
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
 
 /// Waits up to `secs` for `cond` to hold on `GET path`'s body; panics with the last body.
 async fn wait_for(s: &Server, path: &str, secs: u64, cond: impl Fn(&Value) -> bool) -> Value {

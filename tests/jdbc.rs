@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Server, client};
+use common::{Server, create_connector, send};
 use serde_json::{Value, json};
 use sqlx::mysql::MySqlPool;
 use sqlx::postgres::PgPool;
@@ -45,29 +45,6 @@ async fn my_exec(db: &MySqlPool, sql: &str) {
         .execute(db)
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
-}
-
-async fn send(s: &Server, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut r = client().request(m, s.url(path));
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let r = r.send().await.unwrap();
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-async fn create(s: &Server, name: &str, config: Value) {
-    let (st, v) = send(
-        s,
-        "POST",
-        "/v1/connectors",
-        Some(json!({"name": name, "config": config})),
-    )
-    .await;
-    assert_eq!(st, 201, "{v}");
 }
 
 /// Waits until the topic holds at least `n` records; returns all of them (key and value).
@@ -139,7 +116,7 @@ async fn jdbc_source_maps_postgres_types_and_keys_in_incrementing_mode() {
     )
     .await;
     let name = table("c");
-    create(
+    create_connector(
         &s,
         &name,
         json!({"connector.class": "io.confluent.connect.jdbc.JdbcSourceConnector", "connection.url": PG_URL,
@@ -191,7 +168,7 @@ async fn jdbc_source_maps_mariadb_types_and_keys() {
     )
     .await;
     let name = table("c");
-    create(
+    create_connector(
         &s,
         &name,
         json!({"connector.class": "JdbcSourceConnector", "connection.url": MARIA_URL, "connection.user": "root",
@@ -224,7 +201,7 @@ async fn jdbc_source_timestamp_mode_reads_groups_of_equal_timestamps_whole() {
         ),
     )
     .await;
-    create(
+    create_connector(
         &s,
         &table("c"),
         json!({"connector.class": "JdbcSource", "connection.url": PG_URL, "mode": "timestamp",
@@ -261,7 +238,7 @@ async fn jdbc_source_timestamp_incrementing_sees_updates_and_late_commits() {
         &format!("CREATE TABLE {t} (id SERIAL PRIMARY KEY, name TEXT, updated TIMESTAMPTZ NOT NULL DEFAULT now())"),
     )
     .await;
-    create(
+    create_connector(
         &s,
         &table("c"),
         json!({"connector.class": "JdbcSource", "connection.url": PG_URL, "mode": "timestamp+incrementing",
@@ -302,7 +279,7 @@ async fn jdbc_source_bulk_mode_rereads_the_table_and_a_query_reads_its_rows() {
     let t = table("src_bulk");
     my_exec(&db, &format!("CREATE TABLE {t} (id INT PRIMARY KEY, v VARCHAR(10))")).await;
     my_exec(&db, &format!("INSERT INTO {t} VALUES (1, 'a'), (2, 'b')")).await;
-    create(
+    create_connector(
         &s,
         &table("c"),
         json!({"connector.class": "JdbcSource", "connection.url": MARIA_URL, "mode": "bulk",
@@ -315,7 +292,7 @@ async fn jdbc_source_bulk_mode_rereads_the_table_and_a_query_reads_its_rows() {
         "{got:?}"
     );
     let topic = table("query");
-    create(
+    create_connector(
         &s,
         &table("c"),
         json!({"connector.class": "JdbcSource", "connection.url": MARIA_URL, "mode": "incrementing",
@@ -342,7 +319,7 @@ async fn sink_writes(url: &str, read: impl AsyncFn(&str) -> Vec<String>, drop: i
         ]}),
     )
     .await;
-    create(
+    create_connector(
         &s,
         &table("c"),
         json!({"connector.class": "io.confluent.connect.jdbc.JdbcSinkConnector", "connection.url": url,
@@ -405,7 +382,7 @@ async fn jdbc_sink_update_mode_and_odd_table_names_are_quoted() {
         json!({"records": [{"value": {"k": "x", "n": 1}}, {"value": {"k": "y", "n": 2}}]}),
     )
     .await;
-    create(
+    create_connector(
         &s,
         &table("c"),
         json!({"connector.class": "JdbcSink", "connection.url": PG_URL, "topics": topic,
@@ -434,7 +411,7 @@ async fn jdbc_sink_update_mode_and_odd_table_names_are_quoted() {
         json!({"records": [{"value": {"k": "x", "n": 10}}, {"value": {"k": "zz", "n": 99}}]}),
     )
     .await;
-    create(
+    create_connector(
         &s,
         &table("c"),
         json!({"connector.class": "JdbcSink", "connection.url": PG_URL, "topics": topic2,
@@ -497,7 +474,7 @@ async fn jdbc_bad_input_is_named_and_never_shows_the_password() {
     // Wrong password: FAILED, with no password in the trace or the answers.
     let secret = "W3irdPassw0rd-s3cret";
     let name = table("badpw");
-    create(
+    create_connector(
         &s,
         &name,
         json!({"connector.class": "JdbcSource", "connection.url": MARIA_URL, "connection.user": "root",
@@ -515,7 +492,7 @@ async fn jdbc_bad_input_is_named_and_never_shows_the_password() {
 
     // Unreachable database and a missing table.
     let name = table("down");
-    create(
+    create_connector(
         &s,
         &name,
         json!({"connector.class": "JdbcSource", "connection.url": "jdbc:postgresql://127.0.0.1:1/test",
@@ -524,7 +501,7 @@ async fn jdbc_bad_input_is_named_and_never_shows_the_password() {
     .await;
     assert!(failed_trace(&s, &name).await.contains("listing the tables"));
     let name = table("missing");
-    create(
+    create_connector(
         &s,
         &name,
         json!({"connector.class": "JdbcSource", "connection.url": PG_URL, "mode": "incrementing",
@@ -546,7 +523,7 @@ async fn jdbc_bad_input_is_named_and_never_shows_the_password() {
     )
     .await;
     let name = table("arrays");
-    create(
+    create_connector(
         &s,
         &name,
         json!({"connector.class": "JdbcSource", "connection.url": PG_URL, "mode": "incrementing",
@@ -568,7 +545,7 @@ async fn jdbc_bad_input_is_named_and_never_shows_the_password() {
     s.produce(&t, json!({"records": [{"value": {"id": 1, "wide": "x"}}]}))
         .await;
     let name = table("narrow");
-    create(
+    create_connector(
         &s,
         &name,
         json!({"connector.class": "JdbcSink", "connection.url": MARIA_URL, "topics": t}),
@@ -594,7 +571,7 @@ async fn jdbc_end_to_end_postgres_table_to_mariadb_table() {
         ),
     )
     .await;
-    create(
+    create_connector(
         &s,
         &table("src"),
         json!({"connector.class": "JdbcSourceConnector", "connection.url": PG_URL, "mode": "timestamp+incrementing",
@@ -611,7 +588,7 @@ async fn jdbc_end_to_end_postgres_table_to_mariadb_table() {
         ),
     )
     .await;
-    create(
+    create_connector(
         &s,
         &table("snk"),
         json!({"connector.class": "JdbcSinkConnector", "connection.url": MARIA_URL, "topics": topic,
@@ -687,7 +664,7 @@ async fn jdbc_sink_exactly_once_skips_what_the_database_already_has() {
         let batch: Vec<Value> = (0..10).map(|n| json!({"value": {"n": n}})).collect();
         s.produce(&topic, json!({"records": batch})).await;
         let name = table("c");
-        create(
+        create_connector(
             &s,
             &name,
             json!({"connector.class": "JdbcSink", "connection.url": PG_URL, "topics": topic, "auto.create": "true",
@@ -733,7 +710,7 @@ async fn jdbc_source_tasks_split_the_tables() {
         .await;
     }
     let name = table("c");
-    create(
+    create_connector(
         &s,
         &name,
         json!({"connector.class": "JdbcSource", "connection.url": PG_URL, "mode": "incrementing",
@@ -769,7 +746,7 @@ async fn jdbc_sink_dead_letters_records_that_cannot_be_rows() {
         json!({"records": [{"value": {"n": 1}}, {"value": "not an object"}, {"value": {"n": 3}}]}),
     )
     .await;
-    create(
+    create_connector(
         &s,
         &table("c"),
         json!({"connector.class": "JdbcSink", "connection.url": MARIA_URL, "topics": topic, "auto.create": "true",

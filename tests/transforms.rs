@@ -5,20 +5,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Server, client, unique};
+use common::{Server, send, unique};
 use serde_json::{Value, json};
-
-async fn send(s: &Server, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut r = client().request(m, s.url(path));
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let r = r.send().await.unwrap();
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
 
 /// The file's JSON lines once it has `n` of them (waits up to 20 s).
 async fn lines(path: &std::path::Path, n: usize) -> Vec<Value> {

@@ -209,6 +209,32 @@ pub async fn create_token(s: &Server, as_token: &str, body: Value) -> (String, S
     )
 }
 
+/// Sends `method path` with an optional JSON body; returns the status and the JSON answer
+/// (`null` when the answer is not JSON).
+pub async fn send(s: &Server, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut r = client().request(m, s.url(path));
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let r = r.send().await.unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// Creates connector `name` with `config` through the Connect API; asserts `201 Created`.
+pub async fn create_connector(s: &Server, name: &str, config: Value) {
+    let (st, v) = send(
+        s,
+        "POST",
+        "/v1/connectors",
+        Some(json!({"name": name, "config": config})),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+}
+
 /// A shared HTTP client.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()

@@ -32,43 +32,33 @@ impl Rows {
     }
 }
 
+/// The body of [`fetch`] for one database's pool: the same steps, with that database's row type
+/// (sqlx's pools differ in type, not in shape).
+macro_rules! fetch_on {
+    ($pool:expr, $sql:expr, $binds:expr, $map_row:expr) => {{
+        let mut q = sqlx::query($sql);
+        for b in $binds {
+            q = match b {
+                Bind::Int(i) => q.bind(*i),
+                Bind::Text(t) => q.bind(t.clone()),
+            };
+        }
+        let rows = q.fetch_all($pool).await.map_err(Failure::Db)?;
+        let columns = rows.first().map(|r| describe(r.columns())).unwrap_or_default();
+        let rows = rows
+            .iter()
+            .map($map_row)
+            .collect::<Result<_, _>>()
+            .map_err(Failure::Map)?;
+        Ok(Rows { columns, rows })
+    }};
+}
+
 /// Runs a query and maps its rows.
 pub(super) async fn fetch(pool: &Pool, sql: &str, binds: &[Bind], numeric: Numeric) -> Result<Rows, Failure> {
     match pool {
-        Pool::Pg(p) => {
-            let mut q = sqlx::query(sql);
-            for b in binds {
-                q = match b {
-                    Bind::Int(i) => q.bind(*i),
-                    Bind::Text(t) => q.bind(t.clone()),
-                };
-            }
-            let rows = q.fetch_all(p).await.map_err(Failure::Db)?;
-            let columns = rows.first().map(|r| describe(r.columns())).unwrap_or_default();
-            let rows = rows
-                .iter()
-                .map(|r| types::pg_row(r, numeric))
-                .collect::<Result<_, _>>()
-                .map_err(Failure::Map)?;
-            Ok(Rows { columns, rows })
-        }
-        Pool::My(p) => {
-            let mut q = sqlx::query(sql);
-            for b in binds {
-                q = match b {
-                    Bind::Int(i) => q.bind(*i),
-                    Bind::Text(t) => q.bind(t.clone()),
-                };
-            }
-            let rows = q.fetch_all(p).await.map_err(Failure::Db)?;
-            let columns = rows.first().map(|r| describe(r.columns())).unwrap_or_default();
-            let rows = rows
-                .iter()
-                .map(|r| types::my_row(r, numeric))
-                .collect::<Result<_, _>>()
-                .map_err(Failure::Map)?;
-            Ok(Rows { columns, rows })
-        }
+        Pool::Pg(p) => fetch_on!(p, sql, binds, |r| types::pg_row(r, numeric)),
+        Pool::My(p) => fetch_on!(p, sql, binds, |r| types::my_row(r, numeric)),
     }
 }
 
