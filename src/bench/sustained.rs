@@ -333,21 +333,45 @@ pub(crate) fn run_raw(
 }
 
 /// Write stalls RocksDB logged in the store in `dir`: its info log's "Stalling writes" (writes
-/// slowed down) and "Stopping writes" (writes stopped) lines.
+/// slowed down) and "Stopping writes" (writes stopped) lines. Each kind of reason, with its numbers
+/// blanked out, is printed with its count.
 pub(crate) fn stalls_logged(dir: &Path) -> usize {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
     };
-    entries
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("LOG"))
-        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-        .map(|text| {
-            text.lines()
-                .filter(|l| l.contains("Stalling writes") || l.contains("Stopping writes"))
-                .count()
-        })
-        .sum()
+    let mut reasons = std::collections::BTreeMap::<String, usize>::new();
+    for e in entries.flatten() {
+        if !e.file_name().to_string_lossy().starts_with("LOG") {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(e.path()) else {
+            continue;
+        };
+        for l in text.lines() {
+            if let Some(at) = l.find("Stalling writes").or_else(|| l.find("Stopping writes")) {
+                *reasons.entry(stall_reason(&l[at..])).or_default() += 1;
+            }
+        }
+    }
+    for (reason, n) in &reasons {
+        println!("  {} stalled: {n} × {reason}", dir.display());
+    }
+    reasons.values().sum()
+}
+
+/// A stall line's reason with its numbers as `N`, so that lines of one kind count together.
+fn stall_reason(line: &str) -> String {
+    let mut out = String::new();
+    for c in line.chars().take(120) {
+        if c.is_ascii_digit() {
+            if !out.ends_with('N') {
+                out.push('N');
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -369,6 +393,10 @@ mod tests {
         .unwrap();
         std::fs::write(dir.path().join("OPTIONS-1"), "Stalling writes").unwrap();
         assert_eq!(stalls_logged(dir.path()), 2);
+        assert_eq!(
+            stall_reason("Stalling writes because we have 3 immutable memtables (waiting for flush), 4 max"),
+            "Stalling writes because we have N immutable memtables (waiting for flush), N max"
+        );
     }
 
     #[test]
