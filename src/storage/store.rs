@@ -235,7 +235,11 @@ impl Store {
         db_opts.set_max_background_jobs(options.background_jobs);
         db_opts.set_bytes_per_sync(1 << 20);
         db_opts.set_keep_log_file_num(4);
-        db_opts.set_max_total_wal_size(256 << 20);
+        // The write-ahead log may hold every memtable's worth twice over: a smaller limit makes
+        // RocksDB switch the records' half-full memtable whenever flushes lag, so full memtables
+        // pile up between the pressure samples (stalls logged with backpressure on).
+        let memtables = options.write_buffer_bytes as u64 * u64::try_from(options.max_write_buffers).unwrap_or(1);
+        db_opts.set_max_total_wal_size(2 * memtables);
 
         let cfs: Vec<ColumnFamilyDescriptor> = COLUMN_FAMILIES
             .iter()
