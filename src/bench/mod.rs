@@ -157,6 +157,19 @@ struct Row {
 }
 
 impl Row {
+    /// The row's name, records/s, MB/s and latency percentiles as Markdown table cells.
+    fn cells(&self) -> String {
+        format!(
+            "{} | {:.0} | {:.1} | {} | {} | {}",
+            self.name,
+            self.records_per_s,
+            self.mb_per_s,
+            ms(self.p50_us),
+            ms(self.p99_us),
+            ms(self.p999_us)
+        )
+    }
+
     fn new(name: &str, records: u64, bytes: u64, elapsed: Duration, lat: &Histogram<u64>) -> Self {
         let s = elapsed.as_secs_f64();
         Self {
@@ -700,18 +713,7 @@ pub async fn main(mut args: BenchArgs) -> anyhow::Result<()> {
         "| Benchmark | records/s | MB/s | p50 ms | p99 ms | p99.9 ms | vs ceiling |"
     );
     let _ = writeln!(report, "|---|---:|---:|---:|---:|---:|---:|");
-    let line = |r: &Row, pct: &str| {
-        format!(
-            "| {} | {:.0} | {:.1} | {} | {} | {} | {} |\n",
-            r.name,
-            r.records_per_s,
-            r.mb_per_s,
-            ms(r.p50_us),
-            ms(r.p99_us),
-            ms(r.p999_us),
-            pct
-        )
-    };
+    let line = |r: &Row, pct: &str| format!("| {} | {pct} |\n", r.cells());
     for (weir, c1, c2) in &rows {
         let pct = format!(
             "{:.0} % of {}",

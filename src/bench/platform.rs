@@ -93,16 +93,7 @@ impl Report {
         out.push_str("| Benchmark | records/s | MB/s | p50 ms | p99 ms | p99.9 ms | vs ceiling |\n");
         out.push_str("|---|---:|---:|---:|---:|---:|---:|\n");
         for (r, vs) in &self.rows {
-            let _ = writeln!(
-                out,
-                "| {} | {:.0} | {:.1} | {} | {} | {} | {vs} |",
-                r.name,
-                r.records_per_s,
-                r.mb_per_s,
-                ms(r.p50_us),
-                ms(r.p99_us),
-                ms(r.p999_us)
-            );
+            let _ = writeln!(out, "| {} | {vs} |", r.cells());
         }
         for n in &self.notes {
             let _ = write!(out, "\n{n}\n");

@@ -220,15 +220,7 @@ fn table_head() -> String {
 }
 
 fn line(r: &Row, refused: u64, stalls: usize, vs: &str) -> String {
-    format!(
-        "| {} | {:.0} | {:.1} | {} | {} | {} | {refused} | {stalls} | {vs} |\n",
-        r.name,
-        r.records_per_s,
-        r.mb_per_s,
-        ms(r.p50_us),
-        ms(r.p99_us),
-        ms(r.p999_us)
-    )
+    format!("| {} | {refused} | {stalls} | {vs} |\n", r.cells())
 }
 
 /// Loads a fresh in-process server with `w` until `args.sustained_seconds` have passed and

@@ -32,10 +32,9 @@ impl Rows {
     }
 }
 
-/// The body of [`fetch`] for one database's pool: the same steps, with that database's row type
-/// (sqlx's pools differ in type, not in shape).
-macro_rules! fetch_on {
-    ($pool:expr, $sql:expr, $binds:expr, $map_row:expr) => {{
+/// `sql` with its parameters bound, for either database (the query types differ, not their use).
+macro_rules! query_with {
+    ($sql:expr, $binds:expr) => {{
         let mut q = sqlx::query($sql);
         for b in $binds {
             q = match b {
@@ -43,7 +42,15 @@ macro_rules! fetch_on {
                 Bind::Text(t) => q.bind(t.clone()),
             };
         }
-        let rows = q.fetch_all($pool).await.map_err(Failure::Db)?;
+        q
+    }};
+}
+
+/// The body of [`fetch`] for one database's pool: the same steps, with that database's row type
+/// (sqlx's pools differ in type, not in shape).
+macro_rules! fetch_on {
+    ($pool:expr, $sql:expr, $binds:expr, $map_row:expr) => {{
+        let rows = query_with!($sql, $binds).fetch_all($pool).await.map_err(Failure::Db)?;
         let columns = rows.first().map(|r| describe(r.columns())).unwrap_or_default();
         let rows = rows
             .iter()
@@ -82,25 +89,11 @@ pub(super) enum Failure {
 pub(super) async fn strings(pool: &Pool, sql: &str, binds: &[Bind]) -> Result<Vec<String>, sqlx::Error> {
     match pool {
         Pool::Pg(p) => {
-            let mut q = sqlx::query(sql);
-            for b in binds {
-                q = match b {
-                    Bind::Int(i) => q.bind(*i),
-                    Bind::Text(t) => q.bind(t.clone()),
-                };
-            }
-            let rows = q.fetch_all(p).await?;
+            let rows = query_with!(sql, binds).fetch_all(p).await?;
             rows.iter().map(|r| r.try_get::<String, _>(0)).collect()
         }
         Pool::My(p) => {
-            let mut q = sqlx::query(sql);
-            for b in binds {
-                q = match b {
-                    Bind::Int(i) => q.bind(*i),
-                    Bind::Text(t) => q.bind(t.clone()),
-                };
-            }
-            let rows = q.fetch_all(p).await?;
+            let rows = query_with!(sql, binds).fetch_all(p).await?;
             rows.iter()
                 .map(|r| {
                     // information_schema answers may be binary strings on MySQL.
