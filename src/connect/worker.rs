@@ -258,6 +258,9 @@ impl TaskRun {
         record: ConnectRecord,
         original: Option<(&str, u32, u64)>,
     ) -> Result<Option<ConnectRecord>, String> {
+        if self.chain.is_empty() {
+            return Ok(Some(record));
+        }
         match self.chain.apply(record.clone()) {
             Ok(r) => Ok(r),
             Err((alias, e)) => {
@@ -343,17 +346,22 @@ async fn stopped(mut target: watch::Receiver<Target>) {
 /// Transforms a polled batch and writes its records and the source offsets it reached in one
 /// transaction (retried per the error policy).
 async fn write_source_batch(run: &TaskRun, table: &StateTable, records: Vec<SourceRecord>) -> Result<(), String> {
-    let mut offsets: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+    // The offset each source partition reached: its last record's.
+    let mut reached: Vec<(Value, Value)> = Vec::new();
     let mut out: Vec<ConnectRecord> = Vec::with_capacity(records.len());
     for r in records {
-        offsets.insert(
-            partition_key(&r.source_partition),
-            r.source_offset.to_string().into_bytes(),
-        );
+        match reached.iter_mut().rev().find(|(p, _)| *p == r.source_partition) {
+            Some((_, o)) => *o = r.source_offset,
+            None => reached.push((r.source_partition, r.source_offset)),
+        }
         if let Some(t) = run.transform(r.record, None).await? {
             out.push(t);
         }
     }
+    let offsets: BTreeMap<Vec<u8>, Vec<u8>> = reached
+        .iter()
+        .map(|(p, o)| (partition_key(p), o.to_string().into_bytes()))
+        .collect();
     let state: Vec<StateWrite> = offsets
         .into_iter()
         .map(|(key, value)| StateWrite::Put {

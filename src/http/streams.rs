@@ -196,7 +196,7 @@ pub async fn query(State(s): State<AppState>, caller: Caller, headers: HeaderMap
         });
         let rest = tokio_stream::StreamExt::map(stream, |r| {
             Ok(match r {
-                Row::Data(v) => Event::default().event("row").data(v.to_string()),
+                Row::Data(v) => Event::default().event("row").data(v),
                 Row::End(reason) => Event::default()
                     .event("end")
                     .data(json!({"reason": reason}).to_string()),
@@ -207,10 +207,10 @@ pub async fn query(State(s): State<AppState>, caller: Caller, headers: HeaderMap
     }
     let head = futures::stream::once(async move { Ok::<_, Infallible>(line(json!({"header": header}))) });
     let rest = tokio_stream::StreamExt::map(stream, |r| {
-        Ok(line(match r {
-            Row::Data(v) => json!({"row": v}),
-            Row::End(reason) => json!({"end": {"reason": reason}}),
-        }))
+        Ok(match r {
+            Row::Data(v) => Bytes::from(format!("{{\"row\":{v}}}\n")),
+            Row::End(reason) => line(json!({"end": {"reason": reason}})),
+        })
     });
     let body = Body::from_stream(futures::StreamExt::chain(head, rest));
     Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())

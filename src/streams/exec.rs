@@ -17,11 +17,13 @@
 //! probes the other side with one range scan of its key over `[t - bound, t + bound]`, and the
 //! watermark expires both sides with the same range deletes that close windows here.
 
-use serde_json::{Map, Value as Json};
+use std::collections::HashMap;
 
-use super::codec::{datum_from_state, datum_to_state, ord, unord};
+use serde_json::Value as Json;
+
+use super::codec::{datum_from_state, ord, unord, write_state};
 use super::expr::{BinaryOp, Ctx, arithmetic, decimal_of};
-use super::plan::{AggCall, AggFunc, Plan, WindowKind};
+use super::plan::{AggCall, AggFunc, OutputColumn, Plan, WindowKind};
 use super::sql::Emit;
 use super::state::State;
 use super::value::{Datum, SqlType};
@@ -35,12 +37,12 @@ const JT: &str = "jt";
 const META: &str = "meta";
 
 /// A record to process.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct InRecord<'a> {
     /// The record key (JSON; `Null` when absent).
     pub key: &'a Json,
-    /// The record value.
-    pub value: &'a Json,
+    /// The record value read as a row of the input's columns ([`super::input::decode_payload`]).
+    pub row: Vec<Datum>,
     /// The record timestamp.
     pub timestamp: i64,
 }
@@ -50,8 +52,8 @@ pub struct InRecord<'a> {
 pub struct Out {
     /// The record key.
     pub key: Json,
-    /// The row, as a JSON object of the output columns.
-    pub value: Json,
+    /// The row: the text of a JSON object of the output columns, in their order.
+    pub value: String,
     /// The record timestamp.
     pub timestamp: i64,
 }
@@ -81,13 +83,23 @@ pub struct Engine {
     settings: Settings,
     /// Newest event time and watermark, once loaded from state.
     clock: Option<(i64, i64)>,
+    /// Whether the clock moved since it was last written to state.
+    clock_moved: bool,
     /// No open window ends before this (a lower bound, `None` when not known): the watermark
     /// moves with nearly every record, and closing looks for windows only once it passes this.
     next_end: Option<i64>,
     /// Every window ending at or before this is closed, so a search for windows to close starts
     /// after it instead of walking over the deleted entries of all windows closed before.
     closed_to: i64,
+    /// Accumulators of the groups touched since the query started, decoded, and whether each
+    /// changed since it was last written to state (see [`Self::save`]).
+    accs: HashMap<Vec<u8>, (Vec<Acc>, bool)>,
+    /// Rows of the joined table read so far, decoded (`None`: no row with that key).
+    join_rows: HashMap<Vec<u8>, Option<Vec<Datum>>>,
 }
+
+/// Decoded accumulators or table rows kept at most; beyond, the cache starts again empty.
+const CACHED: usize = 50_000;
 
 /// Accumulator of one aggregate call.
 #[derive(Debug, Clone, PartialEq)]
@@ -108,6 +120,9 @@ impl Engine {
             plan,
             settings,
             clock: None,
+            clock_moved: false,
+            accs: HashMap::new(),
+            join_rows: HashMap::new(),
             next_end: None,
             closed_to: i64::MIN,
         }
@@ -142,10 +157,29 @@ impl Engine {
         c
     }
 
-    fn store_clock(&mut self, st: &mut dyn State, max: i64, wm: i64) {
-        st.put(META, b"max", max.to_be_bytes().to_vec());
-        st.put(META, b"wm", wm.to_be_bytes().to_vec());
+    /// Moves the clock; it reaches state with [`Self::save_clock`], once per batch.
+    fn store_clock(&mut self, max: i64, wm: i64) {
         self.clock = Some((max, wm));
+        self.clock_moved = true;
+    }
+
+    /// Writes what the engine holds in memory into state: the clock if it moved, and the
+    /// accumulators that changed (at the end of a batch, before its state is taken for its
+    /// transaction, and before windows are looked for in state).
+    pub fn save(&mut self, st: &mut dyn State) {
+        if let (true, Some((max, wm))) = (self.clock_moved, self.clock) {
+            st.put(META, b"max", max.to_be_bytes().to_vec());
+            st.put(META, b"wm", wm.to_be_bytes().to_vec());
+            self.clock_moved = false;
+        }
+        for (k, (accs, changed)) in &mut self.accs {
+            if std::mem::take(changed) {
+                st.put(AGG, k, encode_accs(accs));
+            }
+        }
+        if self.accs.len() > CACHED {
+            self.accs.clear();
+        }
     }
 
     /// Applies a record of the joined table (upsert, or delete for a tombstone).
@@ -162,7 +196,9 @@ impl Engine {
                     .collect::<Result<_, _>>()
                     .map_err(Skip::Bad)?
             };
-            st.delete(JT, &encode_key(&key_vals));
+            let k = encode_key(&key_vals);
+            st.delete(JT, &k);
+            self.cache_join_row(k, None);
             return Ok(());
         }
         let row = decode(t, value).map_err(Skip::Bad)?;
@@ -176,13 +212,22 @@ impl Engine {
         if key_vals.iter().any(Datum::is_null) {
             return Err(Skip::Bad("the table row's primary key is null".into()));
         }
-        st.put(JT, &encode_key(&key_vals), encode_row(&row));
+        let k = encode_key(&key_vals);
+        st.put(JT, &k, encode_row(&row));
+        self.cache_join_row(k, Some(row));
         Ok(())
+    }
+
+    fn cache_join_row(&mut self, key: Vec<u8>, row: Option<Vec<Datum>>) {
+        if self.join_rows.len() >= CACHED {
+            self.join_rows.clear();
+        }
+        self.join_rows.insert(key, row);
     }
 
     /// Processes a record of the input stream, appending what it emits.
     pub fn on_record(&mut self, st: &mut dyn State, rec: InRecord<'_>, out: &mut Vec<Out>) -> Result<(), Skip> {
-        let mut row = decode(&self.plan.input, rec.value).map_err(Skip::Bad)?;
+        let mut row = rec.row;
         let et = match self.plan.time {
             Some(i) => match &row[i] {
                 Datum::Timestamp(t) | Datum::Int(t) => *t,
@@ -218,7 +263,7 @@ impl Engine {
     }
 
     /// Adds the joined table's columns to the row; false when an inner join finds no row.
-    fn join(&self, st: &mut dyn State, row: &mut Vec<Datum>, et: i64) -> Result<bool, Skip> {
+    fn join(&mut self, st: &mut dyn State, row: &mut Vec<Datum>, et: i64) -> Result<bool, Skip> {
         let Some(j) = &self.plan.join else { return Ok(true) };
         let cx = Ctx::row(row, et);
         let key: Vec<Datum> = j
@@ -231,8 +276,17 @@ impl Engine {
         let found = if key.iter().any(Datum::is_null) {
             None
         } else {
-            st.get(JT, &encode_key(&key)).and_then(|v| decode_row(&v))
+            let k = encode_key(&key);
+            match self.join_rows.get(&k) {
+                Some(r) => r.clone(),
+                None => {
+                    let r = st.get(JT, &k).and_then(|v| decode_row(&v));
+                    self.cache_join_row(k, r.clone());
+                    r
+                }
+            }
         };
+        let j = self.plan.join.as_ref().expect("a join plan");
         match found {
             Some(t) => row.extend(t),
             None if j.left => row.extend(std::iter::repeat_n(Datum::Null, j.table.columns.len())),
@@ -246,7 +300,7 @@ impl Engine {
         let (max, wm) = self.load_clock(st);
         if et > max {
             let new_wm = et.saturating_sub(self.plan.input.watermark_delay_ms).max(wm);
-            self.store_clock(st, et, new_wm);
+            self.store_clock(et, new_wm);
             if new_wm > wm {
                 self.close(st, new_wm, out);
             }
@@ -262,12 +316,13 @@ impl Engine {
             return;
         }
         let new_wm = wm.saturating_add(by);
-        self.store_clock(st, max, new_wm);
+        self.store_clock(max, new_wm);
         self.close(st, new_wm, out);
     }
 
     /// Whether there are windows still open (so that idle time matters).
-    pub fn has_open_windows(&self, st: &mut dyn State) -> bool {
+    pub fn has_open_windows(&mut self, st: &mut dyn State) -> bool {
+        self.save(st);
         self.plan.window.is_some() && !st.scan(AGG, &[], &[0xff; 17], 1).is_empty()
     }
 
@@ -321,16 +376,20 @@ impl Engine {
             }
             any = true;
             let k = agg_key(end, start, &key_bytes);
-            let mut accs = match st.get(AGG, &k) {
-                Some(v) => decode_accs(&v, &agg.calls),
-                None => new_accs(&agg.calls),
+            let mut accs = match self.accs.remove(&k) {
+                Some((a, _)) => a,
+                None => st
+                    .get(AGG, &k)
+                    .map_or_else(|| new_accs(&agg.calls), |v| decode_accs(&v, &agg.calls)),
             };
             update(st, &mut accs, &agg.calls, &args, et, (start, end), &key_bytes);
-            st.put(AGG, &k, encode_accs(&accs));
             self.next_end = self.next_end.map(|n| n.min(end));
-            if self.plan.emit == Emit::Changes {
-                self.emit(st, &keys, &accs, (start, end), et, out).map_err(Skip::Bad)?;
-            }
+            let emitted = match self.plan.emit {
+                Emit::Changes => self.emit(st, &keys, &accs, (start, end), et, out),
+                Emit::Final => Ok(()),
+            };
+            self.accs.insert(k, (accs, true));
+            emitted.map_err(Skip::Bad)?;
         }
         if !any {
             return Err(Skip::Late);
@@ -403,6 +462,7 @@ impl Engine {
             self.expire_view(st, wm);
             return;
         }
+        self.save(st);
         // Windows end after the last close's limit: a late record is dropped, not given a
         // window that closing has passed (see `aggregate`).
         let from = if self.closed_to == i64::MIN {
@@ -427,6 +487,7 @@ impl Engine {
                     }
                 }
                 st.delete(AGG, &k);
+                self.accs.remove(&k);
                 if matches!(self.plan.window, Some(WindowKind::Session { .. })) {
                     st.delete(SESS, &sess_key(&key_bytes, start));
                 }
@@ -493,7 +554,7 @@ impl Engine {
             view_key.extend_from_slice(&ord(window.0));
         }
         view_key.extend_from_slice(&encode_key(keys));
-        st.put(VIEW, &view_key, value.to_string().into_bytes());
+        st.put(VIEW, &view_key, value.as_bytes().to_vec());
         out.push(Out {
             key,
             value,
@@ -502,14 +563,26 @@ impl Engine {
         Ok(())
     }
 
-    /// The output columns as a JSON object.
-    pub fn project(&self, cx: &Ctx<'_>) -> Result<Json, String> {
-        let mut m = Map::with_capacity(self.plan.columns.len());
-        for c in &self.plan.columns {
-            m.insert(c.name.clone(), c.expr.eval(cx)?.to_json());
-        }
-        Ok(Json::Object(m))
+    /// The output columns as a JSON object's text.
+    pub fn project(&self, cx: &Ctx<'_>) -> Result<String, String> {
+        project(&self.plan.columns, cx)
     }
+}
+
+/// The text of a JSON object of `columns` evaluated in `cx`, in their order.
+pub fn project(columns: &[OutputColumn], cx: &Ctx<'_>) -> Result<String, String> {
+    let mut buf = Vec::with_capacity(24 * columns.len() + 2);
+    buf.push(b'{');
+    for (i, c) in columns.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        serde_json::to_writer(&mut buf, &c.name).map_err(|e| e.to_string())?;
+        buf.push(b':');
+        c.expr.eval_ref(cx)?.write_json(&mut buf);
+    }
+    buf.push(b'}');
+    String::from_utf8(buf).map_err(|e| e.to_string())
 }
 
 /// Reads a record value as a row of a source's columns.
@@ -544,9 +617,16 @@ fn excerpt(v: &Json) -> String {
 
 /// A group or table key as bytes (exact and canonical).
 pub fn encode_key(keys: &[Datum]) -> Vec<u8> {
-    Json::Array(keys.iter().map(datum_to_state).collect())
-        .to_string()
-        .into_bytes()
+    let mut buf = Vec::with_capacity(16 * keys.len() + 2);
+    buf.push(b'[');
+    for (i, k) in keys.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        write_state(&mut buf, k);
+    }
+    buf.push(b']');
+    buf
 }
 
 /// The group key back from its bytes.
@@ -726,16 +806,27 @@ fn result(a: &Acc, call: &AggCall) -> Datum {
 }
 
 fn encode_accs(accs: &[Acc]) -> Vec<u8> {
-    let v: Vec<Json> = accs
-        .iter()
-        .map(|a| match a {
-            Acc::Count(n) => Json::from(*n),
-            Acc::Sum(d) | Acc::Min(d) | Acc::Max(d) => datum_to_state(d),
-            Acc::Avg(d, n) => Json::Array(vec![datum_to_state(d), Json::from(*n)]),
-            Acc::First(d, t) | Acc::Last(d, t) => Json::Array(vec![datum_to_state(d), Json::from(*t)]),
-        })
-        .collect();
-    Json::Array(v).to_string().into_bytes()
+    let mut buf = Vec::with_capacity(16 * accs.len() + 2);
+    buf.push(b'[');
+    for (i, a) in accs.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        let pair = |buf: &mut Vec<u8>, d: &Datum, n: i64| {
+            buf.push(b'[');
+            write_state(buf, d);
+            buf.push(b',');
+            buf.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+            buf.push(b']');
+        };
+        match a {
+            Acc::Count(n) => buf.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes()),
+            Acc::Sum(d) | Acc::Min(d) | Acc::Max(d) => write_state(&mut buf, d),
+            Acc::Avg(d, n) | Acc::First(d, n) | Acc::Last(d, n) => pair(&mut buf, d, *n),
+        }
+    }
+    buf.push(b']');
+    buf
 }
 
 fn decode_accs(bytes: &[u8], calls: &[AggCall]) -> Vec<Acc> {

@@ -2,6 +2,7 @@
 //! over one row. An evaluation error (a cast that fails, a function given the wrong type) is
 //! an error of that record, not of the query.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use rust_decimal::Decimal;
@@ -636,6 +637,19 @@ impl<'a> Ctx<'a> {
 }
 
 impl Expr {
+    /// Like [`Self::eval`], but borrowing the values of columns, literals, group keys and
+    /// aggregates rather than copying them (comparisons and output need no copy).
+    pub fn eval_ref<'s>(&'s self, cx: &Ctx<'s>) -> Result<Cow<'s, Datum>, String> {
+        let at = |values: &'s [Datum], i: usize| values.get(i).map_or(Cow::Owned(Datum::Null), Cow::Borrowed);
+        Ok(match self {
+            Self::Column(i) => at(cx.row, *i),
+            Self::Literal(d) => Cow::Borrowed(d),
+            Self::Key(i) => at(cx.keys, *i),
+            Self::Agg(i) => at(cx.aggs, *i),
+            other => Cow::Owned(other.eval(cx)?),
+        })
+    }
+
     /// Evaluates the expression.
     pub fn eval(&self, cx: &Ctx<'_>) -> Result<Datum, String> {
         Ok(match self {
@@ -733,7 +747,7 @@ fn field(v: &Datum, path: &[PathPart]) -> Datum {
     Datum::from_untyped(&j)
 }
 
-fn binary(op: BinaryOp, l: &Expr, r: &Expr, cx: &Ctx<'_>) -> Result<Datum, String> {
+fn binary<'s>(op: BinaryOp, l: &'s Expr, r: &'s Expr, cx: &Ctx<'s>) -> Result<Datum, String> {
     if matches!(op, BinaryOp::And | BinaryOp::Or) {
         let a = l.eval(cx)?;
         // Short-circuit where SQL's three-valued logic allows.
@@ -751,7 +765,8 @@ fn binary(op: BinaryOp, l: &Expr, r: &Expr, cx: &Ctx<'_>) -> Result<Datum, Strin
             _ => Datum::Null,
         });
     }
-    let (a, b) = (l.eval(cx)?, r.eval(cx)?);
+    let (a, b) = (l.eval_ref(cx)?, r.eval_ref(cx)?);
+    let (a, b) = (a.as_ref(), b.as_ref());
     if a.is_null() || b.is_null() {
         return Ok(Datum::Null);
     }
@@ -764,7 +779,7 @@ fn binary(op: BinaryOp, l: &Expr, r: &Expr, cx: &Ctx<'_>) -> Result<Datum, Strin
         BinaryOp::Gt => cmp(|o| o == Ordering::Greater),
         BinaryOp::GtEq => cmp(|o| o != Ordering::Less),
         BinaryOp::Concat => Ok(Datum::Text(format!("{a}{b}"))),
-        _ => arithmetic(op, &a, &b),
+        _ => arithmetic(op, a, b),
     }
 }
 

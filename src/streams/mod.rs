@@ -6,6 +6,7 @@
 //!                        ├─ plan.rs    SELECT → Plan (input, join, window, filter, aggregate, columns)
 //!                        ├─ exec.rs    incremental operators over a State; watermarks, windows
 //!                        ├─ expr.rs, functions.rs, value.rs   expressions, functions, types
+//!                        ├─ input.rs   record values read straight into rows
 //!                        ├─ state.rs   query state: store-backed (persistent) or in memory (push)
 //!                        └─ run.rs     reading inputs, one transaction per batch
 //! ```
@@ -18,6 +19,7 @@ mod codec;
 pub mod exec;
 pub mod expr;
 pub mod functions;
+pub mod input;
 pub mod plan;
 mod queries;
 pub mod run;

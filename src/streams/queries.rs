@@ -129,8 +129,8 @@ pub struct QueryInfo {
 /// A message of a push or pull query's output.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Row {
-    /// A row (a JSON object of the output columns).
-    Data(Json),
+    /// A row: the text of a JSON object of the output columns, in their order.
+    Data(String),
     /// The end, and why.
     End(String),
 }
@@ -1036,11 +1036,9 @@ impl Streams {
                 capped = out.len() == cap;
                 break;
             }
-            let mut m = serde_json::Map::new();
-            for c in &plan.columns {
-                m.insert(c.name.clone(), c.expr.eval(&cx).map_err(|e| invalid(p, e))?.to_json());
-            }
-            out.push(Row::Data(Json::Object(m)));
+            out.push(Row::Data(
+                super::exec::project(&plan.columns, &cx).map_err(|e| invalid(p, e))?,
+            ));
         }
         out.push(Row::End(if capped {
             format!("row cap of {cap} reached")
@@ -1274,6 +1272,7 @@ impl Persistent {
         if !read.is_empty() {
             save_positions(st, pos);
         }
+        self.engine.save(st);
         let writes = st.take_writes();
         if out.is_empty() && writes.is_empty() {
             return Ok(!read.is_empty());
@@ -1285,7 +1284,8 @@ impl Persistent {
                 .map(|b| Out {
                     key: Json::Null,
                     value: serde_json::json!({"query": self.id, "topic": b.topic, "partition": b.partition,
-                        "offset": b.offset, "error": b.error}),
+                        "offset": b.offset, "error": b.error})
+                    .to_string(),
                     timestamp: crate::broker::now_ms(),
                 })
                 .collect(),
@@ -1333,27 +1333,27 @@ fn save_positions(st: &mut dyn State, pos: &Positions) {
 
 /// Writes a batch's outputs (per topic), state and positions in one transaction.
 async fn commit(broker: &Broker, caller: &Caller, batches: &[(&str, &[Out])], state: Vec<StateWrite>) -> Result<()> {
-    let texts: Vec<Vec<(Option<String>, String)>> = batches
+    let keys: Vec<Vec<Option<String>>> = batches
         .iter()
         .map(|(_, out)| {
             out.iter()
-                .map(|o| ((!o.key.is_null()).then(|| o.key.to_string()), o.value.to_string()))
+                .map(|o| (!o.key.is_null()).then(|| o.key.to_string()))
                 .collect()
         })
         .collect();
     let produce = batches
         .iter()
-        .zip(&texts)
+        .zip(&keys)
         .filter(|((topic, out), _)| !out.is_empty() && !topic.is_empty())
-        .map(|((topic, out), texts)| TxnProduce {
+        .map(|((topic, out), keys)| TxnProduce {
             topic: (*topic).to_owned(),
             request: ProduceRequest {
-                records: texts
+                records: keys
                     .iter()
                     .zip(out.iter())
-                    .map(|((k, v), o)| RecordInput {
+                    .map(|(k, o)| RecordInput {
                         key: k.as_deref().map(PayloadInput::JsonLine),
-                        value: ValueInput::Given(PayloadInput::JsonLine(v)),
+                        value: ValueInput::Given(PayloadInput::JsonLine(&o.value)),
                         headers: Vec::new(),
                         partition: None,
                         timestamp: Some(o.timestamp.max(0)),

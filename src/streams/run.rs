@@ -13,6 +13,7 @@ use serde_json::Value as Json;
 use tokio_util::sync::CancellationToken;
 
 use super::exec::{Engine, InRecord, Out, Skip};
+use super::input::decode_payload;
 use super::state::State;
 use crate::broker::{Broker, Caller, FetchRequest, FetchResult, StartAt};
 use crate::error::{ErrorCode, Result};
@@ -220,18 +221,18 @@ pub fn process(
     records.sort_by_key(|(ts, p, o, _, _)| (*ts, *p, *o));
     stats.records_in.fetch_add(records.len() as u64, Ordering::Relaxed);
     for (ts, partition, offset, topic, r) in records {
-        let kv = json_of(r.key).and_then(|k| json_of(r.value).map(|v| (k, v)));
-        let res = match &kv {
-            Ok((k, v)) => engine.on_record(
+        let kv = json_of(r.key).and_then(|k| decode_payload(&engine.plan().input, r.value).map(|row| (k, row)));
+        let res = match kv {
+            Ok((k, row)) => engine.on_record(
                 st,
                 InRecord {
-                    key: k,
-                    value: v,
+                    key: &k,
+                    row,
                     timestamp: ts,
                 },
                 &mut out,
             ),
-            Err(e) => Err(Skip::Bad(e.clone())),
+            Err(e) => Err(Skip::Bad(e)),
         };
         match res {
             Ok(()) => {}

@@ -225,22 +225,57 @@ fn int_of(v: &Json) -> Option<i64> {
     }
 }
 
-fn decimal_json(d: &Decimal) -> Json {
+/// How a decimal is written as JSON: an integer or a number when that is exact, else its text.
+enum DecimalJson {
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+fn decimal_repr(d: &Decimal) -> DecimalJson {
     let n = d.normalize();
-    if n.fract().is_zero()
-        && let Ok(i) = n.to_string().parse::<i64>()
+    if n.scale() == 0
+        && let Ok(i) = i64::try_from(n.mantissa())
     {
-        return Json::from(i);
+        return DecimalJson::Int(i);
     }
     let text = n.to_string();
-    match text.parse::<f64>() {
-        Ok(f)
-            if serde_json::Number::from_f64(f)
-                .is_some_and(|n| n.to_string().parse::<Decimal>().ok() == Some(d.normalize())) =>
-        {
-            serde_json::Number::from_f64(f).map_or(Json::Null, Json::Number)
+    if let Ok(f) = text.parse::<f64>()
+        && let Some(num) = serde_json::Number::from_f64(f)
+    {
+        let shown = num.to_string();
+        if shown == text || shown.parse::<Decimal>().ok() == Some(n) {
+            return DecimalJson::Float(f);
         }
-        _ => Json::String(text),
+    }
+    DecimalJson::Text(text)
+}
+
+fn decimal_json(d: &Decimal) -> Json {
+    match decimal_repr(d) {
+        DecimalJson::Int(i) => Json::from(i),
+        DecimalJson::Float(f) => serde_json::Number::from_f64(f).map_or(Json::Null, Json::Number),
+        DecimalJson::Text(t) => Json::String(t),
+    }
+}
+
+impl Datum {
+    /// Appends the text of [`Self::to_json`] to `buf` without building the JSON value.
+    pub fn write_json(&self, buf: &mut Vec<u8>) {
+        let written = match self {
+            Self::Null => Ok(buf.extend_from_slice(b"null")),
+            Self::Bool(b) => Ok(buf.extend_from_slice(if *b { b"true" } else { b"false" })),
+            Self::Int(n) | Self::Timestamp(n) => Ok(buf.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes())),
+            Self::Double(d) => serde_json::to_writer(&mut *buf, d),
+            Self::Decimal(d) => match decimal_repr(d) {
+                DecimalJson::Int(i) => Ok(buf.extend_from_slice(itoa::Buffer::new().format(i).as_bytes())),
+                DecimalJson::Float(f) => serde_json::to_writer(&mut *buf, &f),
+                DecimalJson::Text(t) => serde_json::to_writer(&mut *buf, &t),
+            },
+            Self::Text(s) => serde_json::to_writer(&mut *buf, s),
+            Self::Json(v) => serde_json::to_writer(&mut *buf, v),
+        };
+        written.expect("writing JSON into memory cannot fail");
     }
 }
 
@@ -313,5 +348,60 @@ mod tests {
             Some(Ordering::Greater)
         );
         assert_eq!(Datum::Null.compare(&Datum::Int(1)), None);
+    }
+
+    /// Decimals as JSON, the plain way: the shortcuts of `decimal_repr` must agree with it.
+    fn reference_decimal_json(d: &Decimal) -> Json {
+        let n = d.normalize();
+        if n.fract().is_zero()
+            && let Ok(i) = n.to_string().parse::<i64>()
+        {
+            return Json::from(i);
+        }
+        let text = n.to_string();
+        match text.parse::<f64>() {
+            Ok(f)
+                if serde_json::Number::from_f64(f)
+                    .is_some_and(|x| x.to_string().parse::<Decimal>().ok() == Some(n)) =>
+            {
+                serde_json::Number::from_f64(f).map_or(Json::Null, Json::Number)
+            }
+            _ => Json::String(text),
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn decimals_are_written_as_the_plain_way_writes_them(mantissa in proptest::num::i64::ANY, small in -100_000i64..100_000, scale in 0u32..20) {
+            for d in [Decimal::new(mantissa, scale), Decimal::new(small, scale % 5)] {
+                proptest::prop_assert_eq!(decimal_json(&d), reference_decimal_json(&d));
+            }
+        }
+
+        #[test]
+        fn written_json_is_the_text_of_the_json_value(
+            i: i64,
+            f in proptest::num::f64::ANY,
+            mantissa in proptest::num::i64::ANY,
+            scale in 0u32..20,
+            text in ".*",
+        ) {
+            let values = [
+                Datum::Null,
+                Datum::Bool(i % 2 == 0),
+                Datum::Int(i),
+                Datum::Timestamp(i),
+                Datum::Double(f),
+                Datum::Decimal(Decimal::new(mantissa, scale)),
+                Datum::Decimal(Decimal::new(i % 100_000, scale % 4)),
+                Datum::Text(text.clone()),
+                Datum::Json(json!({"t": text, "n": [i, f.is_finite()]})),
+            ];
+            for d in values {
+                let mut buf = Vec::new();
+                d.write_json(&mut buf);
+                proptest::prop_assert_eq!(String::from_utf8(buf).unwrap(), d.to_json().to_string());
+            }
+        }
     }
 }
