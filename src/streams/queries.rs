@@ -1215,12 +1215,30 @@ struct Persistent {
     positions: Arc<Mutex<Positions>>,
 }
 
+/// The work a persistent query has under way beside the batch it processes: the previous
+/// batch's commit and the next batch's read.
+#[derive(Default)]
+struct Pipeline {
+    commit: Option<InFlight>,
+    next_read: Option<tokio::task::JoinHandle<Result<(run::Batch, Positions)>>>,
+}
+
+/// A batch's commit, written while the next batch is read and processed.
+struct InFlight {
+    commit: tokio::task::JoinHandle<Result<()>>,
+    /// The records it writes to the sink.
+    records: u64,
+    /// The input positions once it is written.
+    positions: Positions,
+}
+
 impl Persistent {
     async fn run(mut self) {
         let mut st = StoreState::new(self.broker.clone(), self.caller.clone(), format!("query:{}", self.id));
         let mut pos = load_positions(&mut st);
+        let mut pipe = Pipeline::default();
         while !self.stop.is_cancelled() {
-            match self.step(&mut st, &mut pos).await {
+            match self.step(&mut st, &mut pos, &mut pipe).await {
                 Ok(true) => {}
                 Ok(false) => {
                     self.stats.caught_up.store(true, Ordering::Relaxed);
@@ -1229,16 +1247,23 @@ impl Persistent {
                 Err(e) => {
                     tracing::warn!(query = %self.id, error = %e.detail, "query batch failed; retrying");
                     *self.stats.last_error.lock().expect("stats lock") = Some(e.detail.clone());
+                    pipe.next_read = None;
+                    if let Some(f) = pipe.commit.take() {
+                        let _ = f.commit.await;
+                    }
                     st.discard();
                     self.engine = Engine::new(self.engine.plan().clone(), self.engine_settings());
                     pos = load_positions(&mut st);
+                    *self.positions.lock().expect("positions lock") = pos.clone();
                     tokio::select! {
                         () = tokio::time::sleep(Duration::from_millis(500)) => {}
                         () = self.stop.cancelled() => {}
                     }
                 }
             }
-            *self.positions.lock().expect("positions lock") = pos.clone();
+        }
+        if let Err(e) = self.settle(&mut pipe.commit).await {
+            tracing::warn!(query = %self.id, error = %e.detail, "the last batch of the query was not written");
         }
         tracing::info!(query = %self.id, "query stopped");
     }
@@ -1247,19 +1272,43 @@ impl Persistent {
         self.engine.settings()
     }
 
-    /// Reads, processes and commits one batch. Returns whether anything was read.
-    async fn step(&mut self, st: &mut StoreState, pos: &mut Positions) -> Result<bool> {
-        let before = pos.clone();
-        let read = match self.input.read(pos, true).await {
-            Ok(r) => r,
-            Err(e) => {
-                *pos = before;
-                return Err(e);
+    /// Waits for the commit in flight, if any, and counts it.
+    async fn settle(&self, inflight: &mut Option<InFlight>) -> Result<()> {
+        let Some(f) = inflight.take() else { return Ok(()) };
+        f.commit
+            .await
+            .map_err(|e| Error::new(ErrorCode::Internal, format!("query commit task: {e}")))??;
+        self.stats.records_out.fetch_add(f.records, Ordering::Relaxed);
+        metrics::counter!("weir_query_records_out_total", "query" => self.id.clone()).increment(f.records);
+        *self.positions.lock().expect("positions lock") = f.positions;
+        Ok(())
+    }
+
+    /// Reads and processes one batch, and starts its commit once the previous batch's is
+    /// written: while a batch is processed, the next one is read and the previous one written.
+    /// Returns whether anything was read.
+    async fn step(&mut self, st: &mut StoreState, pos: &mut Positions, pipe: &mut Pipeline) -> Result<bool> {
+        let batch = match pipe.next_read.take() {
+            Some(h) => {
+                let (batch, next) = h
+                    .await
+                    .map_err(|e| Error::new(ErrorCode::Internal, format!("query read task: {e}")))??;
+                *pos = next;
+                batch
             }
+            None => run::prepare(&self.engine.plan().input, self.input.read(pos, true).await?),
         };
-        let (mut out, bad) = run::process(&mut self.engine, st, &read, &self.stats, &self.id);
-        tracing::debug!(query = %self.id, read = read.stream.iter().map(|f| f.count).sum::<usize>(), out = out.len(), positions = ?pos, "batch");
-        let got_events = read.stream.iter().any(|f| f.count > 0);
+        let read_some = !batch.empty;
+        if read_some {
+            let (input, source, mut next) = (self.input.clone(), self.engine.plan().input.clone(), pos.clone());
+            pipe.next_read = Some(beside(async move {
+                let read = input.read(&mut next, true).await?;
+                Ok((run::prepare(&source, read), next))
+            }));
+        }
+        let got_events = !batch.records.is_empty();
+        let (mut out, bad) = run::process(&mut self.engine, st, batch, &self.stats, &self.id);
+        tracing::debug!(query = %self.id, out = out.len(), positions = ?pos, "batch");
         if got_events {
             self.idle.event();
             self.stats.caught_up.store(false, Ordering::Relaxed);
@@ -1269,15 +1318,16 @@ impl Persistent {
                 self.engine.advance_idle(st, by, &mut out);
             }
         }
-        if !read.is_empty() {
+        if read_some {
             save_positions(st, pos);
         }
         self.engine.save(st);
         let writes = st.take_writes();
+        self.settle(&mut pipe.commit).await?;
         if out.is_empty() && writes.is_empty() {
-            return Ok(!read.is_empty());
+            *self.positions.lock().expect("positions lock") = pos.clone();
+            return Ok(read_some);
         }
-        let n = out.len() as u64;
         let side: Vec<Out> = match &self.errors_topic {
             Some(_) => bad
                 .iter()
@@ -1291,18 +1341,33 @@ impl Persistent {
                 .collect(),
             None => Vec::new(),
         };
-        let batches = [
-            (self.sink_topic.as_str(), out.as_slice()),
-            (self.errors_topic.as_deref().unwrap_or(""), side.as_slice()),
-        ];
-        if let Err(e) = commit(&self.broker, &self.caller, &batches, writes).await {
-            *pos = before;
-            return Err(e);
-        }
-        self.stats.records_out.fetch_add(n, Ordering::Relaxed);
-        metrics::counter!("weir_query_records_out_total", "query" => self.id.clone()).increment(n);
-        Ok(!read.is_empty())
+        let records = out.len() as u64;
+        let (broker, caller) = (self.broker.clone(), self.caller.clone());
+        let topics = [self.sink_topic.clone(), self.errors_topic.clone().unwrap_or_default()];
+        let commit = beside(async move {
+            let batches = [
+                (topics[0].as_str(), out.as_slice()),
+                (topics[1].as_str(), side.as_slice()),
+            ];
+            commit(&broker, &caller, &batches, writes).await
+        });
+        pipe.commit = Some(InFlight {
+            commit,
+            records,
+            positions: pos.clone(),
+        });
+        Ok(read_some)
     }
+}
+
+/// Runs work beside the calling task, on a thread of its own. A task spawned onto the runtime
+/// from a busy task waits in that worker's next-task slot, which other workers do not take
+/// from, until the busy task yields: it would run after the batch it was meant to overlap.
+fn beside<T: Send + 'static>(
+    work: impl std::future::Future<Output = T> + Send + 'static,
+) -> tokio::task::JoinHandle<T> {
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || runtime.block_on(work))
 }
 
 fn position_key(topic: &str, partition: u32) -> Vec<u8> {
@@ -1418,8 +1483,10 @@ impl Push {
                 Ok(r) => r,
                 Err(e) => return format!("error: {}", e.detail),
             };
-            let (mut out, _) = run::process(&mut self.engine, &mut st, &read, &stats, &self.id);
-            if read.stream.iter().any(|f| f.count > 0) {
+            let batch = run::prepare(&self.engine.plan().input, read);
+            let (got_events, empty) = (!batch.records.is_empty(), batch.empty);
+            let (mut out, _) = run::process(&mut self.engine, &mut st, batch, &stats, &self.id);
+            if got_events {
                 idle.event();
             } else {
                 let by = idle.take();
@@ -1436,7 +1503,7 @@ impl Push {
                     return "limit reached".into();
                 }
             }
-            if read.is_empty() {
+            if empty {
                 let wait = self.input.wait(Duration::from_millis(200), &self.stop);
                 tokio::select! {
                     () = wait => {}

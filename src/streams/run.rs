@@ -12,9 +12,11 @@ use std::time::{Duration, Instant};
 use serde_json::Value as Json;
 use tokio_util::sync::CancellationToken;
 
+use super::catalog::Source;
 use super::exec::{Engine, InRecord, Out, Skip};
 use super::input::decode_payload;
 use super::state::State;
+use super::value::Datum;
 use crate::broker::{Broker, Caller, FetchRequest, FetchResult, StartAt};
 use crate::error::{ErrorCode, Result};
 use crate::storage::{Format, Payload};
@@ -76,6 +78,7 @@ impl Read {
 }
 
 /// The input of a running query.
+#[derive(Clone)]
 pub struct Input {
     /// The broker.
     pub broker: Broker,
@@ -189,18 +192,76 @@ pub struct BadRecord {
     pub error: String,
 }
 
-/// Feeds what was read to the engine, in order: table records, then stream records by
-/// timestamp (then partition and offset). Returns the outputs and the records skipped.
+/// A record of the input stream made ready for the engine.
+#[derive(Debug)]
+pub struct Prepared {
+    /// Its partition.
+    pub partition: u32,
+    /// Its offset.
+    pub offset: u64,
+    /// Its timestamp.
+    pub timestamp: i64,
+    /// Its key and its value as a row of the input's columns, or why it could not be read.
+    pub input: std::result::Result<(Json, Vec<Datum>), String>,
+}
+
+/// What one read brought, made ready for the engine: the stream's records decoded and in the
+/// order they are processed in (by timestamp, then partition and offset). Decoding is most of
+/// a simple query's work, so a persistent query prepares its next batch while the engine runs.
+pub struct Batch {
+    /// Records of the joined table, as read.
+    pub table: Vec<FetchResult>,
+    /// The stream's topic.
+    pub topic: String,
+    /// The stream's records.
+    pub records: Vec<Prepared>,
+    /// Whether nothing at all was read.
+    pub empty: bool,
+}
+
+/// Decodes and orders what was read for the stream `source`.
+pub fn prepare(source: &Source, read: Read) -> Batch {
+    let empty = read.is_empty();
+    let mut order: Vec<(i64, u32, u64, Option<Payload<'_>>, Option<Payload<'_>>)> = Vec::new();
+    for f in &read.stream {
+        order.extend(
+            f.records()
+                .map(|(offset, r)| (r.timestamp, f.partition, offset, r.key, r.value)),
+        );
+    }
+    if !order.is_sorted_by_key(|r| (r.0, r.1, r.2)) {
+        order.sort_unstable_by_key(|r| (r.0, r.1, r.2));
+    }
+    let records = order
+        .into_iter()
+        .map(|(timestamp, partition, offset, key, value)| Prepared {
+            partition,
+            offset,
+            timestamp,
+            input: json_of(key).and_then(|k| decode_payload(source, value).map(|row| (k, row))),
+        })
+        .collect();
+    let topic = read.stream.first().map(|f| f.topic.clone()).unwrap_or_default();
+    Batch {
+        table: read.table,
+        topic,
+        records,
+        empty,
+    }
+}
+
+/// Feeds a batch to the engine, in order: table records, then stream records. Returns the
+/// outputs and the records skipped.
 pub fn process(
     engine: &mut Engine,
     st: &mut dyn State,
-    read: &Read,
+    batch: Batch,
     stats: &Arc<Stats>,
     query: &str,
 ) -> (Vec<Out>, Vec<BadRecord>) {
     let mut out = Vec::new();
     let mut bad = Vec::new();
-    for f in &read.table {
+    for f in &batch.table {
         for (offset, r) in f.records() {
             let kv = json_of(r.key).and_then(|k| json_of(r.value).map(|v| (k, v)));
             let res = match kv {
@@ -212,23 +273,17 @@ pub fn process(
             }
         }
     }
-    let mut records: Vec<(i64, u32, u64, &str, crate::storage::RecordView<'_>)> = Vec::new();
-    for f in &read.stream {
-        for (offset, r) in f.records() {
-            records.push((r.timestamp, f.partition, offset, f.topic.as_str(), r));
-        }
-    }
-    records.sort_by_key(|(ts, p, o, _, _)| (*ts, *p, *o));
-    stats.records_in.fetch_add(records.len() as u64, Ordering::Relaxed);
-    for (ts, partition, offset, topic, r) in records {
-        let kv = json_of(r.key).and_then(|k| decode_payload(&engine.plan().input, r.value).map(|row| (k, row)));
-        let res = match kv {
-            Ok((k, row)) => engine.on_record(
+    stats
+        .records_in
+        .fetch_add(batch.records.len() as u64, Ordering::Relaxed);
+    for r in batch.records {
+        let res = match r.input {
+            Ok((key, row)) => engine.on_record(
                 st,
                 InRecord {
-                    key: &k,
+                    key: &key,
                     row,
-                    timestamp: ts,
+                    timestamp: r.timestamp,
                 },
                 &mut out,
             ),
@@ -240,7 +295,7 @@ pub fn process(
                 stats.late.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("weir_query_late_records_total", "query" => query.to_owned()).increment(1);
             }
-            Err(Skip::Bad(e)) => bad.push(note_bad(stats, query, topic, partition, offset, e)),
+            Err(Skip::Bad(e)) => bad.push(note_bad(stats, query, &batch.topic, r.partition, r.offset, e)),
         }
     }
     (out, bad)
