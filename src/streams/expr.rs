@@ -770,7 +770,7 @@ fn binary<'s>(op: BinaryOp, l: &'s Expr, r: &'s Expr, cx: &Ctx<'s>) -> Result<Da
     if a.is_null() || b.is_null() {
         return Ok(Datum::Null);
     }
-    let cmp = |want: fn(Ordering) -> bool| Ok(a.compare(&b).map_or(Datum::Null, |o| Datum::Bool(want(o))));
+    let cmp = |want: fn(Ordering) -> bool| Ok(a.compare(b).map_or(Datum::Null, |o| Datum::Bool(want(o))));
     match op {
         BinaryOp::Eq => cmp(|o| o == Ordering::Equal),
         BinaryOp::NotEq => cmp(|o| o != Ordering::Equal),

@@ -169,7 +169,7 @@ impl<'de> de::Deserialize<'de> for Name<'de> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::streams::catalog::Kind;
+    use crate::streams::sql::Kind;
     use proptest::prelude::*;
 
     fn source() -> Source {

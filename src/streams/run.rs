@@ -219,10 +219,13 @@ pub struct Batch {
     pub empty: bool,
 }
 
+/// A stream record as sorted: timestamp, partition, offset, key, value.
+type Sortable<'a> = (i64, u32, u64, Option<Payload<'a>>, Option<Payload<'a>>);
+
 /// Decodes and orders what was read for the stream `source`.
 pub fn prepare(source: &Source, read: Read) -> Batch {
     let empty = read.is_empty();
-    let mut order: Vec<(i64, u32, u64, Option<Payload<'_>>, Option<Payload<'_>>)> = Vec::new();
+    let mut order: Vec<Sortable<'_>> = Vec::new();
     for f in &read.stream {
         order.extend(
             f.records()

@@ -90,6 +90,8 @@ pub struct StoreState {
     tables: HashMap<&'static str, (StateTable, Mirror)>,
     /// Writes of the batch in progress: `None` is a delete.
     pending: BTreeMap<(&'static str, Vec<u8>), Option<Vec<u8>>>,
+    /// Entries of one table mirrored at most ([`MIRROR_LIMIT`] but in tests).
+    mirror_limit: usize,
 }
 
 impl std::fmt::Debug for StoreState {
@@ -109,6 +111,7 @@ impl StoreState {
             namespace,
             tables: HashMap::new(),
             pending: BTreeMap::new(),
+            mirror_limit: MIRROR_LIMIT,
         }
     }
 
@@ -151,7 +154,7 @@ impl StoreState {
         let result = self
             .broker
             .state_scan(&self.caller, t, Bound::Unbounded, Bound::Unbounded, |k, v| {
-                if entries.len() >= MIRROR_LIMIT {
+                if entries.len() >= self.mirror_limit {
                     complete = false;
                     return false;
                 }
@@ -170,6 +173,7 @@ impl StoreState {
 
     /// Records a write for the transaction and applies it to the table's mirror.
     fn write(&mut self, table: &'static str, key: &[u8], value: Option<Vec<u8>>) {
+        let limit = self.mirror_limit;
         let (_, mirror) = self.table(table);
         if let Mirror::Complete(entries) = mirror {
             match &value {
@@ -180,7 +184,7 @@ impl StoreState {
                     entries.remove(key);
                 }
             }
-            if entries.len() > MIRROR_LIMIT {
+            if entries.len() > limit {
                 // This batch's writes are pending: the store and they hold the table.
                 *mirror = Mirror::Partial;
             }
@@ -258,5 +262,92 @@ impl State for StoreState {
                 self.scan_store(&t, table, from, to, limit)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::Durability;
+
+    /// A tiny deterministic generator of operations.
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn next(&mut self, below: u64) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (self.0 >> 33) % below
+        }
+    }
+
+    /// Random gets, puts, deletes and scans on stored state, with batches committed or
+    /// discarded, must see what in-memory state sees — mirrored, and when a table outgrows
+    /// its mirror.
+    async fn agrees_with_memory(mirror_limit: usize) {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = crate::testing::broker_in(dir.path()).await;
+        let caller = Caller::internal();
+        let mut stored = StoreState::new(broker.clone(), caller.clone(), "query:t".into());
+        stored.mirror_limit = mirror_limit;
+        let (mut model, mut committed) = (MemState::default(), MemState::default());
+        let mut rng = Lcg(7);
+        let tables = ["agg", "dist"];
+        for step in 0..4000 {
+            let table = tables[rng.next(2) as usize];
+            let key = vec![rng.next(60) as u8];
+            match rng.next(10) {
+                0..=2 => assert_eq!(stored.get(table, &key), model.get(table, &key), "get at step {step}"),
+                3..=5 => {
+                    let v = step.to_string().into_bytes();
+                    stored.put(table, &key, v.clone());
+                    model.put(table, &key, v);
+                }
+                6 => {
+                    stored.delete(table, &key);
+                    model.delete(table, &key);
+                }
+                7 => {
+                    let (from, to, limit) = (
+                        vec![rng.next(30) as u8],
+                        vec![30 + rng.next(40) as u8],
+                        1 + rng.next(20),
+                    );
+                    let limit = limit as usize;
+                    assert_eq!(
+                        stored.scan(table, &from, &to, limit),
+                        model.scan(table, &from, &to, limit),
+                        "scan at step {step}"
+                    );
+                }
+                8 => {
+                    let writes = stored.take_writes();
+                    broker.state_write(&caller, writes, Durability::Wal).await.unwrap();
+                    committed = clone(&model);
+                }
+                _ => {
+                    stored.discard();
+                    model = clone(&committed);
+                }
+            }
+        }
+    }
+
+    fn clone(m: &MemState) -> MemState {
+        MemState {
+            tables: m.tables.clone(),
+        }
+    }
+
+    #[tokio::test]
+    async fn mirrored_state_reads_as_memory_does() {
+        agrees_with_memory(MIRROR_LIMIT).await;
+    }
+
+    #[tokio::test]
+    async fn state_larger_than_its_mirror_reads_as_memory_does() {
+        agrees_with_memory(8).await;
     }
 }

@@ -3,6 +3,7 @@
 
 use std::cmp::Ordering;
 use std::fmt;
+use std::io::Write as _;
 use std::str::FromStr;
 
 use rust_decimal::Decimal;
@@ -263,17 +264,17 @@ impl Datum {
     /// Appends the text of [`Self::to_json`] to `buf` without building the JSON value.
     pub fn write_json(&self, buf: &mut Vec<u8>) {
         let written = match self {
-            Self::Null => Ok(buf.extend_from_slice(b"null")),
-            Self::Bool(b) => Ok(buf.extend_from_slice(if *b { b"true" } else { b"false" })),
-            Self::Int(n) | Self::Timestamp(n) => Ok(buf.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes())),
-            Self::Double(d) => serde_json::to_writer(&mut *buf, d),
+            Self::Null => buf.write_all(b"null"),
+            Self::Bool(b) => buf.write_all(if *b { b"true" } else { b"false" }),
+            Self::Int(n) | Self::Timestamp(n) => buf.write_all(itoa::Buffer::new().format(*n).as_bytes()),
+            Self::Double(d) => serde_json::to_writer(&mut *buf, d).map_err(std::io::Error::from),
             Self::Decimal(d) => match decimal_repr(d) {
-                DecimalJson::Int(i) => Ok(buf.extend_from_slice(itoa::Buffer::new().format(i).as_bytes())),
-                DecimalJson::Float(f) => serde_json::to_writer(&mut *buf, &f),
-                DecimalJson::Text(t) => serde_json::to_writer(&mut *buf, &t),
+                DecimalJson::Int(i) => buf.write_all(itoa::Buffer::new().format(i).as_bytes()),
+                DecimalJson::Float(f) => serde_json::to_writer(&mut *buf, &f).map_err(std::io::Error::from),
+                DecimalJson::Text(t) => serde_json::to_writer(&mut *buf, &t).map_err(std::io::Error::from),
             },
-            Self::Text(s) => serde_json::to_writer(&mut *buf, s),
-            Self::Json(v) => serde_json::to_writer(&mut *buf, v),
+            Self::Text(s) => serde_json::to_writer(&mut *buf, s).map_err(std::io::Error::from),
+            Self::Json(v) => serde_json::to_writer(&mut *buf, v).map_err(std::io::Error::from),
         };
         written.expect("writing JSON into memory cannot fail");
     }
