@@ -623,7 +623,7 @@ async fn the_initial_snapshot_is_the_database_as_of_the_slots_start() {
     let pg = Pg::start();
     // Read first, one row per transaction: the snapshot reaches `stock` long after it starts.
     pg.sql("CREATE TABLE a_first (id int PRIMARY KEY)");
-    pg.sql("INSERT INTO a_first SELECT generate_series(1, 20000)");
+    pg.sql("INSERT INTO a_first SELECT generate_series(1, 100000)");
     pg.sql("CREATE TABLE stock (id int PRIMARY KEY, qty int)");
     pg.sql("INSERT INTO stock SELECT g, 0 FROM generate_series(1, 300) g");
     let s = Server::start();
@@ -649,7 +649,7 @@ async fn the_initial_snapshot_is_the_database_as_of_the_slots_start() {
     pg.sql("UPDATE stock SET qty = 1 WHERE id > 200");
     let read_before = records(&s, &first).await.len();
     assert!(
-        read_before < 20000,
+        read_before < 100000,
         "the snapshot reached stock before the update: make a_first bigger"
     );
     let all = wait_records(&s, &topic, 400, 180).await;

@@ -528,6 +528,8 @@ pub async fn run_sink(run: TaskRun, mut task: Box<dyn SinkTask>) -> Ended {
         Ok(c) => c,
         Err(e) => return Ended::Failed(format!("KAFKA_CONSUME failed: {}", e.message)),
     };
+    // A batch polled and read while the one before it was written.
+    let mut ready: Option<SinkBatch> = None;
     loop {
         if run.stopping() {
             return Ended::Stopped;
@@ -541,37 +543,92 @@ pub async fn run_sink(run: TaskRun, mut task: Box<dyn SinkTask>) -> Ended {
             continue;
         }
         run.set(State::Running, None);
-        let polled = consumer
-            .poll(run.common.max_poll_records, 8 << 20, Duration::from_millis(500))
-            .await;
-        run.metrics.polled();
-        let fetched = match polled {
-            Ok(Polled::Records(f)) => f,
-            Ok(Polled::Rebalanced) => continue,
-            Err(e) => return Ended::Failed(format!("KAFKA_CONSUME failed: {}: {}", e.code, e.detail)),
+        let batch = match ready.take() {
+            Some(b) => b,
+            None => match poll_batch(&run, &mut consumer).await {
+                Ok(Some(b)) => b,
+                Ok(None) => continue,
+                Err(trace) => return Ended::Failed(trace),
+            },
         };
-        if fetched.is_empty() {
-            continue;
+        // The external system takes this batch while the next one is polled and read.
+        let SinkBatch {
+            topics,
+            records,
+            offsets,
+        } = batch;
+        let (written, next) = tokio::join!(
+            deliver(&run, task.as_mut(), &topics, records),
+            poll_batch(&run, &mut consumer)
+        );
+        if let Err(trace) = written {
+            return Ended::Failed(trace);
         }
-        match deliver(&run, task.as_mut(), &fetched).await {
-            Ok(()) => {}
-            Err(trace) => return Ended::Failed(trace),
-        }
-        let offsets: Vec<PartitionOffset> = fetched
-            .iter()
-            .map(|f| PartitionOffset {
-                topic: f.topic.clone(),
-                partition: f.partition,
-                offset: f.next_offset,
-            })
-            .collect();
         if let Err(e) = consumer.commit(Some(offsets), None).await
             && e.code != ErrorCode::PartitionNotOwned
         {
             return Ended::Failed(format!("committing offsets failed: {}: {}", e.code, e.detail));
         }
         run.metrics.set_lag(&run.broker, &group);
+        match next {
+            Ok(b) => ready = b,
+            Err(trace) => return Ended::Failed(trace),
+        }
     }
+}
+
+/// A polled batch read as Connect records, ready for a sink.
+struct SinkBatch {
+    /// The topics read.
+    topics: Vec<String>,
+    /// Each record: where it was read, and the record or why it could not be read.
+    records: Vec<SinkRecord>,
+    /// The offsets to commit once the batch is written.
+    offsets: Vec<PartitionOffset>,
+}
+
+/// A polled record: where it was read (topic index, partition, offset), and the record or why
+/// it could not be read.
+type SinkRecord = ((usize, u32, u64), Result<ConnectRecord, String>);
+
+/// Polls the sink's group and reads what came as Connect records (`None`: nothing came, or
+/// the group rebalanced).
+async fn poll_batch(run: &TaskRun, consumer: &mut Consumer) -> Result<Option<SinkBatch>, String> {
+    let polled = consumer
+        .poll(run.common.max_poll_records, 8 << 20, Duration::from_millis(500))
+        .await;
+    run.metrics.polled();
+    let fetched = match polled {
+        Ok(Polled::Records(f)) if !f.is_empty() => f,
+        Ok(_) => return Ok(None),
+        Err(e) => return Err(format!("KAFKA_CONSUME failed: {}: {}", e.code, e.detail)),
+    };
+    run.metrics
+        .records_in
+        .increment(fetched.iter().map(|f| f.count as u64).sum());
+    Ok(Some(read_batch(fetched)))
+}
+
+/// Reads fetched records as Connect records.
+fn read_batch(fetched: Vec<crate::broker::FetchResult>) -> SinkBatch {
+    let mut batch = SinkBatch {
+        topics: Vec::new(),
+        records: Vec::new(),
+        offsets: Vec::new(),
+    };
+    for (i, f) in fetched.iter().enumerate() {
+        batch.records.extend(f.records().map(|(offset, view)| {
+            let record = ConnectRecord::from_view(&f.topic, f.partition, offset, &view);
+            ((i, f.partition, offset), record)
+        }));
+        batch.offsets.push(PartitionOffset {
+            topic: f.topic.clone(),
+            partition: f.partition,
+            offset: f.next_offset,
+        });
+    }
+    batch.topics = fetched.into_iter().map(|f| f.topic).collect();
+    batch
 }
 
 /// Joins the sink's group, retrying while its topics do not exist yet.
@@ -589,32 +646,35 @@ async fn join_with_retries(run: &TaskRun, group: &str, options: JoinOptions) -> 
     }
 }
 
-/// Converts, transforms and writes one polled batch to the sink, handling failed records per
-/// the error policy.
-async fn deliver(run: &TaskRun, task: &mut dyn SinkTask, fetched: &[crate::broker::FetchResult]) -> Result<(), String> {
-    let mut batch: Vec<ConnectRecord> = Vec::new();
+/// Transforms and writes one polled batch to the sink, handling failed records per the error
+/// policy.
+async fn deliver(
+    run: &TaskRun,
+    task: &mut dyn SinkTask,
+    topics: &[String],
+    records: Vec<SinkRecord>,
+) -> Result<(), String> {
+    let mut batch: Vec<ConnectRecord> = Vec::with_capacity(records.len());
     // Where each record of the batch was read (transforms may change its topic).
-    let mut origins: Vec<(&str, u32, u64)> = Vec::new();
-    for f in fetched {
-        run.metrics.records_in.increment(f.count as u64);
-        for (offset, view) in f.records() {
-            let origin = Some((f.topic.as_str(), f.partition, offset));
-            match ConnectRecord::from_view(&f.topic, f.partition, offset, &view) {
-                Ok(r) => {
-                    if let Some(t) = run.transform(r, origin).await? {
-                        batch.push(t);
-                        origins.push((f.topic.as_str(), f.partition, offset));
-                    }
+    let mut origins: Vec<(&str, u32, u64)> = Vec::with_capacity(records.len());
+    for ((t, partition, offset), record) in records {
+        let topic = topics[t].as_str();
+        let origin = Some((topic, partition, offset));
+        match record {
+            Ok(r) => {
+                if let Some(t) = run.transform(r, origin).await? {
+                    batch.push(t);
+                    origins.push((topic, partition, offset));
                 }
-                Err(e) => {
-                    let raw = ConnectRecord {
-                        topic: f.topic.clone(),
-                        partition: Some(f.partition),
-                        offset: Some(offset),
-                        ..ConnectRecord::default()
-                    };
-                    run.record_failed(Stage::ValueConverter, &e, &raw, origin).await?;
-                }
+            }
+            Err(e) => {
+                let raw = ConnectRecord {
+                    topic: topic.to_owned(),
+                    partition: Some(partition),
+                    offset: Some(offset),
+                    ..ConnectRecord::default()
+                };
+                run.record_failed(Stage::ValueConverter, &e, &raw, origin).await?;
             }
         }
     }
