@@ -157,7 +157,7 @@ impl Engine {
         c
     }
 
-    /// Moves the clock; it reaches state with [`Self::save_clock`], once per batch.
+    /// Moves the clock; it reaches state with [`Self::save`], once per batch.
     fn store_clock(&mut self, max: i64, wm: i64) {
         self.clock = Some((max, wm));
         self.clock_moved = true;
