@@ -221,6 +221,20 @@ fn per_record(outcome: &ProduceOutcome) -> Vec<u8> {
     out
 }
 
+/// Writes acks as a JSON array of [`RecordWritten`] objects, as `serde_json` would, without
+/// serde's cost per result (see [`per_record`]).
+pub fn write_acks(out: &mut Vec<u8>, acks: impl IntoIterator<Item = RecordAck>) {
+    let mut line = ResultLine::default();
+    out.push(b'[');
+    for (i, a) in acks.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(line.text(&a));
+    }
+    out.push(b']');
+}
+
 /// The text of the last result written (`{"partition":…,"offset":…,"timestamp":…}`, the
 /// [`RecordWritten`] shape), reused for the same result and advanced in place for the next
 /// offset of the same partition and timestamp (a batch's offsets count up by one).

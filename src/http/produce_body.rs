@@ -16,7 +16,7 @@ use crate::broker::{PayloadInput, RecordInput, ValueInput};
 use crate::storage::Format;
 
 /// A produce batch read by the fast path.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct FastBody<'a> {
     /// The records, in request order.
     pub records: Vec<RecordInput<'a>>,
@@ -30,32 +30,59 @@ pub struct FastBody<'a> {
 /// serde path must decide.
 pub fn parse_body(body: &[u8]) -> Option<FastBody<'_>> {
     let mut p = Parser::new(body)?;
-    let mut out = FastBody {
-        records: Vec::new(),
-        key_format: None,
-        value_format: None,
-    };
+    let mut out = FastBody::default();
+    let mut seen = 0u8;
+    p.ws();
+    p.list(b'{', b'}', |p| {
+        let name = p.name()?;
+        p.batch_member(name, &mut out, &mut seen)
+    })?;
+    p.ws();
+    (seen & 1 != 0 && p.at_end()).then_some(out)
+}
+
+/// A transaction body (`POST /v1/transactions`) read by the fast path: each produce part's
+/// topic and records; `commit` and `durability` as their raw JSON text, small and once per
+/// body, for serde to read.
+#[derive(Debug, Default)]
+pub struct FastTxn<'a> {
+    /// The produce parts: topic and batch.
+    pub produce: Vec<(&'a str, FastBody<'a>)>,
+    /// The `commit` member's JSON text, when given.
+    pub commit: Option<&'a str>,
+    /// The `durability` member's JSON text, when given.
+    pub durability: Option<&'a str>,
+}
+
+/// Reads a `{"produce": [{"topic": …, "records": […], …}], "commit": …, "durability": …}`
+/// body, or `None` when the serde path must decide.
+pub fn parse_transaction(body: &[u8]) -> Option<FastTxn<'_>> {
+    let mut p = Parser::new(body)?;
+    let mut out = FastTxn::default();
     let mut seen = 0u8;
     p.ws();
     p.list(b'{', b'}', |p| match p.name()? {
-        "records" => {
+        "produce" => {
             first(&mut seen, 1)?;
-            p.records(&mut out.records)
+            p.list(b'[', b']', |p| {
+                out.produce.push(p.topic_batch()?);
+                Some(())
+            })
         }
-        "key_format" => {
+        "commit" => {
             first(&mut seen, 2)?;
-            out.key_format = p.format()?;
+            out.commit = Some(p.raw()?);
             Some(())
         }
-        "value_format" => {
+        "durability" => {
             first(&mut seen, 4)?;
-            out.value_format = p.format()?;
+            out.durability = Some(p.raw()?);
             Some(())
         }
         _ => None,
     })?;
     p.ws();
-    (seen & 1 != 0 && p.at_end()).then_some(out)
+    p.at_end().then_some(out)
 }
 
 /// Reads one record object that is a whole NDJSON line, or `None` when the serde path must
@@ -463,6 +490,50 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// A member of a batch object (`records`, `key_format`, `value_format`) read into `out`;
+    /// `None` for another name or one seen before.
+    fn batch_member(&mut self, name: &str, out: &mut FastBody<'a>, seen: &mut u8) -> Option<()> {
+        match name {
+            "records" => {
+                first(seen, 1)?;
+                self.records(&mut out.records)
+            }
+            "key_format" => {
+                first(seen, 2)?;
+                out.key_format = self.format()?;
+                Some(())
+            }
+            "value_format" => {
+                first(seen, 4)?;
+                out.value_format = self.format()?;
+                Some(())
+            }
+            _ => None,
+        }
+    }
+
+    /// A transaction's produce part: a batch object with a `topic` (both required).
+    fn topic_batch(&mut self) -> Option<(&'a str, FastBody<'a>)> {
+        let (mut topic, mut batch, mut seen) = (None, FastBody::default(), 0u8);
+        self.list(b'{', b'}', |p| match p.name()? {
+            "topic" => {
+                first(&mut seen, 8)?;
+                topic = Some(p.plain_string()?);
+                Some(())
+            }
+            name => p.batch_member(name, &mut batch, &mut seen),
+        })?;
+        (seen & 1 != 0).then_some(())?;
+        Some((topic?, batch))
+    }
+
+    /// Any JSON value, as its text.
+    fn raw(&mut self) -> Option<&'a str> {
+        let start = self.i;
+        self.skip_value(0)?;
+        Some(&self.text[start..self.i])
+    }
+
     fn records(&mut self, out: &mut Vec<RecordInput<'a>>) -> Option<()> {
         // A first guess from the body size; records are rarely under ~40 bytes.
         out.reserve((self.s.len() - self.i) / 64);
@@ -591,6 +662,35 @@ mod tests {
     }
 
     #[test]
+    fn reads_a_transaction() {
+        let body = br#"{"produce": [{"topic": "out", "records": [{"value": 1}], "value_format": "json"},
+            {"records": [], "topic": "b"}], "commit": {"group": "g", "offsets": []}, "durability": "fsync"}"#;
+        let t = parse_transaction(body).expect("fast path");
+        assert_eq!(t.produce.len(), 2);
+        assert_eq!(t.produce[0].0, "out");
+        assert!(matches!(
+            t.produce[0].1.records[0].value,
+            ValueInput::Given(PayloadInput::JsonLine("1"))
+        ));
+        assert_eq!(t.produce[0].1.value_format, Some(Format::Json));
+        assert_eq!((t.produce[1].0, t.produce[1].1.records.len()), ("b", 0));
+        assert_eq!(t.commit, Some(r#"{"group": "g", "offsets": []}"#));
+        assert_eq!(t.durability, Some(r#""fsync""#));
+        assert!(parse_transaction(br#"{"commit": null}"#).is_some_and(|t| t.produce.is_empty()));
+        for body in [
+            &br#"{"produce": [{"records": []}]}"#[..],
+            br#"{"produce": [{"topic": "a"}]}"#,
+            br#"{"produce": [{"topic": "a", "records": [], "topic": "b"}]}"#,
+            br#"{"produce": [{"topic": "\u0061", "records": []}]}"#,
+            br#"{"produce": [], "produce": []}"#,
+            br#"{"produce": null}"#,
+            br#"{"produce": [], "other": 1}"#,
+        ] {
+            assert!(parse_transaction(body).is_none(), "{}", String::from_utf8_lossy(body));
+        }
+    }
+
+    #[test]
     fn leaves_everything_unusual_to_serde() {
         for body in [
             &br#"{"records": [{"value": 1}], "extra": 1}"#[..],
@@ -656,10 +756,12 @@ mod tests {
     mod differential {
         use proptest::prelude::*;
 
-        use super::super::{has_control, parse_body, parse_record, stop};
+        use super::super::{has_control, parse_body, parse_record, parse_transaction, stop};
+        use crate::broker::Durability;
         use crate::broker::{PayloadInput, RecordInput, ValueInput};
         use crate::http::extract::parse_json;
         use crate::http::records::{ProduceBody, ProduceRecord, to_input};
+        use crate::http::transactions::{TransactionBody, TxnCommitBody};
 
         /// JSON-ish text: mostly valid, with the near misses a parser gets wrong.
         fn scalar() -> impl Strategy<Value = String> {
@@ -724,16 +826,67 @@ mod tests {
                         // other string scan. A mutation below may put one back.
                         b.retain(|&c| c >= 0x20);
                     }
-                    if let Some((at, byte, how)) = mutation {
-                        let i = at.index(b.len());
-                        match how {
-                            0 => b[i] = byte,
-                            1 => {
-                                b.remove(i);
-                            }
-                            _ => b.insert(i, byte),
-                        }
+                    mutate(&mut b, mutation);
+                    b
+                })
+        }
+
+        /// One byte of `b` replaced, removed or inserted, as `mutation` says.
+        fn mutate(b: &mut Vec<u8>, mutation: Option<(prop::sample::Index, u8, u8)>) {
+            if let Some((at, byte, how)) = mutation {
+                let i = at.index(b.len());
+                match how {
+                    0 => b[i] = byte,
+                    1 => {
+                        b.remove(i);
                     }
+                    _ => b.insert(i, byte),
+                }
+            }
+        }
+
+        /// Transaction bodies: produce parts with the near misses of `body()`, commits and
+        /// durabilities valid and not.
+        fn txn_body() -> impl Strategy<Value = Vec<u8>> {
+            let part = (
+                prop_oneof![3 => "\"[a-z]{1,4}\"", 1 => Just("\"t\\u0031\"".to_owned()), 1 => Just("7".to_owned())],
+                prop::collection::vec(record(), 0..3),
+                prop_oneof![
+                    Just(""),
+                    Just(",\"value_format\":\"string\""),
+                    Just(",\"key_format\":1")
+                ],
+                0..4u8,
+            )
+                .prop_map(|(topic, records, extra, shape)| {
+                    let records = format!("\"records\":[{}]", records.join(","));
+                    match shape {
+                        0 => format!("{{\"topic\":{topic},{records}{extra}}}"),
+                        1 => format!("{{{records}, \"topic\" : {topic}{extra}}}"),
+                        2 => format!("{{\"topic\":{topic}{extra}}}"),
+                        _ => format!("{{{records}}}"),
+                    }
+                });
+            let commit = prop_oneof![
+                Just(String::new()),
+                Just(",\"commit\":{\"group\":\"g\",\"member_id\":\"m\",\"generation\":3,\"offsets\":[{\"topic\":\"a\",\"partition\":0,\"offset\":4}]}".to_owned()),
+                Just(",\"commit\":null".to_owned()),
+                Just(",\"commit\":{\"group\":\"g\"}".to_owned()),
+            ];
+            let durability = prop_oneof![
+                Just(""),
+                Just(",\"durability\":\"fsync\""),
+                Just(",\"durability\":\"never\"")
+            ];
+            (
+                prop::collection::vec(part, 0..3),
+                commit,
+                durability,
+                prop::option::of((any::<prop::sample::Index>(), any::<u8>(), 0..3u8)),
+            )
+                .prop_map(|(parts, commit, durability, mutation)| {
+                    let mut b = format!("{{\"produce\":[{}]{commit}{durability}}}", parts.join(",")).into_bytes();
+                    mutate(&mut b, mutation);
                     b
                 })
         }
@@ -773,6 +926,30 @@ mod tests {
                     prop_assert_eq!(fast.key_format, slow.key_format);
                     prop_assert_eq!(fast.value_format, slow.value_format);
                 }
+            }
+
+            /// Whatever the transaction fast path accepts, serde accepts with the same parts.
+            #[test]
+            fn fast_transaction_agrees_with_serde(b in txn_body()) {
+                let Some(fast) = parse_transaction(&b) else { return Ok(()) };
+                // A commit or durability serde cannot read sends the whole body to serde.
+                if fast.durability.map_or(Ok(None), serde_json::from_str::<Option<Durability>>).is_err() {
+                    return Ok(());
+                }
+                let Ok(commit) = fast.commit.map_or(Ok(None), serde_json::from_str::<Option<TxnCommitBody>>) else {
+                    return Ok(());
+                };
+                let slow: TransactionBody<'_> = parse_json(&b).map_err(|e| TestCaseError::fail(format!(
+                    "fast path accepted what serde refuses ({}): {}", e.detail, String::from_utf8_lossy(&b))))?;
+                prop_assert_eq!(fast.produce.len(), slow.produce.len());
+                for ((topic, batch), part) in fast.produce.iter().zip(&slow.produce) {
+                    prop_assert_eq!(*topic, part.topic.as_str());
+                    let slow_records: Vec<_> = part.records.iter().map(to_input).collect();
+                    prop_assert_eq!(normalized(&batch.records)?, format!("{:?}", slow_records));
+                    prop_assert_eq!(batch.key_format, part.key_format);
+                    prop_assert_eq!(batch.value_format, part.value_format);
+                }
+                prop_assert_eq!(format!("{commit:?}"), format!("{:?}", slow.commit));
             }
 
             /// The same for a single NDJSON line.
