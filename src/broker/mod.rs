@@ -34,7 +34,7 @@ pub use groups::{Consumer, JoinOptions, PollOutcome, Subscription};
 pub use produce::{Idempotency, PayloadInput, ProduceOutcome, RecordAck, RecordInput, ValueInput};
 pub use state::{StateTable, StateWrite};
 pub use topics::{Durability, Partition, Topic, TopicConfig};
-pub use transactions::{Transaction, TxnCommit, TxnOutcome, TxnProduce};
+pub use transactions::{PreparedTxn, Transaction, TxnCommit, TxnOutcome, TxnProduce};
 
 use crate::config::Config;
 use crate::error::{Error, ErrorCode, Result};

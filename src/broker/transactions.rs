@@ -92,11 +92,39 @@ pub struct TxnOutcome {
     pub committed: Vec<PartitionOffset>,
 }
 
+/// A transaction checked, authorized and encoded, ready to be written: what
+/// [`Broker::prepare`] makes and [`Broker::write_prepared`] writes. A runtime that moves data
+/// in batches prepares the next batch while the one before is being written.
+pub struct PreparedTxn {
+    writes: Vec<TopicAppend>,
+    encoded: Vec<(String, super::produce::Encoded, usize)>,
+    commit: Option<super::groups::GroupCommit>,
+    state: Vec<StateWrite>,
+    sync: bool,
+}
+
+impl std::fmt::Debug for PreparedTxn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedTxn")
+            .field("topics", &self.encoded.iter().map(|(t, _, _)| t).collect::<Vec<_>>())
+            .field("state", &self.state.len())
+            .field("sync", &self.sync)
+            .finish()
+    }
+}
+
 impl Broker {
     /// Runs a transaction: everything in it is written in one write, or nothing is. A record
     /// that cannot be written, a stale generation or a partition the member no longer owns
     /// fails the whole transaction.
     pub async fn transact(&self, caller: &Caller, txn: Transaction<'_>) -> Result<TxnOutcome> {
+        let prepared = self.prepare(caller, txn)?;
+        self.write_prepared(prepared).await
+    }
+
+    /// Checks, authorizes and encodes a transaction without writing it (see [`PreparedTxn`]).
+    /// The member's generation and ownership are checked again when it is written.
+    pub fn prepare(&self, caller: &Caller, txn: Transaction<'_>) -> Result<PreparedTxn> {
         if txn.produce.is_empty() && txn.commit.is_none() && txn.state.is_empty() {
             return Err(Error::invalid_parameter(
                 "produce",
@@ -136,18 +164,29 @@ impl Broker {
             }
             None => None,
         };
-        let committed = commit
-            .as_ref()
-            .map(|c| c.offsets.iter().map(|(_, o)| o.clone()).collect())
-            .unwrap_or_default();
         self.inner
             .quotas
             .take(caller, quotas::Kind::ProduceBytes, bytes_in, false)?;
-        let sync = txn.durability.unwrap_or(strictest) == Durability::Fsync;
-        let bases = self.write_atomic(writes, commit, txn.state, sync).await?;
-        let mut produce = Vec::with_capacity(encoded.len());
+        Ok(PreparedTxn {
+            writes,
+            encoded,
+            commit,
+            state: txn.state,
+            sync: txn.durability.unwrap_or(strictest) == Durability::Fsync,
+        })
+    }
+
+    /// Writes a prepared transaction: all of it or none of it.
+    pub async fn write_prepared(&self, txn: PreparedTxn) -> Result<TxnOutcome> {
+        let committed = txn
+            .commit
+            .as_ref()
+            .map(|c| c.offsets.iter().map(|(_, o)| o.clone()).collect())
+            .unwrap_or_default();
+        let bases = self.write_atomic(txn.writes, txn.commit, txn.state, txn.sync).await?;
+        let mut produce = Vec::with_capacity(txn.encoded.len());
         let mut at = 0;
-        for (topic, enc, parts) in encoded {
+        for (topic, enc, parts) in txn.encoded {
             produce.push(TopicAcks {
                 topic,
                 results: enc.acks(&bases[at..at + parts]).into_iter().map(Into::into).collect(),

@@ -21,16 +21,52 @@ pub enum Kind {
     Sink,
 }
 
-/// A record a source task read, with where in its source it was (`partition` and `offset` are
-/// JSON objects of the connector's choosing, e.g. `{"filename": …}` → `{"position": …}`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct SourceRecord {
-    /// The record (its `topic` says where it goes).
-    pub record: ConnectRecord,
-    /// Which part of the source it came from.
-    pub source_partition: Value,
-    /// How far that part has been read once this record is written.
-    pub source_offset: Value,
+/// What a source task's poll read: records, and where in its source each part it read from
+/// (a source partition) stands once they are written. Partitions and offsets are JSON objects
+/// of the connector's choosing, e.g. `{"filename": …}` → `{"position": …}`, as in Kafka
+/// Connect; unlike Connect, offsets are given per batch, not per record, as the runtime writes
+/// a batch and the offsets it reached in one transaction anyway.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SourceBatch {
+    /// The records (each one's `topic` says where it goes).
+    pub records: Vec<ConnectRecord>,
+    /// Per source partition read: the offset it reached (each partition once).
+    pub offsets: Vec<(Value, Value)>,
+}
+
+impl SourceBatch {
+    /// A batch with room for `n` records.
+    pub fn with_capacity(n: usize) -> Self {
+        Self {
+            records: Vec::with_capacity(n),
+            offsets: Vec::new(),
+        }
+    }
+
+    /// Adds a record read from `partition`, which stands at `offset` after it.
+    pub fn push(&mut self, record: ConnectRecord, partition: &Value, offset: Value) {
+        self.records.push(record);
+        self.reach(partition, offset);
+    }
+
+    /// Says that `partition` stands at `offset` once the batch is written.
+    pub fn reach(&mut self, partition: &Value, offset: Value) {
+        // Batches usually come from one partition, the last one pushed: look there first.
+        match self.offsets.iter_mut().rev().find(|(p, _)| p == partition) {
+            Some((_, o)) => *o = offset,
+            None => self.offsets.push((partition.clone(), offset)),
+        }
+    }
+
+    /// Whether the batch holds nothing: no record and no offset.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty() && self.offsets.is_empty()
+    }
+
+    /// The offset `partition` reached in this batch.
+    pub fn offset(&self, partition: &Value) -> Option<&Value> {
+        self.offsets.iter().find(|(p, _)| p == partition).map(|(_, o)| o)
+    }
 }
 
 /// Looks up the committed offset of a source partition.
@@ -116,7 +152,15 @@ pub trait SourceTask: Send {
     /// Reads what is available (waiting a little if nothing is: the runtime calls it in a
     /// loop). An empty answer is fine. The records and their source offsets are written in one
     /// transaction before the next poll.
-    async fn poll(&mut self) -> Result<Vec<SourceRecord>, TaskError>;
+    async fn poll(&mut self) -> Result<SourceBatch, TaskError>;
+
+    /// Whether the runtime may poll the next batch while the last one is being written (it
+    /// does by default: a batch read ahead and then lost in a crash was never written with its
+    /// offsets, so it is read again). A source that acknowledges its reads upstream in
+    /// [`Self::committed`] must say no: it would acknowledge what it read ahead.
+    fn polls_ahead(&self) -> bool {
+        true
+    }
 
     /// Called after the records of the last poll were written (for sources that acknowledge
     /// their reads upstream, e.g. a replication slot).

@@ -66,14 +66,14 @@ impl ConnectRecord {
         })
     }
 
-    /// The key as stored bytes (JSON text), `None` for a null key.
-    pub fn key_bytes(&self) -> Option<Vec<u8>> {
-        (!self.key.is_null()).then(|| self.key.to_string().into_bytes())
+    /// The key as stored: compact JSON text (one line), `None` for a null key.
+    pub fn key_bytes(&self) -> Option<String> {
+        (!self.key.is_null()).then(|| self.key.to_string())
     }
 
-    /// The value as stored bytes (JSON text), `None` for a tombstone.
-    pub fn value_bytes(&self) -> Option<Vec<u8>> {
-        (!self.value.is_null()).then(|| self.value.to_string().into_bytes())
+    /// The value as stored: compact JSON text (one line), `None` for a tombstone.
+    pub fn value_bytes(&self) -> Option<String> {
+        (!self.value.is_null()).then(|| self.value.to_string())
     }
 
     /// Header values as stored bytes: strings as their text, other values as JSON text.
@@ -89,6 +89,30 @@ impl ConnectRecord {
             })
             .collect()
     }
+}
+
+/// Appends a value's compact JSON text (one line: serde_json escapes line breaks in strings).
+/// A string with nothing to escape (a line of a file, most often) is copied as it is: serde
+/// looks at it byte by byte.
+pub fn write_json(out: &mut Vec<u8>, value: &Value) {
+    if let Value::String(s) = value
+        && !needs_escape(s.as_bytes())
+    {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        return;
+    }
+    // Writing a `Value` into a `Vec` cannot fail: its keys are strings, its numbers finite.
+    serde_json::to_writer(out, value).expect("a JSON value writes to memory");
+}
+
+/// Whether JSON text of these bytes needs an escape: a quote, a backslash or a control byte
+/// (what serde_json escapes). Without an early exit, so that it compiles to vector compares.
+fn needs_escape(s: &[u8]) -> bool {
+    s.iter()
+        .fold(false, |any, &b| any | (b == b'"') | (b == b'\\') | (b < 0x20))
 }
 
 fn payload_value(p: Option<Payload<'_>>) -> Result<Value, String> {
@@ -107,6 +131,8 @@ pub fn field<'v>(value: &'v Value, path: &str) -> Option<&'v Value> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
@@ -131,8 +157,19 @@ mod tests {
         assert_eq!(field(&r.value, "a.b"), Some(&Value::from(2)));
         assert_eq!(r.header("bin"), Some(&Value::String("/w==".into())));
         assert_eq!((r.partition, r.offset, r.timestamp), (Some(1), Some(9), Some(5)));
-        assert_eq!(r.value_bytes().unwrap(), br#"{"a":{"b":2}}"#);
-        assert_eq!(r.key_bytes().unwrap(), br#""k1""#);
+        assert_eq!(r.value_bytes().unwrap(), r#"{"a":{"b":2}}"#);
+        assert_eq!(r.key_bytes().unwrap(), r#""k1""#);
+        for v in [
+            json!("plain text é"),
+            json!("a \"quote\""),
+            json!("tab\there"),
+            json!("back\\slash"),
+            json!("\u{1}"),
+        ] {
+            let mut out = Vec::new();
+            write_json(&mut out, &v);
+            assert_eq!(out, serde_json::to_vec(&v).unwrap(), "{v}");
+        }
         let tomb = ConnectRecord::new("t", Value::Null);
         assert!(tomb.value_bytes().is_none() && tomb.key_bytes().is_none());
     }

@@ -4,6 +4,7 @@
 //! policy (retries with backoff, tolerance, dead letters), and obey pause and stop.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -12,14 +13,14 @@ use tokio::sync::watch;
 
 use super::common::{Common, Tolerance};
 use super::metrics::TaskMetrics;
-use super::plugin::{PutError, SinkTask, SourceRecord, SourceTask, TaskError};
+use super::plugin::{PutError, SinkTask, SourceBatch, SourceTask, TaskError};
 use super::record::ConnectRecord;
 use super::status::{State, Target};
 use super::transforms::Chain;
 use crate::broker::groups::{OffsetReset, PartitionOffset, Polled};
 use crate::broker::produce::{PayloadInput, ProduceRequest, RecordInput, ValueInput};
 use crate::broker::{
-    Broker, Caller, Consumer, JoinOptions, StateTable, StateWrite, Subscription, Transaction, TxnProduce,
+    Broker, Caller, Consumer, JoinOptions, PreparedTxn, StateTable, StateWrite, Subscription, Transaction, TxnProduce,
 };
 use crate::error::ErrorCode;
 use crate::storage::Format;
@@ -226,10 +227,10 @@ impl TaskRun {
         let header_bytes: Vec<(&[u8], &[u8])> = headers.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())).collect();
         let req = ProduceRequest {
             records: vec![RecordInput {
-                key: key.as_deref().map(PayloadInput::Bytes),
+                key: key.as_deref().map(PayloadInput::JsonLine),
                 value: value
                     .as_deref()
-                    .map_or(ValueInput::Null, |v| ValueInput::Given(PayloadInput::Bytes(v))),
+                    .map_or(ValueInput::Null, |v| ValueInput::Given(PayloadInput::JsonLine(v))),
                 headers: header_bytes,
                 partition: None,
                 timestamp: record.timestamp,
@@ -295,39 +296,71 @@ pub fn partition_key(partition: &Value) -> Vec<u8> {
     partition.to_string().into_bytes()
 }
 
-/// Runs a source task until it is stopped or fails.
+/// Runs a source task until it is stopped or fails. A task that may poll ahead reads, and
+/// prepares, its next batch while the last one is written: a batch's offsets are written with
+/// it, so a batch read ahead and never written is read again after a restart (still exactly
+/// once).
 pub async fn run_source(mut run: TaskRun, mut task: Box<dyn SourceTask>) -> Ended {
     let table = offsets_table(&run.connector);
+    let ahead = task.polls_ahead();
+    let mut ready: Option<ReadyBatch> = None;
     loop {
         if !run.runnable().await {
             return Ended::Stopped;
         }
-        let stop = run.target.clone();
-        let polled = tokio::select! {
-            r = poll_with_retries(&run, task.as_mut()) => r,
-            () = stopped(stop) => return Ended::Stopped,
+        let batch = match ready.take() {
+            Some(b) => b,
+            None => match next_ready(&run, &table, task.as_mut()).await {
+                Some(Ok(Some(b))) => b,
+                Some(Ok(None)) => {
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+                Some(Err(trace)) => return Ended::Failed(trace),
+                None => return Ended::Stopped,
+            },
         };
-        let records = match polled {
-            Ok(r) => r,
-            Err(e) => return Ended::Failed(format!("TASK_POLL failed: {}", e.message)),
+        let (written, next) = if ahead {
+            tokio::join!(write_ready(&run, batch), next_ready(&run, &table, task.as_mut()))
+        } else {
+            (write_ready(&run, batch).await, None)
         };
-        run.metrics.polled();
-        if records.is_empty() {
-            tokio::task::yield_now().await;
-            continue;
-        }
-        run.metrics.records_in.increment(records.len() as u64);
-        if let Err(trace) = write_source_batch(&run, &table, records).await {
+        if let Err(trace) = written {
             return Ended::Failed(trace);
         }
         if let Err(e) = task.committed().await {
             return Ended::Failed(format!("acknowledging the source failed: {}", e.message));
         }
+        match next {
+            Some(Ok(b)) => ready = b,
+            Some(Err(trace)) => return Ended::Failed(trace),
+            None => {}
+        }
     }
 }
 
+/// Polls the next batch and makes it ready to write: `None` when the task is stopped first,
+/// `Some(Ok(None))` when there is nothing to write.
+async fn next_ready(
+    run: &TaskRun,
+    table: &StateTable,
+    task: &mut dyn SourceTask,
+) -> Option<Result<Option<ReadyBatch>, String>> {
+    let stop = run.target.clone();
+    let polled = tokio::select! {
+        r = poll_with_retries(run, task) => r,
+        () = stopped(stop) => return None,
+    };
+    run.metrics.polled();
+    Some(match polled {
+        Ok(batch) if batch.is_empty() => Ok(None),
+        Ok(batch) => ready_batch(run, table, batch).await,
+        Err(e) => Err(format!("TASK_POLL failed: {}", e.message)),
+    })
+}
+
 /// Polls a source, retrying per the error policy.
-async fn poll_with_retries(run: &TaskRun, task: &mut dyn SourceTask) -> Result<Vec<SourceRecord>, TaskError> {
+async fn poll_with_retries(run: &TaskRun, task: &mut dyn SourceTask) -> Result<SourceBatch, TaskError> {
     let mut backoff = run.backoff("poll");
     loop {
         match task.poll().await {
@@ -343,22 +376,31 @@ async fn stopped(mut target: watch::Receiver<Target>) {
     let _ = target.wait_for(|t| *t == Target::Stopped).await;
 }
 
-/// Transforms a polled batch and writes its records and the source offsets it reached in one
-/// transaction (retried per the error policy).
-async fn write_source_batch(run: &TaskRun, table: &StateTable, records: Vec<SourceRecord>) -> Result<(), String> {
-    // The offset each source partition reached: its last record's.
-    let mut reached: Vec<(Value, Value)> = Vec::new();
-    let mut out: Vec<ConnectRecord> = Vec::with_capacity(records.len());
-    for r in records {
-        match reached.iter_mut().rev().find(|(p, _)| *p == r.source_partition) {
-            Some((_, o)) => *o = r.source_offset,
-            None => reached.push((r.source_partition, r.source_offset)),
+/// A polled batch made ready to write: its records transformed, the offsets it reached as
+/// state writes, and its transaction prepared by the broker (`None` when preparing failed: it
+/// is prepared again, and the failure handled, when the batch is written).
+struct ReadyBatch {
+    out: Vec<ConnectRecord>,
+    state: Vec<StateWrite>,
+    prepared: Option<PreparedTxn>,
+}
+
+/// Transforms a polled batch and prepares its transaction (`None`: nothing to write).
+async fn ready_batch(run: &TaskRun, table: &StateTable, batch: SourceBatch) -> Result<Option<ReadyBatch>, String> {
+    run.metrics.records_in.increment(batch.records.len() as u64);
+    let out = if run.chain.is_empty() {
+        batch.records
+    } else {
+        let mut out = Vec::with_capacity(batch.records.len());
+        for r in batch.records {
+            if let Some(t) = run.transform(r, None).await? {
+                out.push(t);
+            }
         }
-        if let Some(t) = run.transform(r.record, None).await? {
-            out.push(t);
-        }
-    }
-    let offsets: BTreeMap<Vec<u8>, Vec<u8>> = reached
+        out
+    };
+    let offsets: BTreeMap<Vec<u8>, Vec<u8>> = batch
+        .offsets
         .iter()
         .map(|(p, o)| (partition_key(p), o.to_string().into_bytes()))
         .collect();
@@ -370,27 +412,52 @@ async fn write_source_batch(run: &TaskRun, table: &StateTable, records: Vec<Sour
             value,
         })
         .collect();
-    let written = out.len() as u64;
+    if out.is_empty() && state.is_empty() {
+        return Ok(None);
+    }
+    let prepared = prepare(run, &out, &state).await.ok();
+    Ok(Some(ReadyBatch { out, state, prepared }))
+}
+
+/// Writes a ready batch's records and offsets in one transaction, retrying per the error
+/// policy (a retry prepares the transaction again).
+async fn write_ready(run: &TaskRun, ready: ReadyBatch) -> Result<(), String> {
+    let ReadyBatch {
+        out,
+        state,
+        mut prepared,
+    } = ready;
     let mut backoff = run.backoff("write");
-    let result = loop {
-        match write_transaction(run, &out, &state).await {
-            Ok(()) => break Ok(()),
-            Err(e) if backoff.again(&e).await => {}
-            Err(e) => break Err(e),
+    // A topic deleted after the batch was prepared is created again, as preparing does.
+    let mut recreated = 0;
+    loop {
+        let p = match prepared.take() {
+            Some(p) => Ok(p),
+            None => prepare(run, &out, &state).await,
+        };
+        let e = match p {
+            Ok(p) => match run.broker.write_prepared(p).await {
+                Ok(_) => {
+                    run.metrics.records_out.increment(out.len() as u64);
+                    return Ok(());
+                }
+                Err(e) if e.code == ErrorCode::TopicNotFound && recreated < out.len() => {
+                    recreated += 1;
+                    continue;
+                }
+                Err(e) => task_error(e),
+            },
+            Err(e) => e,
+        };
+        if !backoff.again(&e).await {
+            return Err(format!("KAFKA_PRODUCE failed: {}", e.message));
         }
-    };
-    match result {
-        Ok(()) => {
-            run.metrics.records_out.increment(written);
-            Ok(())
-        }
-        Err(e) => Err(format!("KAFKA_PRODUCE failed: {}", e.message)),
     }
 }
 
-/// One try at writing a batch and its source offsets; a topic that does not exist yet is
-/// created and the write made again.
-async fn write_transaction(run: &TaskRun, out: &[ConnectRecord], state: &[StateWrite]) -> Result<(), TaskError> {
+/// Prepares the transaction of a batch and its source offsets; a topic that does not exist yet
+/// is created and the transaction prepared again.
+async fn prepare(run: &TaskRun, out: &[ConnectRecord], state: &[StateWrite]) -> Result<PreparedTxn, TaskError> {
     let bytes = Encoded::new(out);
     let mut created = 0;
     loop {
@@ -400,8 +467,8 @@ async fn write_transaction(run: &TaskRun, out: &[ConnectRecord], state: &[StateW
             state: state.to_vec(),
             durability: None,
         };
-        match run.broker.transact(&run.caller, txn).await {
-            Ok(_) => return Ok(()),
+        match run.broker.prepare(&run.caller, txn) {
+            Ok(p) => return Ok(p),
             Err(e) if e.code == ErrorCode::TopicNotFound && created < out.len() => {
                 let topic = missing_topic(&e.field, out);
                 ensure_topic(&run.broker, &run.caller, &topic, run.common.default_partitions)
@@ -409,16 +476,16 @@ async fn write_transaction(run: &TaskRun, out: &[ConnectRecord], state: &[StateW
                     .map_err(TaskError::fatal)?;
                 created += 1;
             }
-            Err(e)
-                if matches!(
-                    e.code,
-                    ErrorCode::Unavailable | ErrorCode::Overloaded | ErrorCode::QuotaExceeded
-                ) =>
-            {
-                return Err(TaskError::retriable(e.detail));
-            }
-            Err(e) => return Err(TaskError::fatal(format!("{}: {}", e.code, e.detail))),
+            Err(e) => return Err(task_error(e)),
         }
+    }
+}
+
+/// A broker error as a task error: retriable when the broker is busy or shutting down.
+fn task_error(e: crate::error::Error) -> TaskError {
+    match e.code {
+        ErrorCode::Unavailable | ErrorCode::Overloaded | ErrorCode::QuotaExceeded => TaskError::retriable(e.detail),
+        _ => TaskError::fatal(format!("{}: {}", e.code, e.detail)),
     }
 }
 
@@ -445,22 +512,46 @@ fn group_topics(records: &[ConnectRecord]) -> Vec<String> {
     topics
 }
 
-/// A batch's records as the bytes the broker stores, grouped by topic.
+/// A batch's records as the bytes the broker stores, grouped by topic: keys and values as
+/// compact JSON text written one after another into one buffer (no allocation per record),
+/// and handed to the broker as single-line JSON, which it stores without parsing again.
 struct Encoded<'a> {
     records: &'a [ConnectRecord],
-    keys: Vec<Option<Vec<u8>>>,
-    values: Vec<Option<Vec<u8>>>,
+    /// The keys' and values' JSON text.
+    text: String,
+    /// Per record: where its key and its value are in `text`.
+    spans: Vec<(Span, Span)>,
     headers: Vec<Vec<(Vec<u8>, Vec<u8>)>>,
 }
 
+/// Where a key or value is in [`Encoded`]'s text (`None`: no key, a tombstone).
+type Span = Option<Range<usize>>;
+
 impl<'a> Encoded<'a> {
     fn new(records: &'a [ConnectRecord]) -> Self {
+        let mut text = Vec::with_capacity(records.len() * 128);
+        let mut span = |v: &Value| -> Span {
+            let start = text.len();
+            (!v.is_null()).then(|| {
+                crate::connect::record::write_json(&mut text, v);
+                start..text.len()
+            })
+        };
+        let spans = records.iter().map(|r| (span(&r.key), span(&r.value))).collect();
         Self {
             records,
-            keys: records.iter().map(ConnectRecord::key_bytes).collect(),
-            values: records.iter().map(ConnectRecord::value_bytes).collect(),
+            // serde_json writes UTF-8; a failure here would be a bug, and costs the batch only.
+            text: String::from_utf8(text).unwrap_or_default(),
+            spans,
             headers: records.iter().map(ConnectRecord::header_bytes).collect(),
         }
+    }
+
+    /// The JSON text at a span.
+    fn json(&self, span: &Span) -> Option<PayloadInput<'_>> {
+        span.as_ref()
+            .and_then(|s| self.text.get(s.clone()))
+            .map(PayloadInput::JsonLine)
     }
 
     fn produce(&self) -> Vec<TxnProduce<'_>> {
@@ -473,10 +564,8 @@ impl<'a> Encoded<'a> {
                     .enumerate()
                     .filter(|(_, r)| r.topic == topic)
                     .map(|(i, r)| RecordInput {
-                        key: self.keys[i].as_deref().map(PayloadInput::Bytes),
-                        value: self.values[i]
-                            .as_deref()
-                            .map_or(ValueInput::Null, |v| ValueInput::Given(PayloadInput::Bytes(v))),
+                        key: self.json(&self.spans[i].0),
+                        value: self.json(&self.spans[i].1).map_or(ValueInput::Null, ValueInput::Given),
                         headers: self.headers[i]
                             .iter()
                             .map(|(k, v)| (k.as_slice(), v.as_slice()))
@@ -528,13 +617,21 @@ pub async fn run_sink(run: TaskRun, mut task: Box<dyn SinkTask>) -> Ended {
         Ok(c) => c,
         Err(e) => return Ended::Failed(format!("KAFKA_CONSUME failed: {}", e.message)),
     };
-    // A batch polled and read while the one before it was written.
+    // A batch polled and read while the one before it was written, and the offsets of a
+    // written batch still to commit (committed while the next batch is written).
     let mut ready: Option<SinkBatch> = None;
+    let mut written: Option<Vec<PartitionOffset>> = None;
     loop {
         if run.stopping() {
-            return Ended::Stopped;
+            return match commit(&run, &consumer, &group, written.take()).await {
+                Ok(()) => Ended::Stopped,
+                Err(trace) => Ended::Failed(trace),
+            };
         }
         if *run.target.borrow() == Target::Paused {
+            if let Err(trace) = commit(&run, &consumer, &group, written.take()).await {
+                return Ended::Failed(trace);
+            }
             // Stay in the group while paused: renew the lease now and then.
             run.set(State::Paused, None);
             let mut target = run.target.clone();
@@ -545,36 +642,56 @@ pub async fn run_sink(run: TaskRun, mut task: Box<dyn SinkTask>) -> Ended {
         run.set(State::Running, None);
         let batch = match ready.take() {
             Some(b) => b,
-            None => match poll_batch(&run, &mut consumer).await {
-                Ok(Some(b)) => b,
-                Ok(None) => continue,
-                Err(trace) => return Ended::Failed(trace),
-            },
+            None => {
+                let next = commit(&run, &consumer, &group, written.take()).await;
+                match next.and(poll_batch(&run, &mut consumer).await) {
+                    Ok(Some(b)) => b,
+                    Ok(None) => continue,
+                    Err(trace) => return Ended::Failed(trace),
+                }
+            }
         };
-        // The external system takes this batch while the next one is polled and read.
+        // The external system takes this batch while the offsets of the one before are
+        // committed and the next one is polled and read.
         let SinkBatch {
             topics,
             records,
             offsets,
         } = batch;
-        let (written, next) = tokio::join!(
-            deliver(&run, task.as_mut(), &topics, records),
-            poll_batch(&run, &mut consumer)
-        );
-        if let Err(trace) = written {
+        let before = written.take();
+        let (delivered, next) = tokio::join!(deliver(&run, task.as_mut(), &topics, records), async {
+            commit(&run, &consumer, &group, before).await?;
+            poll_batch(&run, &mut consumer).await
+        });
+        if let Err(trace) = delivered {
             return Ended::Failed(trace);
         }
-        if let Err(e) = consumer.commit(Some(offsets), None).await
-            && e.code != ErrorCode::PartitionNotOwned
-        {
-            return Ended::Failed(format!("committing offsets failed: {}: {}", e.code, e.detail));
-        }
-        run.metrics.set_lag(&run.broker, &group);
+        written = Some(offsets);
         match next {
             Ok(b) => ready = b,
             Err(trace) => return Ended::Failed(trace),
         }
     }
+}
+
+/// Commits the offsets of a written batch, if any (a partition the group gave to another
+/// member meanwhile is skipped: its new owner reads it again from the last commit).
+async fn commit(
+    run: &TaskRun,
+    consumer: &Consumer,
+    group: &str,
+    offsets: Option<Vec<PartitionOffset>>,
+) -> Result<(), String> {
+    let Some(offsets) = offsets else {
+        return Ok(());
+    };
+    if let Err(e) = consumer.commit(Some(offsets), None).await
+        && e.code != ErrorCode::PartitionNotOwned
+    {
+        return Err(format!("committing offsets failed: {}: {}", e.code, e.detail));
+    }
+    run.metrics.set_lag(&run.broker, group);
+    Ok(())
 }
 
 /// A polled batch read as Connect records, ready for a sink.

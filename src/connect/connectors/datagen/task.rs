@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::quickstart::Generator;
-use crate::connect::plugin::{SourceContext, SourceRecord, SourceTask, TaskError};
+use crate::connect::plugin::{SourceBatch, SourceContext, SourceTask, TaskError};
 use crate::connect::record::ConnectRecord;
 
 /// The most records handed out by one poll (and so written in one transaction).
@@ -87,15 +87,11 @@ impl Task {
         pacer.take(Instant::now())
     }
 
-    fn record(&self, n: u64) -> SourceRecord {
+    fn record(&self, n: u64) -> ConnectRecord {
         let (key, value) = self.settings.generator.record(n);
-        SourceRecord {
-            record: ConnectRecord {
-                key,
-                ..ConnectRecord::new(&self.settings.topic, value)
-            },
-            source_partition: self.partition.clone(),
-            source_offset: json!({"position": n + self.settings.tasks}),
+        ConnectRecord {
+            key,
+            ..ConnectRecord::new(&self.settings.topic, value)
         }
     }
 }
@@ -144,20 +140,24 @@ fn resume_at(position: u64, task: u64, tasks: u64) -> u64 {
 
 #[async_trait]
 impl SourceTask for Task {
-    async fn poll(&mut self) -> Result<Vec<SourceRecord>, TaskError> {
+    async fn poll(&mut self) -> Result<SourceBatch, TaskError> {
         if self.finished() {
             if !self.finished_logged {
                 tracing::info!(topic = %self.settings.topic, next = self.next, "datagen task produced all its records");
                 self.finished_logged = true;
             }
             tokio::time::sleep(IDLE).await;
-            return Ok(Vec::new());
+            return Ok(SourceBatch::default());
         }
         let count = self.wait_due().await;
-        let mut out = Vec::with_capacity(count as usize);
-        while (out.len() as u64) < count && !self.finished() {
-            out.push(self.record(self.next));
+        let mut out = SourceBatch::with_capacity(count as usize);
+        while (out.records.len() as u64) < count && !self.finished() {
+            out.records.push(self.record(self.next));
             self.next += self.settings.tasks;
+        }
+        if !out.records.is_empty() {
+            // The next number this task hands out.
+            out.reach(&self.partition, json!({"position": self.next}));
         }
         Ok(out)
     }
@@ -179,10 +179,11 @@ mod tests {
         }
     }
 
-    fn numbers(records: &[SourceRecord]) -> Vec<u64> {
-        records
+    fn numbers(batch: &SourceBatch) -> Vec<u64> {
+        batch
+            .records
             .iter()
-            .map(|r| r.record.value["orderid"].as_u64().unwrap())
+            .map(|r| r.value["orderid"].as_u64().unwrap())
             .collect()
     }
 
@@ -202,8 +203,10 @@ mod tests {
         let mut t1 = Task::new(settings(2, Some(7), None), &ctx(1));
         let got = t1.poll().await.unwrap();
         assert_eq!(numbers(&got), [1, 3, 5]);
-        assert_eq!(got[2].source_partition, json!({"quickstart": "orders", "task": 1}));
-        assert_eq!(got[2].source_offset, json!({"position": 7}));
+        assert_eq!(
+            got.offsets,
+            [(json!({"quickstart": "orders", "task": 1}), json!({"position": 7}))]
+        );
         assert!(
             t1.poll().await.unwrap().is_empty(),
             "iterations are shared by all tasks"

@@ -7,7 +7,7 @@ use std::io::Write as _;
 use async_trait::async_trait;
 
 use crate::connect::plugin::{PutError, SinkTask};
-use crate::connect::record::ConnectRecord;
+use crate::connect::record::{ConnectRecord, write_json};
 
 /// The file sink task.
 pub(super) struct Task {
@@ -25,7 +25,7 @@ impl SinkTask for Task {
     async fn put(&mut self, records: &[ConnectRecord]) -> Result<(), PutError> {
         let mut text = Vec::with_capacity(records.len() * 64);
         for r in records {
-            serde_json::to_writer(&mut text, &r.value).map_err(|e| PutError::Fatal(e.to_string()))?;
+            write_json(&mut text, &r.value);
             text.push(b'\n');
         }
         let path = self.path.clone();

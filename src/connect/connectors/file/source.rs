@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 
 use crate::connect::config::Parsed;
-use crate::connect::plugin::{SourceContext, SourceRecord, SourceTask, TaskError};
+use crate::connect::plugin::{SourceBatch, SourceContext, SourceTask, TaskError};
 use crate::connect::record::ConnectRecord;
 
 /// Bytes read from the file at most per poll.
@@ -25,11 +25,17 @@ pub(super) struct Task {
 
 struct Reader {
     path: String,
+    /// The source partition: `{"filename": path}`.
+    partition: Value,
     topic: String,
     batch_size: usize,
     /// The open file, its inode, and the position after the last line handed out.
     open: Option<(File, u64)>,
     position: u64,
+    /// Bytes read from the file after `position`, not handed out yet: `buf[start..]` (kept
+    /// between polls, so that a batch smaller than a read does not read the file again).
+    buf: Vec<u8>,
+    start: usize,
     /// Where to resume when the file is first opened: (position, inode) as committed.
     resume: Option<(u64, Option<u64>)>,
 }
@@ -42,11 +48,14 @@ impl Task {
             .map(|o| (o["position"].as_u64().unwrap_or(0), o["inode"].as_u64()));
         Self {
             reader: Some(Reader {
+                partition: json!({"filename": path}),
                 path,
                 topic: config.str("topic").to_owned(),
                 batch_size: config.int("batch.size").max(1) as usize,
                 open: None,
                 position: 0,
+                buf: Vec::new(),
+                start: 0,
                 resume,
             }),
             poll_interval: Duration::from_millis(config.int("poll.interval.ms").max(1) as u64),
@@ -56,7 +65,7 @@ impl Task {
 
 #[async_trait]
 impl SourceTask for Task {
-    async fn poll(&mut self) -> Result<Vec<SourceRecord>, TaskError> {
+    async fn poll(&mut self) -> Result<SourceBatch, TaskError> {
         let mut reader = self.reader.take().expect("the reader is put back after each poll");
         let (reader, lines) = tokio::task::spawn_blocking(move || {
             let lines = reader.read();
@@ -65,43 +74,64 @@ impl SourceTask for Task {
         .await
         .map_err(|e| TaskError::fatal(format!("file reader: {e}")))?;
         self.reader = Some(reader);
-        let records = lines?;
-        if records.is_empty() {
+        let batch = lines?;
+        if batch.is_empty() {
             tokio::time::sleep(self.poll_interval).await;
         }
-        Ok(records)
+        Ok(batch)
     }
 }
 
 impl Reader {
-    /// The complete lines after the position (at most `batch_size`), or none at the end.
-    fn read(&mut self) -> Result<Vec<SourceRecord>, TaskError> {
+    /// The complete lines after the position (at most `batch_size`) and the position after
+    /// them, or nothing at the end.
+    fn read(&mut self) -> Result<SourceBatch, TaskError> {
         if self.open.is_none() && !self.open_file()? {
-            return Ok(Vec::new());
+            return Ok(SourceBatch::default());
         }
-        let (file, inode) = self.open.as_mut().expect("opened above");
-        let inode = *inode;
-        file.seek(SeekFrom::Start(self.position))
-            .map_err(|e| TaskError::retriable(format!("{}: {e}", self.path)))?;
-        let mut buf = Vec::with_capacity(64 << 10);
-        file.take(READ_CHUNK as u64)
-            .read_to_end(&mut buf)
-            .map_err(|e| TaskError::retriable(format!("{}: {e}", self.path)))?;
-        let mut records = Vec::new();
+        let inode = self.fill()?;
+        let data = &self.buf[self.start..];
+        let mut batch = SourceBatch::with_capacity(self.batch_size.min(data.len() / 32 + 1));
         let mut consumed = 0usize;
-        while records.len() < self.batch_size {
-            let Some(end) = memchr::memchr(b'\n', &buf[consumed..]) else {
+        while batch.records.len() < self.batch_size {
+            let Some(end) = memchr::memchr(b'\n', &data[consumed..]) else {
                 break;
             };
-            let line = &buf[consumed..consumed + end];
+            batch.records.push(self.record(&data[consumed..consumed + end]));
             consumed += end + 1;
-            records.push(self.record(line, self.position + consumed as u64, inode));
         }
+        self.start += consumed;
         self.position += consumed as u64;
-        if records.is_empty() {
-            self.check_rotation(&buf[consumed..], inode, &mut records)?;
+        if batch.records.is_empty() {
+            let rest = self.buf.split_off(self.start);
+            self.buf.clear();
+            self.start = 0;
+            let position = self.position;
+            self.check_rotation(&rest, inode, &mut batch)?;
+            if self.open.is_some() && self.position == position {
+                // Neither rotated nor truncated: the start of a line still being written.
+                self.buf = rest;
+            }
+        } else {
+            batch.reach(&self.partition, offset(self.position, inode));
         }
-        Ok(records)
+        Ok(batch)
+    }
+
+    /// Reads more of the open file into the buffer when less than half a read is buffered;
+    /// returns the file's inode.
+    fn fill(&mut self) -> Result<u64, TaskError> {
+        let (file, inode) = self.open.as_mut().expect("the file is open");
+        let buffered = self.buf.len() - self.start;
+        if buffered < READ_CHUNK / 2 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+            self.buf.reserve(READ_CHUNK - buffered);
+            file.seek(SeekFrom::Start(self.position + buffered as u64))
+                .and_then(|_| file.take((READ_CHUNK - buffered) as u64).read_to_end(&mut self.buf))
+                .map_err(|e| TaskError::retriable(format!("{}: {e}", self.path)))?;
+        }
+        Ok(*inode)
     }
 
     /// Opens the file at its path (false when it does not exist yet) and finds where to start.
@@ -120,13 +150,15 @@ impl Reader {
             _ => 0,
         };
         self.open = Some((file, meta.ino()));
+        self.buf.clear();
+        self.start = 0;
         Ok(true)
     }
 
     /// At the end of the open file: if the path now names another file (rotation), the rest of
     /// this one (a last line without a newline) is handed out and the new file is read next;
     /// if the file shrank (truncation), it is read again from the start.
-    fn check_rotation(&mut self, rest: &[u8], inode: u64, records: &mut Vec<SourceRecord>) -> Result<(), TaskError> {
+    fn check_rotation(&mut self, rest: &[u8], inode: u64, batch: &mut SourceBatch) -> Result<(), TaskError> {
         let now = match std::fs::metadata(&self.path) {
             Ok(m) => Some(m),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -136,7 +168,7 @@ impl Reader {
             Some(m) if m.ino() != inode => {
                 if !rest.is_empty() {
                     let end = self.position + rest.len() as u64;
-                    records.push(self.record(rest, end, inode));
+                    batch.push(self.record(rest), &self.partition, offset(end, inode));
                 }
                 tracing::info!(file = %self.path, "file rotated; reading the new file from its start");
                 self.open = None;
@@ -152,12 +184,19 @@ impl Reader {
         Ok(())
     }
 
-    fn record(&self, line: &[u8], position: u64, inode: u64) -> SourceRecord {
+    /// A line (without its line break) as a record: a JSON string, as Kafka's file source
+    /// gives with the JSON converter.
+    fn record(&self, line: &[u8]) -> ConnectRecord {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        SourceRecord {
-            record: ConnectRecord::new(&self.topic, Value::String(String::from_utf8_lossy(line).into_owned())),
-            source_partition: json!({"filename": self.path}),
-            source_offset: json!({"position": position, "inode": inode}),
-        }
+        let text = match simdutf8::basic::from_utf8(line) {
+            Ok(text) => text.to_owned(),
+            Err(_) => String::from_utf8_lossy(line).into_owned(),
+        };
+        ConnectRecord::new(&self.topic, Value::String(text))
     }
+}
+
+/// The source offset of a position in a file.
+fn offset(position: u64, inode: u64) -> Value {
+    json!({"position": position, "inode": inode})
 }

@@ -20,7 +20,7 @@ use serde_json::{Map, Value, json};
 use super::db::{Dialect, Pool, Target};
 use super::query::{self, Bind, Failure, Rows};
 use super::types::Numeric;
-use crate::connect::plugin::{SourceContext, SourceRecord, SourceTask, TaskError};
+use crate::connect::plugin::{SourceBatch, SourceContext, SourceTask, TaskError};
 use crate::connect::record::ConnectRecord;
 
 /// How rows are chosen.
@@ -253,7 +253,7 @@ make it NOT NULL or set validate.non.null=false"
     }
 
     /// Reads the next rows of one table.
-    async fn read(&self, r: &mut Reader) -> Result<Vec<SourceRecord>, TaskError> {
+    async fn read(&self, r: &mut Reader) -> Result<SourceBatch, TaskError> {
         let s = &self.settings;
         let limit = s.batch_max_rows;
         if s.mode == Mode::Bulk {
@@ -269,11 +269,13 @@ make it NOT NULL or set validate.non.null=false"
             if r.pending.is_empty() {
                 r.next_poll = Instant::now() + s.poll_interval;
             }
-            let at = chrono::Utc::now().timestamp_millis();
-            return Ok(out
-                .into_iter()
-                .map(|row| self.record(r, row, json!({"bulk": at})))
-                .collect());
+            let mut batch = SourceBatch::with_capacity(out.len());
+            batch.records = out.into_iter().map(|row| self.record(r, row)).collect();
+            if !batch.records.is_empty() {
+                let at = chrono::Utc::now().timestamp_millis();
+                batch.reach(&r.partition, json!({"bulk": at}));
+            }
+            return Ok(batch);
         }
         let (sql, binds) = self.statement(r, limit);
         let mut rows = self.run(&sql, &binds).await?;
@@ -285,7 +287,7 @@ make it NOT NULL or set validate.non.null=false"
             r.next_poll = Instant::now() + s.poll_interval;
         }
         let ts_type = s.timestamps.iter().find_map(|c| rows.type_of(c)).map(str::to_owned);
-        let mut out = Vec::with_capacity(rows.rows.len());
+        let mut out = SourceBatch::with_capacity(rows.rows.len());
         for row in rows.rows {
             if s.mode.timestamp() {
                 let ts = self.timestamp_of(&row);
@@ -296,8 +298,10 @@ make it NOT NULL or set validate.non.null=false"
             if s.mode.incrementing() {
                 r.offset.incrementing = Some(self.incrementing_of(&row)?);
             }
-            let offset = r.offset.to_json();
-            out.push(self.record(r, row, offset));
+            out.records.push(self.record(r, row));
+        }
+        if !out.records.is_empty() {
+            out.reach(&r.partition, r.offset.to_json());
         }
         Ok(out)
     }
@@ -460,7 +464,7 @@ make it NOT NULL or set validate.non.null=false"
             })
     }
 
-    fn record(&self, r: &Reader, row: Map<String, Value>, offset: Value) -> SourceRecord {
+    fn record(&self, r: &Reader, row: Map<String, Value>) -> ConnectRecord {
         let key = if r.key.is_empty() {
             Value::Null
         } else {
@@ -473,17 +477,13 @@ make it NOT NULL or set validate.non.null=false"
         };
         let mut record = ConnectRecord::new(&r.topic, Value::Object(row));
         record.key = key;
-        SourceRecord {
-            record,
-            source_partition: r.partition.clone(),
-            source_offset: offset,
-        }
+        record
     }
 }
 
 #[async_trait]
 impl SourceTask for Task {
-    async fn poll(&mut self) -> Result<Vec<SourceRecord>, TaskError> {
+    async fn poll(&mut self) -> Result<SourceBatch, TaskError> {
         if self.readers.is_none() {
             self.readers = Some(self.readers().await?);
         }
@@ -496,10 +496,10 @@ impl SourceTask for Task {
 
 impl Task {
     /// Reads the first table that is due and has rows; waits when none is due.
-    async fn poll_readers(&mut self, readers: &mut [Reader]) -> Result<Vec<SourceRecord>, TaskError> {
+    async fn poll_readers(&mut self, readers: &mut [Reader]) -> Result<SourceBatch, TaskError> {
         if readers.is_empty() {
             tokio::time::sleep(self.settings.poll_interval).await;
-            return Ok(Vec::new());
+            return Ok(SourceBatch::default());
         }
         let now = Instant::now();
         for step in 0..readers.len() {
@@ -522,7 +522,7 @@ impl Task {
             .saturating_duration_since(Instant::now())
             .min(self.settings.poll_interval);
         tokio::time::sleep(wait.max(Duration::from_millis(5))).await;
-        Ok(Vec::new())
+        Ok(SourceBatch::default())
     }
 }
 

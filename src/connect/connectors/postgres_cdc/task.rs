@@ -20,7 +20,7 @@ use super::db::{self, Table, TableRef};
 use super::pgoutput::{self, Datum, Message, Relation};
 use super::values::{self, Source};
 use super::{Settings, SnapshotMode};
-use crate::connect::plugin::{SourceContext, SourceRecord, SourceTask, TaskError};
+use crate::connect::plugin::{SourceBatch, SourceContext, SourceTask, TaskError};
 use crate::connect::record::ConnectRecord;
 
 /// How long a poll waits for changes before answering with what it has.
@@ -151,7 +151,7 @@ impl Task {
     }
 
     /// The next snapshot page as records; `None` when the snapshot is complete.
-    async fn snapshot_page(&mut self, snap: &mut Snapshot) -> Result<Option<Vec<SourceRecord>>, TaskError> {
+    async fn snapshot_page(&mut self, snap: &mut Snapshot) -> Result<Option<SourceBatch>, TaskError> {
         let pool = self.pool().await?;
         while snap.index < snap.tables.len() {
             if snap.current.is_none() {
@@ -174,15 +174,14 @@ impl Task {
                 snap.after = None;
                 continue;
             }
-            let records = rows
-                .into_iter()
-                .map(|(row, key)| {
-                    let r = self.snapshot_record(table, snap.lsn, &row, &key);
-                    snap.after = Some(key);
-                    r
-                })
-                .collect();
-            return Ok(Some(records));
+            let mut batch = SourceBatch::with_capacity(rows.len());
+            for (row, key) in rows {
+                batch.records.push(self.snapshot_record(table, snap.lsn, &row));
+                snap.after = Some(key);
+            }
+            let offset = json!({"lsn": snap.lsn, "snapshot": {"table": table.full_name(), "after": snap.after}});
+            batch.reach(&self.partition(), offset);
+            return Ok(Some(batch));
         }
         if let Some(mut conn) = snap.exported.take() {
             conn.execute("COMMIT")
@@ -192,7 +191,7 @@ impl Task {
         Ok(None)
     }
 
-    fn snapshot_record(&self, table: &Table, lsn: u64, row: &[Option<String>], key: &[String]) -> SourceRecord {
+    fn snapshot_record(&self, table: &Table, lsn: u64, row: &[Option<String>]) -> ConnectRecord {
         let after: Map<String, Value> = table
             .columns
             .iter()
@@ -221,23 +220,19 @@ impl Task {
             values::envelope("r", None, Some(after), &source),
         );
         record.key = key_value;
-        SourceRecord {
-            record,
-            source_partition: self.partition(),
-            source_offset: json!({"lsn": lsn, "snapshot": {"table": table.full_name(), "after": key}}),
-        }
+        record
     }
 
     /// Streams whole transactions until one poll's worth is gathered or the stream is idle.
-    async fn stream(&mut self, st: &mut Stream) -> Result<Vec<SourceRecord>, TaskError> {
+    async fn stream(&mut self, st: &mut Stream) -> Result<SourceBatch, TaskError> {
         if st.client.is_none() {
             st.client = Some(self.replication(st).await?);
             st.relations.clear();
             st.txn = None;
         }
-        let mut out = Vec::new();
+        let mut out = SourceBatch::default();
         let deadline = tokio::time::Instant::now() + POLL_WAIT;
-        while out.len() < self.s.max_batch {
+        while out.records.len() < self.s.max_batch {
             let Some(client) = st.client.as_mut() else { break };
             let event = match tokio::time::timeout_at(deadline, client.recv()).await {
                 Err(_) => break,
@@ -300,12 +295,7 @@ impl Task {
         }
     }
 
-    async fn on_event(
-        &self,
-        st: &mut Stream,
-        event: ReplicationEvent,
-        out: &mut Vec<SourceRecord>,
-    ) -> Result<(), TaskError> {
+    async fn on_event(&self, st: &mut Stream, event: ReplicationEvent, out: &mut SourceBatch) -> Result<(), TaskError> {
         match event {
             ReplicationEvent::Begin {
                 xid,
@@ -327,17 +317,15 @@ impl Task {
                 if let Some(txn) = st.txn.take()
                     && end > st.written
                 {
-                    let offset = json!({"lsn": end, "txId": txn.xid});
-                    out.extend(txn.records.into_iter().map(|mut record| {
+                    out.records.extend(txn.records.into_iter().map(|mut record| {
                         if let Some(source) = record.value.get_mut("source") {
                             source["lsn"] = json!(end);
                         }
-                        SourceRecord {
-                            record,
-                            source_partition: self.partition(),
-                            source_offset: offset.clone(),
-                        }
+                        record
                     }));
+                    // Also after a transaction with no change for us: its position is written
+                    // (and acknowledged) as any other, so the slot keeps up.
+                    out.reach(&self.partition(), json!({"lsn": end, "txId": txn.xid}));
                     st.handed = end;
                 }
             }
@@ -540,13 +528,13 @@ impl Stream {
 
 #[async_trait]
 impl SourceTask for Task {
-    async fn poll(&mut self) -> Result<Vec<SourceRecord>, TaskError> {
+    async fn poll(&mut self) -> Result<SourceBatch, TaskError> {
         let phase = std::mem::replace(&mut self.phase, Phase::Start);
-        let (phase, records) = match phase {
-            Phase::Start => (self.start().await?, Vec::new()),
+        let (phase, batch) = match phase {
+            Phase::Start => (self.start().await?, SourceBatch::default()),
             Phase::Snapshot(mut snap) => match self.snapshot_page(&mut snap).await {
-                Ok(Some(records)) => (Phase::Snapshot(snap), records),
-                Ok(None) => (self.after_snapshot(snap.lsn).await?, Vec::new()),
+                Ok(Some(batch)) => (Phase::Snapshot(snap), batch),
+                Ok(None) => (self.after_snapshot(snap.lsn).await?, SourceBatch::default()),
                 Err(e) => {
                     self.phase = Phase::Snapshot(snap);
                     return Err(e);
@@ -559,11 +547,17 @@ impl SourceTask for Task {
             }
             Phase::Done => {
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                (Phase::Done, Vec::new())
+                (Phase::Done, SourceBatch::default())
             }
         };
         self.phase = phase;
-        Ok(records)
+        Ok(batch)
+    }
+
+    /// The slot is acknowledged in [`Self::committed`] up to what was handed out: nothing may
+    /// be handed out that is not written yet.
+    fn polls_ahead(&self) -> bool {
+        false
     }
 
     async fn committed(&mut self) -> Result<(), TaskError> {
