@@ -37,7 +37,8 @@ const METHOD: &str = "Connectors created with `PUT /v1/connectors/{name}/config`
 source), that topic into a file (file sink) and into a local no-op receiver (HTTP sink, batches of 500), each \
 until done or for `--seconds` (default 30); datagen writes orders as fast as it can for `--seconds`. Progress \
 is read from topic end offsets, the sink file's size (every line checked afterwards) and the receiver's count. \
-Ceilings in the same run: plain batch produce (1000 × 100 B, 4 connections), a plain file write of the same \
+Ceilings in the same run: plain batch produce (1000 × 100 B, 4 connections, on a server of its own whose \
+data is deleted before the connectors' server starts, so that its compactions do not run beside them), a plain file write of the same \
 lines synced every 500 as the sink syncs its batches, direct POSTs of the same batches to the receiver.";
 
 /// The `i`-th line of the source file: 98 characters, so that its value as a JSON string is
@@ -56,21 +57,10 @@ pub(super) async fn run(args: &BenchArgs, dir: &Path) -> anyhow::Result<Report> 
     let secs = platform::phase_seconds(args);
     let lines = platform::backlog(args, secs);
     std::fs::create_dir_all(dir)?;
+    let plain = plain_produce(args, &dir.join("ceiling"), secs).await?;
     let server = platform::start(args, &dir.join("weir"))?;
     let api = server.api.clone();
     let mut report = Report::new("Connect (issue #16)", METHOD);
-
-    // Ceiling of the sources: plain batch produce of 100-byte records.
-    super::create_topic(&api.base, "c-plain", 1).await?;
-    let (body, _) = records_body(BATCH, 100);
-    let mut plain = Tally::default();
-    let url = format!("{}/v1/topics/c-plain/records", api.base);
-    plain.add(post_loop(&url, body, "application/json", CONNECTIONS, secs).await);
-    let plain = plain.row(
-        &format!("  ceiling: plain batch produce, {BATCH} × 100 B, {CONNECTIONS} connections"),
-        BATCH as u64,
-        BATCH as u64 * 100,
-    );
 
     let (source, read) = file_source(&api, dir, lines, secs).await?;
     let source_pct = platform::pct(source.records_per_s, plain.records_per_s);
@@ -92,6 +82,25 @@ pub(super) async fn run(args: &BenchArgs, dir: &Path) -> anyhow::Result<Report> 
     report.target_pct("file sink records/s ≥ 70 % of a plain file write", sink_pct, 70.0);
     server.stop().await?;
     Ok(report)
+}
+
+/// The sources' ceiling: plain batch produce of 100-byte records, on a server of its own whose
+/// data is deleted (and the disk synced) before the connectors run, as the connectors' server
+/// would otherwise compact the ceiling's data beside them.
+async fn plain_produce(args: &BenchArgs, dir: &Path, secs: f64) -> anyhow::Result<Row> {
+    let server = platform::start(args, dir)?;
+    super::create_topic(&server.api.base, "c-plain", 1).await?;
+    let (body, _) = records_body(BATCH, 100);
+    let mut plain = Tally::default();
+    let url = format!("{}/v1/topics/c-plain/records", server.api.base);
+    plain.add(post_loop(&url, body, "application/json", CONNECTIONS, secs).await);
+    server.stop().await?;
+    platform::quiet_disk(dir);
+    Ok(plain.row(
+        &format!("  ceiling: plain batch produce, {BATCH} × 100 B, {CONNECTIONS} connections"),
+        BATCH as u64,
+        BATCH as u64 * 100,
+    ))
 }
 
 /// Creates (or replaces) connector `name` with `config`.

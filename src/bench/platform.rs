@@ -236,7 +236,7 @@ where
 /// Deletes a finished phase's data (its unwritten pages with it) and flushes what else is
 /// pending to disk, so that the next phase does not share the machine with the last one's
 /// writeback: the Connect phase alone leaves over a gigabyte of file data behind.
-fn quiet_disk(done: &Path) {
+pub(super) fn quiet_disk(done: &Path) {
     let _ = std::fs::remove_dir_all(done);
     let _ = std::process::Command::new("sync").status();
 }

@@ -296,34 +296,39 @@ pub fn partition_key(partition: &Value) -> Vec<u8> {
     partition.to_string().into_bytes()
 }
 
-/// Runs a source task until it is stopped or fails. A task that may poll ahead reads, and
-/// prepares, its next batch while the last one is written: a batch's offsets are written with
-/// it, so a batch read ahead and never written is read again after a restart (still exactly
-/// once).
+/// Runs a source task until it is stopped or fails.
+///
+/// A task that may poll ahead runs as a pipeline of three stages at once: batch N is written
+/// (on the log writer), batch N+1 encoded and checked by the broker (on a blocking thread:
+/// [`prepare_beside`]) and batch N+2 read from the source (on the task). A batch's offsets are
+/// written with it, so a batch read ahead and never written is read again after a restart
+/// (still exactly once). A task that may not (it acknowledges upstream what it hands out) has
+/// one batch at a time.
 pub async fn run_source(mut run: TaskRun, mut task: Box<dyn SourceTask>) -> Ended {
     let table = offsets_table(&run.connector);
     let ahead = task.polls_ahead();
+    let mut polled: Option<PolledBatch> = None;
     let mut ready: Option<ReadyBatch> = None;
     loop {
         if !run.runnable().await {
             return Ended::Stopped;
         }
-        let batch = match ready.take() {
-            Some(b) => b,
-            None => match next_ready(&run, &table, task.as_mut()).await {
-                Some(Ok(Some(b))) => b,
-                Some(Ok(None)) => {
-                    tokio::task::yield_now().await;
-                    continue;
-                }
-                Some(Err(trace)) => return Ended::Failed(trace),
-                None => return Ended::Stopped,
-            },
+        let Some(batch) = ready.take() else {
+            // Nothing to write yet: fill the pipeline.
+            match advance(&run, &table, task.as_mut(), polled.take(), ahead).await {
+                Ok((None, _)) => tokio::task::yield_now().await,
+                Ok((r, p)) => (ready, polled) = (r, p),
+                Err(trace) => return Ended::Failed(trace),
+            }
+            continue;
         };
-        let (written, next) = if ahead {
-            tokio::join!(write_ready(&run, batch), next_ready(&run, &table, task.as_mut()))
+        let (written, advanced) = if ahead {
+            tokio::join!(
+                write_ready(&run, batch),
+                advance(&run, &table, task.as_mut(), polled.take(), ahead)
+            )
         } else {
-            (write_ready(&run, batch).await, None)
+            (write_ready(&run, batch).await, Ok((None, None)))
         };
         if let Err(trace) = written {
             return Ended::Failed(trace);
@@ -331,21 +336,43 @@ pub async fn run_source(mut run: TaskRun, mut task: Box<dyn SourceTask>) -> Ende
         if let Err(e) = task.committed().await {
             return Ended::Failed(format!("acknowledging the source failed: {}", e.message));
         }
-        match next {
-            Some(Ok(b)) => ready = b,
-            Some(Err(trace)) => return Ended::Failed(trace),
-            None => {}
+        match advanced {
+            Ok((r, p)) => (ready, polled) = (r, p),
+            Err(trace) => return Ended::Failed(trace),
         }
     }
 }
 
-/// Polls the next batch and makes it ready to write: `None` when the task is stopped first,
-/// `Some(Ok(None))` when there is nothing to write.
-async fn next_ready(
+/// Moves the pipeline on by one batch: prepares the batch waiting while the next one is polled
+/// (when the task may poll ahead), or polls one and prepares it. Returns the batch ready to
+/// write and the one polled after it, if any (none when the task is stopped meanwhile).
+async fn advance(
     run: &TaskRun,
     table: &StateTable,
     task: &mut dyn SourceTask,
-) -> Option<Result<Option<ReadyBatch>, String>> {
+    waiting: Option<PolledBatch>,
+    ahead: bool,
+) -> Result<(Option<ReadyBatch>, Option<PolledBatch>), String> {
+    match waiting {
+        Some(p) if ahead => {
+            let (ready, next) = tokio::join!(prepare_beside(run, p), next_polled(run, table, task));
+            Ok((Some(ready?), next.unwrap_or(Ok(None))?))
+        }
+        Some(p) => Ok((Some(prepare_beside(run, p).await?), None)),
+        None => match next_polled(run, table, task).await.unwrap_or(Ok(None))? {
+            Some(p) => Ok((Some(prepare_beside(run, p).await?), None)),
+            None => Ok((None, None)),
+        },
+    }
+}
+
+/// Polls the next batch and transforms it: `None` when the task is stopped first,
+/// `Some(Ok(None))` when there is nothing to write.
+async fn next_polled(
+    run: &TaskRun,
+    table: &StateTable,
+    task: &mut dyn SourceTask,
+) -> Option<Result<Option<PolledBatch>, String>> {
     let stop = run.target.clone();
     let polled = tokio::select! {
         r = poll_with_retries(run, task) => r,
@@ -354,7 +381,7 @@ async fn next_ready(
     run.metrics.polled();
     Some(match polled {
         Ok(batch) if batch.is_empty() => Ok(None),
-        Ok(batch) => ready_batch(run, table, batch).await,
+        Ok(batch) => transform_batch(run, table, batch).await,
         Err(e) => Err(format!("TASK_POLL failed: {}", e.message)),
     })
 }
@@ -376,17 +403,22 @@ async fn stopped(mut target: watch::Receiver<Target>) {
     let _ = target.wait_for(|t| *t == Target::Stopped).await;
 }
 
-/// A polled batch made ready to write: its records transformed, the offsets it reached as
-/// state writes, and its transaction prepared by the broker (`None` when preparing failed: it
-/// is prepared again, and the failure handled, when the batch is written).
+/// A polled batch with its records transformed and the offsets it reached as state writes.
+struct PolledBatch {
+    out: Vec<ConnectRecord>,
+    state: Vec<StateWrite>,
+}
+
+/// A polled batch with its transaction prepared by the broker (`None` when preparing failed:
+/// it is prepared again, and the failure handled, when the batch is written).
 struct ReadyBatch {
     out: Vec<ConnectRecord>,
     state: Vec<StateWrite>,
     prepared: Option<PreparedTxn>,
 }
 
-/// Transforms a polled batch and prepares its transaction (`None`: nothing to write).
-async fn ready_batch(run: &TaskRun, table: &StateTable, batch: SourceBatch) -> Result<Option<ReadyBatch>, String> {
+/// Transforms a polled batch (`None`: nothing to write).
+async fn transform_batch(run: &TaskRun, table: &StateTable, batch: SourceBatch) -> Result<Option<PolledBatch>, String> {
     run.metrics.records_in.increment(batch.records.len() as u64);
     let out = if run.chain.is_empty() {
         batch.records
@@ -412,11 +444,31 @@ async fn ready_batch(run: &TaskRun, table: &StateTable, batch: SourceBatch) -> R
             value,
         })
         .collect();
-    if out.is_empty() && state.is_empty() {
-        return Ok(None);
+    Ok((!out.is_empty() || !state.is_empty()).then_some(PolledBatch { out, state }))
+}
+
+/// Encodes a batch and has the broker check it, on a blocking thread: the CPU-heavy part of
+/// writing, done beside the task's reading and the log writer's writing.
+async fn prepare_beside(run: &TaskRun, batch: PolledBatch) -> Result<ReadyBatch, String> {
+    let (broker, caller) = (run.broker.clone(), run.caller.clone());
+    tokio::task::spawn_blocking(move || {
+        let PolledBatch { out, state } = batch;
+        let prepared = broker.prepare(&caller, source_txn(&Encoded::new(&out), &state)).ok();
+        ReadyBatch { out, state, prepared }
+    })
+    .await
+    // A panic lost the batch, which was not written: the task fails and reads it again.
+    .map_err(|e| format!("KAFKA_PRODUCE failed: preparing a batch: {e}"))
+}
+
+/// The transaction of a batch: its records and the source offsets they reach.
+fn source_txn<'a>(bytes: &'a Encoded<'_>, state: &[StateWrite]) -> Transaction<'a> {
+    Transaction {
+        produce: bytes.produce(),
+        commit: None,
+        state: state.to_vec(),
+        durability: None,
     }
-    let prepared = prepare(run, &out, &state).await.ok();
-    Ok(Some(ReadyBatch { out, state, prepared }))
 }
 
 /// Writes a ready batch's records and offsets in one transaction, retrying per the error
@@ -461,13 +513,7 @@ async fn prepare(run: &TaskRun, out: &[ConnectRecord], state: &[StateWrite]) -> 
     let bytes = Encoded::new(out);
     let mut created = 0;
     loop {
-        let txn = Transaction {
-            produce: bytes.produce(),
-            commit: None,
-            state: state.to_vec(),
-            durability: None,
-        };
-        match run.broker.prepare(&run.caller, txn) {
+        match run.broker.prepare(&run.caller, source_txn(&bytes, state)) {
             Ok(p) => return Ok(p),
             Err(e) if e.code == ErrorCode::TopicNotFound && created < out.len() => {
                 let topic = missing_topic(&e.field, out);
