@@ -14,8 +14,11 @@ use crate::connect::config::Parsed;
 use crate::connect::plugin::{SourceBatch, SourceContext, SourceTask, TaskError};
 use crate::connect::record::ConnectRecord;
 
-/// Bytes read from the file at most per poll.
+/// Bytes read from the file at a time.
 const READ_CHUNK: usize = 1 << 20;
+
+/// The longest line read: a longer one fails the task, naming where it is.
+const MAX_LINE: usize = 64 << 20;
 
 /// The file source task.
 pub(super) struct Task {
@@ -118,18 +121,41 @@ impl Reader {
         Ok(batch)
     }
 
-    /// Reads more of the open file into the buffer when less than half a read is buffered;
-    /// returns the file's inode.
+    /// Reads more of the open file into the buffer: until half a read is buffered with a
+    /// whole line in it, or the file ends. A line longer than a read is read whole, up to
+    /// [`MAX_LINE`]. Returns the file's inode.
     fn fill(&mut self) -> Result<u64, TaskError> {
         let (file, inode) = self.open.as_mut().expect("the file is open");
-        let buffered = self.buf.len() - self.start;
-        if buffered < READ_CHUNK / 2 {
+        // Buffered bytes already known to hold no line break.
+        let mut checked = 0;
+        loop {
+            let buffered = self.buf.len() - self.start;
+            let whole_line = memchr::memchr(b'\n', &self.buf[self.start + checked..]).is_some();
+            if whole_line && buffered >= READ_CHUNK / 2 {
+                break;
+            }
+            if buffered >= MAX_LINE {
+                return Err(TaskError::fatal(format!(
+                    "{}: the line at byte {} is longer than {} MiB",
+                    self.path,
+                    self.position,
+                    MAX_LINE >> 20
+                )));
+            }
+            if !whole_line {
+                checked = buffered;
+            }
             self.buf.drain(..self.start);
             self.start = 0;
-            self.buf.reserve(READ_CHUNK - buffered);
-            file.seek(SeekFrom::Start(self.position + buffered as u64))
-                .and_then(|_| file.take((READ_CHUNK - buffered) as u64).read_to_end(&mut self.buf))
+            let more = READ_CHUNK.saturating_sub(buffered).max(READ_CHUNK / 2);
+            self.buf.reserve(more);
+            let read = file
+                .seek(SeekFrom::Start(self.position + buffered as u64))
+                .and_then(|_| file.take(more as u64).read_to_end(&mut self.buf))
                 .map_err(|e| TaskError::retriable(format!("{}: {e}", self.path)))?;
+            if read == 0 || whole_line {
+                break;
+            }
         }
         Ok(*inode)
     }
@@ -199,4 +225,48 @@ impl Reader {
 /// The source offset of a position in a file.
 fn offset(position: u64, inode: u64) -> Value {
     json!({"position": position, "inode": inode})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reader(path: &std::path::Path) -> Reader {
+        Reader {
+            path: path.to_string_lossy().into_owned(),
+            partition: json!({"filename": "f"}),
+            topic: "t".into(),
+            batch_size: 1000,
+            open: None,
+            position: 0,
+            buf: Vec::new(),
+            start: 0,
+            resume: None,
+        }
+    }
+
+    #[test]
+    fn lines_longer_than_a_read_are_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.txt");
+        let long = "x".repeat(3 * READ_CHUNK + 17);
+        std::fs::write(&path, format!("a\n{long}\nb\npartial")).unwrap();
+        let mut r = reader(&path);
+        let mut lengths = Vec::new();
+        for _ in 0..10 {
+            let batch = r.read().unwrap();
+            if batch.records.is_empty() {
+                break;
+            }
+            lengths.extend(batch.records.iter().map(|r| r.value.as_str().unwrap().len()));
+            let position = batch.offsets[0].1["position"].as_u64().unwrap();
+            assert_eq!(position, r.position, "the offset is the position after the batch");
+        }
+        assert_eq!(
+            lengths,
+            [1, long.len(), 1],
+            "a partial last line waits for its line break"
+        );
+        assert_eq!(r.position, (2 + long.len() + 1 + 2) as u64);
+    }
 }
