@@ -502,6 +502,43 @@ async fn heartbeats_advance_the_slot_while_captured_tables_are_idle() {
     assert!(records(&s, &format!("{prefix}.public.busy")).await.is_empty());
 }
 
+/// With a publication of all tables, changes of tables outside `table.include.list` arrive
+/// and are dropped; their transactions' positions are still written, so the slot keeps up
+/// without waiting for a change of an included table.
+#[tokio::test]
+async fn transactions_without_a_captured_change_still_advance_the_slot() {
+    let pg = Pg::start();
+    pg.sql("CREATE TABLE kept (id int PRIMARY KEY)");
+    pg.sql("CREATE TABLE other (id int PRIMARY KEY)");
+    let s = Server::start();
+    let prefix = unique("pgo").replace('-', "_");
+    let config = pg.config(
+        &prefix,
+        "cdc_other",
+        json!({"table.include.list": "public\\.kept", "publication.autocreate.mode": "all_tables",
+               "heartbeat.interval.ms": "200", "snapshot.mode": "never"}),
+    );
+    create_connector(&s, "cdc-other", config).await;
+    wait_slot(&pg, "cdc_other").await;
+    pg.sql("INSERT INTO other SELECT generate_series(1, 100)");
+    let target = pg.sql("SELECT pg_current_wal_lsn()");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let advanced = pg.sql(&format!(
+            "SELECT confirmed_flush_lsn >= '{target}' FROM pg_replication_slots WHERE slot_name = 'cdc_other'"
+        ));
+        if advanced == "t" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the slot stayed below {target}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(records(&s, &format!("{prefix}.public.other")).await.is_empty());
+    // And a captured change after them still arrives.
+    pg.sql("INSERT INTO kept VALUES (1)");
+    assert_eq!(wait_records(&s, &format!("{prefix}.public.kept"), 1, 30).await.len(), 1);
+}
+
 #[tokio::test]
 async fn bad_inputs_fail_clearly_and_never_show_the_password() {
     let s = Server::start();
