@@ -468,6 +468,25 @@ async fn an_interrupted_snapshot_resumes_where_it_stopped() {
     );
 }
 
+/// Waits until the slot has confirmed the WAL position of now (30 s at most).
+async fn wait_slot_past_now(pg: &Pg, slot: &str) {
+    let start = pg.sql(&format!(
+        "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '{slot}'"
+    ));
+    let target = pg.sql("SELECT pg_current_wal_lsn()");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let advanced = pg.sql(&format!(
+            "SELECT confirmed_flush_lsn >= '{target}' FROM pg_replication_slots WHERE slot_name = '{slot}'"
+        ));
+        if advanced == "t" {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the slot stayed at {start}, below {target}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[tokio::test]
 async fn heartbeats_advance_the_slot_while_captured_tables_are_idle() {
     let pg = Pg::start();
@@ -483,21 +502,9 @@ async fn heartbeats_advance_the_slot_while_captured_tables_are_idle() {
     );
     create_connector(&s, "cdc-hb", config).await;
     wait_slot(&pg, "cdc_hb").await;
-    let start = pg.sql("SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'cdc_hb'");
     // WAL that the publication does not carry.
     pg.sql("INSERT INTO busy SELECT generate_series(1, 1000)");
-    let target = pg.sql("SELECT pg_current_wal_lsn()");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let advanced = pg.sql(&format!(
-            "SELECT confirmed_flush_lsn >= '{target}' FROM pg_replication_slots WHERE slot_name = 'cdc_hb'"
-        ));
-        if advanced == "t" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the slot stayed at {start}, below {target}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_slot_past_now(&pg, "cdc_hb").await;
     assert!(records(&s, &format!("{prefix}.public.quiet")).await.is_empty());
     assert!(records(&s, &format!("{prefix}.public.busy")).await.is_empty());
 }
@@ -521,18 +528,7 @@ async fn transactions_without_a_captured_change_still_advance_the_slot() {
     create_connector(&s, "cdc-other", config).await;
     wait_slot(&pg, "cdc_other").await;
     pg.sql("INSERT INTO other SELECT generate_series(1, 100)");
-    let target = pg.sql("SELECT pg_current_wal_lsn()");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let advanced = pg.sql(&format!(
-            "SELECT confirmed_flush_lsn >= '{target}' FROM pg_replication_slots WHERE slot_name = 'cdc_other'"
-        ));
-        if advanced == "t" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the slot stayed below {target}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_slot_past_now(&pg, "cdc_other").await;
     assert!(records(&s, &format!("{prefix}.public.other")).await.is_empty());
     // And a captured change after them still arrives.
     pg.sql("INSERT INTO kept VALUES (1)");
