@@ -62,11 +62,6 @@ impl SourceBatch {
     pub fn is_empty(&self) -> bool {
         self.records.is_empty() && self.offsets.is_empty()
     }
-
-    /// The offset `partition` reached in this batch.
-    pub fn offset(&self, partition: &Value) -> Option<&Value> {
-        self.offsets.iter().find(|(p, _)| p == partition).map(|(_, o)| o)
-    }
 }
 
 /// Looks up the committed offset of a source partition.

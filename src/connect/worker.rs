@@ -453,7 +453,9 @@ async fn prepare_beside(run: &TaskRun, batch: PolledBatch) -> Result<ReadyBatch,
     let (broker, caller) = (run.broker.clone(), run.caller.clone());
     tokio::task::spawn_blocking(move || {
         let PolledBatch { out, state } = batch;
-        let prepared = broker.prepare(&caller, source_txn(&Encoded::new(&out), &state)).ok();
+        let prepared = Encoded::new(&out)
+            .ok()
+            .and_then(|bytes| broker.prepare(&caller, source_txn(&bytes, &state)).ok());
         ReadyBatch { out, state, prepared }
     })
     .await
@@ -510,7 +512,7 @@ async fn write_ready(run: &TaskRun, ready: ReadyBatch) -> Result<(), String> {
 /// Prepares the transaction of a batch and its source offsets; a topic that does not exist yet
 /// is created and the transaction prepared again.
 async fn prepare(run: &TaskRun, out: &[ConnectRecord], state: &[StateWrite]) -> Result<PreparedTxn, TaskError> {
-    let bytes = Encoded::new(out);
+    let bytes = Encoded::new(out)?;
     let mut created = 0;
     loop {
         match run.broker.prepare(&run.caller, source_txn(&bytes, state)) {
@@ -574,7 +576,7 @@ struct Encoded<'a> {
 type Span = Option<Range<usize>>;
 
 impl<'a> Encoded<'a> {
-    fn new(records: &'a [ConnectRecord]) -> Self {
+    fn new(records: &'a [ConnectRecord]) -> Result<Self, TaskError> {
         let mut text = Vec::with_capacity(records.len() * 128);
         let mut span = |v: &Value| -> Span {
             let start = text.len();
@@ -584,13 +586,14 @@ impl<'a> Encoded<'a> {
             })
         };
         let spans = records.iter().map(|r| (span(&r.key), span(&r.value))).collect();
-        Self {
+        // JSON text is UTF-8: a failure here would be a bug, and fails the task, not the data.
+        let text = String::from_utf8(text).map_err(|e| TaskError::fatal(format!("encoding a batch: {e}")))?;
+        Ok(Self {
             records,
-            // serde_json writes UTF-8; a failure here would be a bug, and costs the batch only.
-            text: String::from_utf8(text).unwrap_or_default(),
+            text,
             spans,
             headers: records.iter().map(ConnectRecord::header_bytes).collect(),
-        }
+        })
     }
 
     /// The JSON text at a span.
@@ -689,8 +692,10 @@ pub async fn run_sink(run: TaskRun, mut task: Box<dyn SinkTask>) -> Ended {
         let batch = match ready.take() {
             Some(b) => b,
             None => {
-                let next = commit(&run, &consumer, &group, written.take()).await;
-                match next.and(poll_batch(&run, &mut consumer).await) {
+                if let Err(trace) = commit(&run, &consumer, &group, written.take()).await {
+                    return Ended::Failed(trace);
+                }
+                match poll_batch(&run, &mut consumer).await {
                     Ok(Some(b)) => b,
                     Ok(None) => continue,
                     Err(trace) => return Ended::Failed(trace),

@@ -269,8 +269,10 @@ make it NOT NULL or set validate.non.null=false"
             if r.pending.is_empty() {
                 r.next_poll = Instant::now() + s.poll_interval;
             }
-            let mut batch = SourceBatch::with_capacity(out.len());
-            batch.records = out.into_iter().map(|row| self.record(r, row)).collect();
+            let mut batch = SourceBatch {
+                records: out.into_iter().map(|row| self.record(r, row)).collect(),
+                offsets: Vec::new(),
+            };
             if !batch.records.is_empty() {
                 let at = chrono::Utc::now().timestamp_millis();
                 batch.reach(&r.partition, json!({"bulk": at}));
