@@ -189,8 +189,9 @@ impl Broker {
         self.inner.runtimes.lock().expect("runtimes lock").push(task);
     }
 
-    /// Stops background work and the runtimes, writes out everything queued and flushes the
-    /// write-ahead log. Call it once, after the HTTP server has drained.
+    /// Stops background work and the runtimes, writes out everything queued, flushes the
+    /// write-ahead log and stops the store's flushes and compactions. Call it once, after the
+    /// HTTP server has drained; nothing writes to the broker after it.
     pub async fn close(&self) {
         self.inner.shutdown.cancel();
         let runtimes = std::mem::take(&mut *self.inner.runtimes.lock().expect("runtimes lock"));
@@ -201,8 +202,11 @@ impl Broker {
             }
         }
         let b = self.clone();
-        if tokio::task::spawn_blocking(move || b.inner.writer.shutdown())
-            .await
+        let stop = move || {
+            b.inner.writer.shutdown();
+            b.inner.store.quiesce();
+        };
+        if tokio::task::spawn_blocking(stop).await
             .is_err()
         {
             tracing::error!("the log writer did not stop cleanly");

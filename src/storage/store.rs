@@ -549,6 +549,15 @@ impl Store {
         Ok(total)
     }
 
+    /// Stops the store's background work (memtable flushes, compactions), waiting for the jobs
+    /// that run. Called at shutdown after the last write: a process that exits while a
+    /// compaction thread is inside RocksDB can abort in RocksDB's static destructors
+    /// ("pthread lock: Invalid argument"). What was not flushed stays in the write-ahead log,
+    /// which the next open replays.
+    pub fn quiesce(&self) {
+        self.db.cancel_all_background_work(true);
+    }
+
     /// Flushes and fsyncs the write-ahead log.
     pub fn flush_wal(&self) -> Result<()> {
         self.db.flush_wal(true)?;
