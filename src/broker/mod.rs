@@ -206,9 +206,7 @@ impl Broker {
             b.inner.writer.shutdown();
             b.inner.store.quiesce();
         };
-        if tokio::task::spawn_blocking(stop).await
-            .is_err()
-        {
+        if tokio::task::spawn_blocking(stop).await.is_err() {
             tracing::error!("the log writer did not stop cleanly");
         }
     }
