@@ -47,8 +47,9 @@ impl Post {
     }
 }
 
-/// Sends `req` over `concurrency` connections for `seconds`; returns the requests answered, the
-/// time taken and their latencies in µs. Any answer but a 2xx is an error.
+/// Sends `req` over `concurrency` connections for `seconds`; returns the requests accepted, the
+/// time taken and their latencies in µs. A refusal of backpressure (503, 429) is waited out as
+/// it asks, as a well-behaved client does; any other answer but a 2xx is an error.
 pub(crate) async fn run(
     req: &Post,
     concurrency: usize,
@@ -60,7 +61,9 @@ pub(crate) async fn run(
             let mut conn = Conn::open(&req).await?;
             let mut runs = Runs::until(deadline);
             while runs.due() {
-                runs.time(conn.send(&req)).await?;
+                if let Some(wait) = runs.time_accepted(conn.send_allowing_refusal(&req)).await? {
+                    tokio::time::sleep(wait).await;
+                }
             }
             Ok(runs.finish())
         }
@@ -158,6 +161,21 @@ impl Runs {
         self.latency.saturating_record(t.elapsed().as_micros() as u64);
         self.n += 1;
         Ok(out)
+    }
+
+    /// Awaits one request that backpressure may refuse (it answers the wait asked for): only
+    /// an accepted one is counted and timed.
+    pub(crate) async fn time_accepted(
+        &mut self,
+        request: impl Future<Output = anyhow::Result<Option<Duration>>>,
+    ) -> anyhow::Result<Option<Duration>> {
+        let t = Instant::now();
+        let refused = request.await?;
+        if refused.is_none() {
+            self.latency.saturating_record(t.elapsed().as_micros() as u64);
+            self.n += 1;
+        }
+        Ok(refused)
     }
 
     /// How many requests ran and their latencies.
