@@ -3,6 +3,8 @@
 //! `POST /v1/transactions` with the batch's values for another topic and the member's offsets —
 //! next to plain batch produce of the same records in the same run (its ceiling; target ≥ 70 %).
 //!
+//! The same pair then runs in-process, through the broker's API (what Connect and Streams use).
+//!
 //! The plain produce phase runs first and writes the input topic, so the transactional phase
 //! reads exactly what plain produce wrote; afterwards the output topic's end offsets and the
 //! group's committed offsets are checked against the records the phase counted.
@@ -19,6 +21,13 @@ use serde_json::{Value, json};
 
 use super::platform::{self, Api, Report};
 use super::{BenchArgs, Row, Tally, histogram, post_loop, records_body};
+use crate::broker::groups::{
+    Consumer, JoinOptions, OffsetReset, PartitionOffset, Polled as Brought, Strategy, Subscription,
+};
+use crate::broker::produce::{PayloadInput, ProduceRequest, RecordInput, ValueInput};
+use crate::broker::{Broker, Caller, FetchResult, Transaction, TxnCommit, TxnProduce};
+use crate::error::ErrorCode;
+use crate::storage::Format;
 
 const PARTITIONS: u32 = 4;
 const MEMBERS: usize = 4;
@@ -30,7 +39,7 @@ const METHOD: &str = "Four members of one consumer group each poll up to 1000 re
 write them to another topic with their input offsets committed in the same `POST /v1/transactions`, for \
 `--seconds` (default 30); after the run the output topic's end offsets and the group's committed offsets must \
 equal the records counted. Ceiling: plain batch produce of the same records (1000 a request, 4 connections) in \
-the same run, which also writes the input. Latency: one poll + transaction cycle.";
+the same run, which also writes the input. Latency: one poll + transaction cycle. Then the same two loops in-process, through the broker's API as connectors and stream queries call it (a consumer's poll, one transaction per poll; plain produce of the same batches as the ceiling), on a broker of their own: what a transaction costs without a web client's JSON around it.";
 
 /// Runs the transactions benchmark on a fresh server in `dir`.
 pub(super) async fn run(args: &BenchArgs, dir: &Path) -> anyhow::Result<Report> {
@@ -82,12 +91,24 @@ pub(super) async fn run(args: &BenchArgs, dir: &Path) -> anyhow::Result<Report> 
     report.note(format!(
         "Checked after the run: tx-out holds {out} records and the group committed offsets for {committed}, as counted."
     ));
+    server.stop().await?;
+    platform::quiet_disk(dir);
+
+    let (tx, plain) = in_process(&dir.with_extension("in-process"), secs).await?;
+    let in_ratio = platform::pct(tx.records_per_s, plain.records_per_s);
+    report.row(tx.clone(), platform::vs(&tx, &plain, "plain produce"));
+    report.row(plain, "");
     report.target_pct(
-        "transactional consume → produce ≥ 70 % of plain batch produce",
+        "in-process: consume → transaction ≥ 70 % of plain batch produce",
+        in_ratio,
+        70.0,
+    );
+    report.target_pct(
+        "over HTTP: consume → `POST /v1/transactions` ≥ 70 % of plain batch produce",
         ratio,
         70.0,
     );
-    server.stop().await?;
+    platform::quiet_disk(&dir.with_extension("in-process"));
     Ok(report)
 }
 
@@ -235,6 +256,248 @@ fn transaction(poll: &Poll<'_>, member: &str, generation: u64) -> Option<(Vec<u8
     body.extend_from_slice(commit.to_string().as_bytes());
     body.push(b'}');
     Some((body, poll.records.len() as u64))
+}
+
+/// The same two loops through the broker's API, as connectors and stream queries call it: no
+/// HTTP and no JSON text around the records, so the figure is what a transaction itself costs.
+/// `MEMBERS` tasks produce the same batches for `secs` (the ceiling, which fills the input),
+/// then `MEMBERS` consumers of one group move them to another topic, each poll of up to
+/// `BATCH` records one transaction with its offsets. Returns the transactional row and its
+/// ceiling, after checking the output and the committed offsets against the records counted.
+async fn in_process(dir: &Path, secs: f64) -> anyhow::Result<(Row, Row)> {
+    let broker = crate::testing::broker_in(dir).await;
+    let caller = Caller::internal();
+    for topic in ["tx-in", "tx-out"] {
+        broker
+            .create_topic(&caller, topic, Some(PARTITIONS), &BTreeMap::new())
+            .await?;
+    }
+    let value = format!("\"{}\"", "x".repeat(98));
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let started = Instant::now();
+    let plain = run_tasks((0..MEMBERS).map(|_| produce_loop(broker.clone(), value.clone(), deadline))).await?;
+    let plain = Row::new(
+        &format!("  ceiling: plain batch produce, in-process, {BATCH} × 100 B, {MEMBERS} tasks"),
+        plain.0,
+        plain.0 * 100,
+        started.elapsed(),
+        &plain.1,
+    );
+    let available = end_total(&broker, "tx-in")?;
+    let moved = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let started = Instant::now();
+    let mut members = Vec::new();
+    for _ in 0..MEMBERS {
+        members.push(Consumer::join(&broker, caller.clone(), GROUP, join_options()).await?);
+    }
+    let loops = members
+        .into_iter()
+        .map(|m| transact_loop(broker.clone(), m, moved.clone(), available, deadline));
+    let (n, latency) = run_tasks(loops).await?;
+    let tx = Row::new(
+        &format!("consume → transaction, in-process, {BATCH} × 100 B, {MEMBERS} consumers"),
+        n,
+        n * 100,
+        started.elapsed(),
+        &latency,
+    );
+    let out = end_total(&broker, "tx-out")?;
+    let committed = committed_total(&serde_json::to_value(broker.describe_group(&caller, GROUP)?)?);
+    anyhow::ensure!(
+        out == n && committed == n,
+        "in-process: {n} records moved, but tx-out holds {out} and the group committed {committed}"
+    );
+    broker.close().await;
+    Ok((tx, plain))
+}
+
+/// Runs loops as tasks; sums the records they count and merges their latencies.
+async fn run_tasks<F>(loops: impl Iterator<Item = F>) -> anyhow::Result<(u64, Histogram<u64>)>
+where
+    F: std::future::Future<Output = anyhow::Result<(u64, Histogram<u64>)>> + Send + 'static,
+{
+    let tasks: Vec<_> = loops.map(tokio::spawn).collect();
+    let (mut n, mut latency) = (0, histogram());
+    for t in tasks {
+        let (count, lat) = t.await??;
+        n += count;
+        latency
+            .add(lat)
+            .map_err(|e| anyhow::anyhow!("merge histograms: {e:?}"))?;
+    }
+    Ok((n, latency))
+}
+
+/// A group member that reads `tx-in` from the start and commits only in transactions.
+fn join_options() -> JoinOptions {
+    JoinOptions {
+        subscription: Subscription::Topics(["tx-in".to_owned()].into()),
+        session_timeout: Duration::from_secs(30),
+        auto_offset_reset: OffsetReset::Earliest,
+        strategy: Strategy::Range,
+        auto_commit: false,
+        streaming: false,
+        resume: Default::default(),
+    }
+}
+
+/// Produces batches of `BATCH` copies of `value` to `tx-in` until `deadline`.
+async fn produce_loop(broker: Broker, value: String, deadline: Instant) -> anyhow::Result<(u64, Histogram<u64>)> {
+    let (caller, mut latency, mut n) = (Caller::internal(), histogram(), 0);
+    while Instant::now() < deadline {
+        let t = Instant::now();
+        let records = (0..BATCH).map(|_| record(&value)).collect();
+        match broker.produce(&caller, "tx-in", request(records)).await {
+            Ok(_) => {
+                n += BATCH as u64;
+                latency.saturating_record(t.elapsed().as_micros() as u64);
+            }
+            Err(e) => tokio::time::sleep(backpressure(e)?).await,
+        }
+    }
+    Ok((n, latency))
+}
+
+/// Moves what `member` polls to `tx-out`, one transaction per poll, until `deadline` or until
+/// `available` records are moved. The next batch is polled while a transaction is written (as
+/// Connect's sinks overlap their work); a transaction refused by backpressure is tried again
+/// as it is, and one fenced by a rebalance makes the member join again, so that what it had
+/// polled past is read again from the committed offsets.
+async fn transact_loop(
+    broker: Broker,
+    mut member: Consumer,
+    moved: Arc<AtomicU64>,
+    available: u64,
+    deadline: Instant,
+) -> anyhow::Result<(u64, Histogram<u64>)> {
+    let (mut latency, mut n) = (histogram(), 0);
+    let mut ready: Option<Vec<FetchResult>> = None;
+    while Instant::now() < deadline && moved.load(Ordering::Relaxed) < available {
+        let t = Instant::now();
+        let fetched = match ready.take() {
+            Some(f) => f,
+            None => match member.poll(BATCH, 8 << 20, Duration::from_millis(100)).await? {
+                Brought::Records(f) => f,
+                Brought::Rebalanced => continue,
+            },
+        };
+        let Some(txn) = polled_transaction(&member, &fetched)? else {
+            continue;
+        };
+        let count = txn.produce[0].request.records.len() as u64;
+        let (written, next) = tokio::join!(
+            write_retrying(&broker, txn),
+            member.poll(BATCH, 8 << 20, Duration::from_millis(100))
+        );
+        if !written? {
+            drop(next);
+            member = Consumer::join(&broker, Caller::internal(), GROUP, join_options()).await?;
+            continue;
+        }
+        n += count;
+        moved.fetch_add(count, Ordering::Relaxed);
+        latency.saturating_record(t.elapsed().as_micros() as u64);
+        if let Brought::Records(f) = next? {
+            ready = Some(f);
+        }
+    }
+    Ok((n, latency))
+}
+
+/// Writes a transaction, waiting out refusals of backpressure: true once written, false when a
+/// rebalance fenced it (nothing was written).
+async fn write_retrying(broker: &Broker, txn: Transaction<'_>) -> anyhow::Result<bool> {
+    let caller = Caller::internal();
+    loop {
+        match broker.transact(&caller, txn.clone()).await {
+            Ok(_) => return Ok(true),
+            Err(e)
+                if matches!(
+                    e.code,
+                    ErrorCode::RebalanceInProgress | ErrorCode::IllegalGeneration | ErrorCode::PartitionNotOwned
+                ) =>
+            {
+                return Ok(false);
+            }
+            Err(e) => tokio::time::sleep(backpressure(e)?).await,
+        }
+    }
+}
+
+/// The transaction of a poll: its values to `tx-out` and the offset after each partition read.
+fn polled_transaction<'a>(member: &Consumer, fetched: &'a [FetchResult]) -> anyhow::Result<Option<Transaction<'a>>> {
+    let mut records = Vec::with_capacity(BATCH);
+    let mut offsets = Vec::new();
+    for f in fetched.iter().filter(|f| f.count > 0) {
+        for (_, r) in f.records() {
+            let value = r.value.map_or(&[][..], |v| v.bytes);
+            records.push(record(std::str::from_utf8(value)?));
+        }
+        offsets.push(PartitionOffset {
+            topic: f.topic.clone(),
+            partition: f.partition,
+            offset: f.next_offset,
+        });
+    }
+    if records.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Transaction {
+        produce: vec![TxnProduce {
+            topic: "tx-out".to_owned(),
+            request: request(records),
+        }],
+        commit: Some(TxnCommit {
+            group: GROUP.to_owned(),
+            member_id: member.member_id().to_owned(),
+            generation: member.view().generation,
+            offsets,
+        }),
+        state: Vec::new(),
+        durability: None,
+    }))
+}
+
+/// How long a refusal of backpressure asks to wait (as the HTTP clients wait out a `503`); any
+/// other error ends the run.
+fn backpressure(e: crate::error::Error) -> anyhow::Result<Duration> {
+    anyhow::ensure!(
+        matches!(e.code, ErrorCode::Overloaded | ErrorCode::QuotaExceeded),
+        "{}: {}",
+        e.code,
+        e.detail
+    );
+    let asked = e.extensions.as_ref().and_then(|x| x.get("retry_after_ms"));
+    Ok(Duration::from_millis(asked.and_then(Value::as_u64).unwrap_or(200)))
+}
+
+/// A record of a JSON value without key or headers.
+fn record(value: &str) -> RecordInput<'_> {
+    RecordInput {
+        key: None,
+        value: ValueInput::Given(PayloadInput::JsonLine(value)),
+        headers: Vec::new(),
+        partition: None,
+        timestamp: None,
+    }
+}
+
+/// A produce request of JSON values.
+fn request(records: Vec<RecordInput<'_>>) -> ProduceRequest<'_> {
+    ProduceRequest {
+        records,
+        key_format: Format::Json,
+        value_format: Format::Json,
+        durability: None,
+        idempotency: None,
+    }
+}
+
+/// The records a topic holds: the sum of its partitions' next offsets.
+fn end_total(broker: &Broker, topic: &str) -> anyhow::Result<u64> {
+    let info = broker.describe_topic(&Caller::internal(), topic)?;
+    Ok(info.partitions.iter().map(|(_, s)| s.next_offset).sum())
 }
 
 /// The records committed by a group, from its description: the sum of its committed offsets.
