@@ -126,6 +126,27 @@ struct Reader {
     pending: Vec<Map<String, Value>>,
     checked: bool,
     table: Option<String>,
+    /// The next rows, being read while the ones before them are written.
+    ahead: Option<Ahead>,
+}
+
+/// A query of the rows after a reader's offset, started on a task of its own when a full batch
+/// was read: the database reads the next rows, and they are mapped to JSON, while the rows
+/// before them are written. Dropping it (the task stops or fails) cancels the query.
+struct Ahead(tokio::task::JoinHandle<Result<Rows, TaskError>>);
+
+impl Ahead {
+    async fn rows(mut self) -> Result<Rows, TaskError> {
+        (&mut self.0)
+            .await
+            .map_err(|e| TaskError::fatal(format!("reading rows ahead: {e}")))?
+    }
+}
+
+impl Drop for Ahead {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The JDBC source task.
@@ -211,6 +232,7 @@ impl Task {
             pending: Vec::new(),
             checked: false,
             table,
+            ahead: None,
         }
     }
 
@@ -279,8 +301,13 @@ make it NOT NULL or set validate.non.null=false"
             }
             return Ok(batch);
         }
-        let (sql, binds) = self.statement(r, limit);
-        let mut rows = self.run(&sql, &binds).await?;
+        let mut rows = match r.ahead.take() {
+            Some(ahead) => ahead.rows().await?,
+            None => {
+                let (sql, binds) = self.statement(r, limit);
+                self.run(&sql, &binds).await?
+            }
+        };
         let full = rows.rows.len() >= limit;
         if s.mode == Mode::Timestamp && full {
             rows = self.whole_groups(r, rows).await?;
@@ -305,7 +332,20 @@ make it NOT NULL or set validate.non.null=false"
         if !out.records.is_empty() {
             out.reach(&r.partition, r.offset.to_json());
         }
+        if full {
+            r.ahead = Some(self.read_ahead(r, limit));
+        }
         Ok(out)
+    }
+
+    /// Starts reading the rows after the reader's offset (see [`Ahead`]).
+    fn read_ahead(&self, r: &Reader, limit: usize) -> Ahead {
+        let (sql, binds) = self.statement(r, limit);
+        let (pool, s) = (self.pool.clone(), &self.settings);
+        let (target, numeric) = (s.target.clone(), s.numeric);
+        Ahead(tokio::spawn(async move {
+            fetch(&pool, &target, numeric, &sql, &binds).await
+        }))
     }
 
     /// In `timestamp` mode a full batch is cut before its last group of equal timestamps
@@ -458,12 +498,8 @@ make it NOT NULL or set validate.non.null=false"
     }
 
     async fn run(&self, sql: &str, binds: &[Bind]) -> Result<Rows, TaskError> {
-        query::fetch(&self.pool, sql, binds, self.settings.numeric)
-            .await
-            .map_err(|e| match e {
-                Failure::Db(e) => self.settings.target.task_error("reading rows", &e),
-                Failure::Map(m) => TaskError::fatal(m),
-            })
+        let s = &self.settings;
+        fetch(&self.pool, &s.target, s.numeric, sql, binds).await
     }
 
     fn record(&self, r: &Reader, row: Map<String, Value>) -> ConnectRecord {
@@ -481,6 +517,14 @@ make it NOT NULL or set validate.non.null=false"
         record.key = key;
         record
     }
+}
+
+/// Runs a query and maps its rows, with the task's errors.
+async fn fetch(pool: &Pool, target: &Target, numeric: Numeric, sql: &str, binds: &[Bind]) -> Result<Rows, TaskError> {
+    query::fetch(pool, sql, binds, numeric).await.map_err(|e| match e {
+        Failure::Db(e) => target.task_error("reading rows", &e),
+        Failure::Map(m) => TaskError::fatal(m),
+    })
 }
 
 #[async_trait]
