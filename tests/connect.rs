@@ -599,6 +599,58 @@ async fn a_task_that_fails_says_why_and_restarts_when_asked() {
 }
 
 #[tokio::test]
+async fn a_sink_created_before_its_topic_waits_for_it() {
+    let s = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("out.jsonl");
+    let topic = unique("later");
+    let name = unique("early-sink");
+    // No errors.retry.timeout: the default gives up at once on a failure, but a missing topic
+    // is not one (a Kafka consumer waits for it too).
+    let config = json!({"connector.class": "FileStreamSink", "file": file, "topics": topic});
+    let (st, _) = send(
+        &s,
+        "POST",
+        "/v1/connectors",
+        Some(json!({"name": name, "config": config})),
+    )
+    .await;
+    assert_eq!(st, 201);
+    wait_state(&s, &name, "RUNNING").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (_, v) = send(&s, "GET", &format!("/v1/connectors/{name}/status"), None).await;
+    assert_eq!(state(&v), ("RUNNING", vec!["RUNNING"]), "{v}");
+    s.create_topic(&topic, 1, json!({})).await;
+    s.produce(&topic, json!({"records": [{"value": {"n": 1}}, {"value": "two"}]}))
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_to_string(&file).unwrap_or_default() != "{\"n\":1}\n\"two\"\n" {
+        assert!(Instant::now() < deadline, "the records never reached the file");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Stopped while it waits for another topic that never comes: it stops, it does not fail.
+    let waiting = unique("waiting-sink");
+    let never = unique("never");
+    let config = json!({"connector.class": "FileStreamSink", "file": dir.path().join("never.jsonl"), "topics": never});
+    let (st, _) = send(
+        &s,
+        "POST",
+        "/v1/connectors",
+        Some(json!({"name": waiting, "config": config})),
+    )
+    .await;
+    assert_eq!(st, 201);
+    wait_state(&s, &waiting, "RUNNING").await;
+    let (st, _) = send(&s, "PUT", &format!("/v1/connectors/{waiting}/stop"), None).await;
+    assert_eq!(st, 204);
+    let v = wait_for(&s, &format!("/v1/connectors/{waiting}/status"), 20, |v| {
+        v["connector"]["state"] == "STOPPED"
+    })
+    .await;
+    assert!(!v.to_string().contains("FAILED"), "{v}");
+}
+
+#[tokio::test]
 async fn a_connector_gets_no_more_than_its_creator_holds() {
     let s = Server::start_admin(&[]);
     let auth = |r: reqwest::RequestBuilder, t: &str| r.header("authorization", format!("Bearer {t}"));

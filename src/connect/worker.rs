@@ -3,11 +3,15 @@
 //! and commits only what was acknowledged. Both apply the transform chain and the error
 //! policy (retries with backoff, tolerance, dead letters), and obey pause and stop.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
 use std::ops::Range;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures::StreamExt as _;
+use futures::stream::FuturesOrdered;
 use serde_json::Value;
 use tokio::sync::watch;
 
@@ -134,9 +138,12 @@ impl TaskRun {
     }
 
     /// Waits while paused. Returns false when the task is to stop.
-    async fn runnable(&mut self) -> bool {
+    async fn runnable(&self, target_rx: &mut watch::Receiver<Target>) -> bool {
         loop {
-            let target = *self.target.borrow_and_update();
+            if self.broker.shutdown_token().is_cancelled() {
+                return false;
+            }
+            let target = *target_rx.borrow_and_update();
             match target {
                 Target::Running => {
                     self.set(State::Running, None);
@@ -145,7 +152,7 @@ impl TaskRun {
                 Target::Stopped => return false,
                 Target::Paused => {
                     self.set(State::Paused, None);
-                    if self.target.changed().await.is_err() {
+                    if target_rx.changed().await.is_err() {
                         return false;
                     }
                 }
@@ -296,39 +303,47 @@ pub fn partition_key(partition: &Value) -> Vec<u8> {
     partition.to_string().into_bytes()
 }
 
+/// Batches a source task may have read ahead of the one being written (being prepared or
+/// prepared): enough to keep every stage busy while another is slow for a moment.
+const AHEAD: usize = 4;
+
 /// Runs a source task until it is stopped or fails.
 ///
-/// A task that may poll ahead runs as a pipeline of three stages at once: batch N is written
-/// (on the log writer), batch N+1 encoded and checked by the broker (on a blocking thread:
-/// [`prepare_beside`]) and batch N+2 read from the source (on the task). A batch's offsets are
-/// written with it, so a batch read ahead and never written is read again after a restart
-/// (still exactly once). A task that may not (it acknowledges upstream what it hands out) has
-/// one batch at a time.
-pub async fn run_source(mut run: TaskRun, mut task: Box<dyn SourceTask>) -> Ended {
+/// A task that may poll ahead runs as a pipeline: while batch N is written (on the log writer),
+/// the batches after it are encoded and checked by the broker (on blocking threads:
+/// [`prepare_beside`]) and the next one is read from the source (on the task), up to
+/// [`AHEAD`] batches ahead; batches are written one at a time, in the order they were read. A
+/// batch's offsets are written with it, so a batch read ahead and never written is read again
+/// after a restart (still exactly once). A task that may not (it acknowledges upstream what it
+/// hands out) has one batch at a time.
+pub async fn run_source(run: TaskRun, task: Box<dyn SourceTask>) -> Ended {
+    if task.polls_ahead() {
+        run_pipelined(&run, task).await
+    } else {
+        run_serial(&run, task).await
+    }
+}
+
+/// One batch at a time: poll, prepare, write, acknowledge.
+async fn run_serial(run: &TaskRun, mut task: Box<dyn SourceTask>) -> Ended {
     let table = offsets_table(&run.connector);
-    let ahead = task.polls_ahead();
-    let mut polled: Option<PolledBatch> = None;
-    let mut ready: Option<ReadyBatch> = None;
+    let mut target = run.target.clone();
     loop {
-        if !run.runnable().await {
+        if !run.runnable(&mut target).await {
             return Ended::Stopped;
         }
-        let Some(batch) = ready.take() else {
-            // Nothing to write yet: fill the pipeline.
-            match advance(&run, &table, task.as_mut(), polled.take(), ahead).await {
-                Ok((None, _)) => tokio::task::yield_now().await,
-                Ok((r, p)) => (ready, polled) = (r, p),
-                Err(trace) => return Ended::Failed(trace),
+        let polled = match next_polled(run, &table, task.as_mut()).await {
+            None => return Ended::Stopped,
+            Some(Ok(None)) => {
+                tokio::task::yield_now().await;
+                continue;
             }
-            continue;
+            Some(Ok(Some(p))) => p,
+            Some(Err(trace)) => return Ended::Failed(trace),
         };
-        let (written, advanced) = if ahead {
-            tokio::join!(
-                write_ready(&run, batch),
-                advance(&run, &table, task.as_mut(), polled.take(), ahead)
-            )
-        } else {
-            (write_ready(&run, batch).await, Ok((None, None)))
+        let written = match prepare_beside(run, polled).await {
+            Ok(ready) => write_ready(run, ready).await,
+            Err(trace) => Err(trace),
         };
         if let Err(trace) = written {
             return Ended::Failed(trace);
@@ -336,33 +351,86 @@ pub async fn run_source(mut run: TaskRun, mut task: Box<dyn SourceTask>) -> Ende
         if let Err(e) = task.committed().await {
             return Ended::Failed(format!("acknowledging the source failed: {}", e.message));
         }
-        match advanced {
-            Ok((r, p)) => (ready, polled) = (r, p),
-            Err(trace) => return Ended::Failed(trace),
-        }
     }
 }
 
-/// Moves the pipeline on by one batch: prepares the batch waiting while the next one is polled
-/// (when the task may poll ahead), or polls one and prepares it. Returns the batch ready to
-/// write and the one polled after it, if any (none when the task is stopped meanwhile).
-async fn advance(
-    run: &TaskRun,
-    table: &StateTable,
-    task: &mut dyn SourceTask,
-    waiting: Option<PolledBatch>,
-    ahead: bool,
-) -> Result<(Option<ReadyBatch>, Option<PolledBatch>), String> {
-    match waiting {
-        Some(p) if ahead => {
-            let (ready, next) = tokio::join!(prepare_beside(run, p), next_polled(run, table, task));
-            Ok((Some(ready?), next.unwrap_or(Ok(None))?))
+/// What a poll in flight gives back: the task (moved into the poll while it runs) and the
+/// batch, as [`next_polled`] answers.
+type Polling<'a> = Pin<Box<dyn Future<Output = (Box<dyn SourceTask>, Option<PolledResult>)> + Send + 'a>>;
+
+/// A poll's batch: `Ok(None)` when there is nothing to write.
+type PolledResult = Result<Option<PolledBatch>, String>;
+
+/// The pipeline of a task that may poll ahead (see [`run_source`]). While the task is paused
+/// or stopping nothing new starts; what is in flight finishes first.
+async fn run_pipelined(run: &TaskRun, task: Box<dyn SourceTask>) -> Ended {
+    let table = offsets_table(&run.connector);
+    let mut target = run.target.clone();
+    let mut idle = Some(task);
+    let mut polling: Option<Polling<'_>> = None;
+    let mut preparing = FuturesOrdered::new();
+    let mut ready: VecDeque<ReadyBatch> = VecDeque::new();
+    let mut writing = None;
+    // The runtime dropped the task's target: it is going away.
+    let mut detached = false;
+    // The target the task's status last showed.
+    let mut shown = None;
+    loop {
+        let now = *target.borrow_and_update();
+        if shown != Some(now) && !detached {
+            match now {
+                Target::Running => run.set(State::Running, None),
+                Target::Paused => run.set(State::Paused, None),
+                Target::Stopped => {}
+            }
+            shown = Some(now);
         }
-        Some(p) => Ok((Some(prepare_beside(run, p).await?), None)),
-        None => match next_polled(run, table, task).await.unwrap_or(Ok(None))? {
-            Some(p) => Ok((Some(prepare_beside(run, p).await?), None)),
-            None => Ok((None, None)),
-        },
+        let running = !detached && now == Target::Running && !run.broker.shutdown_token().is_cancelled();
+        if running {
+            if writing.is_none()
+                && let Some(batch) = ready.pop_front()
+            {
+                writing = Some(Box::pin(write_ready(run, batch)));
+            }
+            if preparing.len() + ready.len() < AHEAD
+                && let Some(mut task) = idle.take()
+            {
+                let table = &table;
+                polling = Some(Box::pin(async move {
+                    let polled = next_polled(run, table, task.as_mut()).await;
+                    (task, polled)
+                }));
+            }
+        } else if writing.is_none() && polling.is_none() && preparing.is_empty() {
+            // Paused or stopping, with nothing in flight: wait until running again.
+            if detached || !run.runnable(&mut target).await {
+                return Ended::Stopped;
+            }
+            continue;
+        }
+        tokio::select! {
+            written = async { writing.as_mut().expect("checked").await }, if writing.is_some() => {
+                writing = None;
+                if let Err(trace) = written {
+                    return Ended::Failed(trace);
+                }
+            }
+            Some(prepared) = preparing.next(), if !preparing.is_empty() => match prepared {
+                Ok(batch) => ready.push_back(batch),
+                Err(trace) => return Ended::Failed(trace),
+            },
+            (task, polled) = async { polling.as_mut().expect("checked").await }, if polling.is_some() => {
+                polling = None;
+                idle = Some(task);
+                match polled {
+                    Some(Ok(Some(batch))) => preparing.push_back(prepare_beside(run, batch)),
+                    Some(Err(trace)) => return Ended::Failed(trace),
+                    // Nothing to write, or stopped: the loop looks at the target again.
+                    Some(Ok(None)) | None => tokio::task::yield_now().await,
+                }
+            }
+            changed = target.changed(), if !detached => detached = changed.is_err(),
+        }
     }
 }
 
@@ -663,7 +731,8 @@ pub async fn run_sink(run: TaskRun, mut task: Box<dyn SinkTask>) -> Ended {
     };
     let group = sink_group(&run.connector);
     let mut consumer = match join_with_retries(&run, &group, options).await {
-        Ok(c) => c,
+        Ok(Some(c)) => c,
+        Ok(None) => return Ended::Stopped,
         Err(e) => return Ended::Failed(format!("KAFKA_CONSUME failed: {}", e.message)),
     };
     // A batch polled and read while the one before it was written, and the offsets of a
@@ -799,13 +868,36 @@ fn read_batch(fetched: Vec<crate::broker::FetchResult>) -> SinkBatch {
     batch
 }
 
-/// Joins the sink's group, retrying while its topics do not exist yet.
-async fn join_with_retries(run: &TaskRun, group: &str, options: JoinOptions) -> Result<Consumer, TaskError> {
+/// How often a sink looks again for topics that do not exist yet.
+const TOPIC_WAIT: Duration = Duration::from_millis(500);
+
+/// Joins the sink's group (`None`: stopped first). Like a Kafka consumer, a sink waits for
+/// topics that do not exist yet, however long it takes and whatever `errors.retry.timeout`
+/// says: a sink is often created before the source that creates its topic with its first
+/// records. Other failures are retried per the error policy.
+async fn join_with_retries(run: &TaskRun, group: &str, options: JoinOptions) -> Result<Option<Consumer>, TaskError> {
     let mut backoff = run.backoff("join");
+    let mut waiting = false;
     loop {
         let e = match Consumer::join(&run.broker, run.caller.clone(), group, options.clone()).await {
-            Ok(c) => return Ok(c),
-            Err(e) if e.code == ErrorCode::TopicNotFound => TaskError::retriable(e.detail),
+            Ok(c) => return Ok(Some(c)),
+            Err(e) if e.code == ErrorCode::TopicNotFound => {
+                if !waiting {
+                    // Waiting is the task's normal work, as a Kafka consumer's is: it runs.
+                    if *run.target.borrow() == Target::Running {
+                        run.set(State::Running, None);
+                    }
+                    tracing::info!(connector = %run.connector, task = run.task, reason = %e.detail, "waiting for the sink's topics to be created");
+                    waiting = true;
+                }
+                let shutdown = run.broker.shutdown_token();
+                tokio::select! {
+                    () = tokio::time::sleep(TOPIC_WAIT) => {}
+                    () = stopped(run.target.clone()) => return Ok(None),
+                    () = shutdown.cancelled() => return Ok(None),
+                }
+                continue;
+            }
             Err(e) => TaskError::fatal(format!("{}: {}", e.code, e.detail)),
         };
         if !backoff.again(&e).await {
