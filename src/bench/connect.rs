@@ -34,7 +34,7 @@ const SINK_BATCH: usize = 500;
 /// How the benchmark measures, as the report says it.
 const METHOD: &str = "Connectors created with `PUT /v1/connectors/{name}/config` move a file of \
 100-byte lines (200 000 per second of phase, at most 10 million; `--platform-records`) into a topic (file \
-source), that topic into a file (file sink) and into a local no-op receiver (HTTP sink, batches of 500), each \
+source: one connector after another over the same file, each from its start, for `--seconds`), that topic into a file (file sink) and into a local no-op receiver (HTTP sink, batches of 500), each \
 until done or for `--seconds` (default 30); datagen writes orders as fast as it can for `--seconds`. Progress \
 is read from topic end offsets, the sink file's size (every line checked afterwards) and the receiver's count. \
 Ceilings in the same run: plain batch produce (1000 × 100 B, 4 connections, on a server of its own whose \
@@ -69,7 +69,7 @@ pub(super) async fn run(args: &BenchArgs, dir: &Path) -> anyhow::Result<Report> 
     report.row(datagen.clone(), platform::vs(&datagen, &plain, "plain produce"));
     report.row(plain, "");
 
-    let (sink, written) = file_sink(&api, dir, read, secs).await?;
+    let (sink, written) = file_sink(&api, dir, read, lines, secs).await?;
     let write = plain_file_write(&dir.join("plain.jsonl"), written.max(SINK_BATCH as u64), secs)?;
     let sink_pct = platform::pct(sink.records_per_s, write.records_per_s);
     report.row(sink.clone(), platform::vs(&sink, &write, "file write"));
@@ -116,8 +116,10 @@ async fn delete(api: &Api, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A file source reading a file of `lines` lines into `c-lines`; its row and the records the
-/// topic holds once the source is deleted.
+/// File sources reading a file of `lines` lines into `c-lines`, one after another (each a
+/// connector of its own, from the start of the file) until `secs` pass, so that the phase runs
+/// as long as the others and measures a steady state, not a burst; its row and the records
+/// the topic holds once the last source is deleted.
 async fn file_source(api: &Api, dir: &Path, lines: u64, secs: f64) -> anyhow::Result<(Row, u64)> {
     let path = dir.join("source.txt");
     let mut f = std::io::BufWriter::new(std::fs::File::create(&path)?);
@@ -126,23 +128,31 @@ async fn file_source(api: &Api, dir: &Path, lines: u64, secs: f64) -> anyhow::Re
     }
     f.into_inner()?.sync_all()?;
     super::create_topic(&api.base, "c-lines", 1).await?;
-    create(
-        api,
-        "bench-file-source",
-        json!({"connector.class": "FileStreamSource", "file": path, "topic": "c-lines"}),
-    )
-    .await?;
-    let (read, elapsed) = platform::watch(secs, lines, || async { Ok(api.topic_end("c-lines").await?.0) }).await?;
-    delete(api, "bench-file-source").await?;
-    // What the sinks read: everything the source wrote, including after the measurement.
+    let started = Instant::now();
+    let mut rounds = 0;
+    loop {
+        let left = secs - started.elapsed().as_secs_f64();
+        let name = format!("bench-file-source-{rounds}");
+        let config = json!({"connector.class": "FileStreamSource", "file": path, "topic": "c-lines"});
+        create(api, &name, config).await?;
+        let goal = (rounds + 1) * lines;
+        let (read, _) = platform::watch(left, goal, || async { Ok(api.topic_end("c-lines").await?.0) }).await?;
+        delete(api, &name).await?;
+        rounds += 1;
+        if read < goal || started.elapsed().as_secs_f64() >= secs {
+            break;
+        }
+    }
+    let elapsed = started.elapsed();
+    // What the sinks read: everything the sources wrote, including after the measurement.
     let total = api.topic_end("c-lines").await?.0;
     let row = Row::new(
         &format!(
-            "file source, 100 B lines, {read} of {lines} in {:.1} s",
+            "file source, 100 B lines, {total} ({rounds} × a file of {lines}) in {:.1} s",
             elapsed.as_secs_f64()
         ),
-        read,
-        read * 100,
+        total,
+        total * 100,
         elapsed,
         &histogram(),
     );
@@ -179,7 +189,8 @@ async fn datagen(api: &Api, secs: f64) -> anyhow::Result<Row> {
 }
 
 /// A file sink writing the `records` of `c-lines` to a file; its row and the records written.
-async fn file_sink(api: &Api, dir: &Path, records: u64, secs: f64) -> anyhow::Result<(Row, u64)> {
+/// The topic holds the source file's `lines` lines over and over.
+async fn file_sink(api: &Api, dir: &Path, records: u64, lines: u64, secs: f64) -> anyhow::Result<(Row, u64)> {
     let path = dir.join("sink.jsonl");
     let per_line = sink_line(0).len() as u64;
     create(
@@ -201,8 +212,9 @@ async fn file_sink(api: &Api, dir: &Path, records: u64, secs: f64) -> anyhow::Re
     );
     for (i, l) in text[..bytes as usize].split_inclusive(|b| *b == b'\n').enumerate() {
         anyhow::ensure!(
-            l == sink_line(i as u64).as_bytes(),
-            "sink line {i} is not line {i} of the source"
+            l == sink_line(i as u64 % lines).as_bytes(),
+            "sink line {i} is not line {} of the source",
+            i as u64 % lines
         );
     }
     let row = Row::new(
