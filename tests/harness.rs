@@ -267,3 +267,68 @@ async fn a_damaged_batch_is_reported_and_can_be_skipped() {
     drop(c);
     b.close().await;
 }
+
+/// A batch of `n` JSON numbers from `first`, each with a timestamp of its own.
+fn numbered(first: u64, n: u64) -> ProduceRequest<'static> {
+    let mut req = records(&[]);
+    req.records = (first..first + n)
+        .map(|i| RecordInput {
+            key: None,
+            value: ValueInput::Given(PayloadInput::Json(Box::leak(i.to_string().into_boxed_str()))),
+            headers: Vec::new(),
+            partition: Some(0),
+            timestamp: Some(1_700_000_000_000 + i as i64 * 7),
+        })
+        .collect();
+    req
+}
+
+#[tokio::test]
+async fn reads_that_start_and_end_inside_stored_batches_return_exactly_what_was_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker_in(dir.path()).await;
+    topic(&b, "t").await;
+    let me = Caller::internal();
+    for first in [0, 10, 20] {
+        b.produce(&me, "t", numbered(first, 10)).await.unwrap();
+    }
+    // (start, max records, max bytes) → the offsets read.
+    for (start, max, bytes, want) in [
+        (3, 4, 1 << 20, 3..7),
+        (8, 5, 1 << 20, 8..13),
+        (5, 100, 1 << 20, 5..30),
+        (27, 2, 1 << 20, 27..29),
+        (12, 100, 5, 12..14),
+        (0, 1, 1, 0..1),
+    ] {
+        let req = FetchRequest {
+            max_records: max,
+            max_bytes: bytes,
+            ..fetch_at(start)
+        };
+        let f = b.fetch(&me, "t", 0, req).await.unwrap();
+        let got: Vec<(u64, i64, String)> = f
+            .records()
+            .map(|(o, r)| {
+                (
+                    o,
+                    r.timestamp,
+                    String::from_utf8(r.value.unwrap().bytes.to_vec()).unwrap(),
+                )
+            })
+            .collect();
+        let expected: Vec<(u64, i64, String)> = want
+            .clone()
+            .map(|o| (o, 1_700_000_000_000 + o as i64 * 7, o.to_string()))
+            .collect();
+        assert_eq!(
+            got, expected,
+            "read from {start}, at most {max} records and {bytes} bytes"
+        );
+        assert_eq!(
+            (f.start_offset, f.next_offset, f.count),
+            (want.start, want.end, (want.end - want.start) as usize)
+        );
+    }
+    b.close().await;
+}

@@ -8,7 +8,7 @@ use super::Broker;
 use super::caller::{self, Caller, Operation};
 use super::topics::{Partition, Topic};
 use crate::error::{Error, ErrorCode, Result};
-use crate::storage::{BatchHeader, BatchIter, RecordView};
+use crate::storage::{BatchHeader, BatchIter, RecordView, sub_batch};
 
 /// Where a read starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +70,50 @@ impl FetchResult {
         }
     }
 
+    /// Takes what the read wants of a stored batch whose first offset is `base`, as a batch of
+    /// its own (only those records' bytes are copied). Returns whether the read goes on to the
+    /// next batch, and the offset of a record that cannot be decoded, if the read reached one.
+    fn take_from(&mut self, base: u64, bytes: &[u8], limits: &Limits) -> (bool, Option<u64>) {
+        let Ok((header, mut iter)) = BatchIter::new(bytes) else {
+            return (false, Some(limits.offset.max(base)));
+        };
+        let (mut o, mut taken, mut first) = (base, 0u32, base);
+        let (mut start, mut end) = (0, 0);
+        let (mut more, mut corrupt) = (true, None);
+        loop {
+            let at = bytes.len() - iter.rest().len();
+            let Some(r) = iter.next() else { break };
+            if o >= limits.offset {
+                let Ok(r) = r else {
+                    (more, corrupt) = (false, Some(o));
+                    break;
+                };
+                let size = record_bytes(&r);
+                if o >= limits.hw
+                    || self.count >= limits.max_records
+                    || (self.count > 0 && self.bytes + size > limits.max_bytes)
+                {
+                    more = false;
+                    break;
+                }
+                if taken == 0 {
+                    (first, start) = (o, at);
+                }
+                taken += 1;
+                self.count += 1;
+                self.bytes += size;
+                self.next_offset = o + 1;
+                end = bytes.len() - iter.rest().len();
+            }
+            o += 1;
+        }
+        if taken > 0 {
+            self.batches
+                .push((first, sub_batch(&header, taken, &bytes[start..end])));
+        }
+        (more, corrupt)
+    }
+
     /// The records with their offsets, in offset order.
     pub fn records(&self) -> impl Iterator<Item = (u64, RecordView<'_>)> + '_ {
         let (start, end) = (self.start_offset, self.next_offset);
@@ -84,6 +128,18 @@ impl FetchResult {
             })
         })
     }
+}
+
+/// Where a read starts and how much it may take.
+struct Limits {
+    /// The first offset wanted.
+    offset: u64,
+    /// The high watermark when the read began: nothing at or after it is read.
+    hw: u64,
+    /// Most records.
+    max_records: usize,
+    /// Most payload bytes (past the first record).
+    max_bytes: usize,
 }
 
 fn record_bytes(r: &RecordView<'_>) -> usize {
@@ -217,43 +273,20 @@ impl Broker {
         let store = self.inner.store.clone();
         let topic_id = topic.id;
         let (mut res, corrupt) = tokio::task::spawn_blocking(move || {
-            let mut first = None;
             let mut corrupt = None;
+            let limits = Limits {
+                offset,
+                hw,
+                max_records,
+                max_bytes,
+            };
             store.scan_batches(topic_id, partition, offset, |base, bytes| {
-                let Ok((_, iter)) = BatchIter::new(bytes) else {
-                    corrupt = Some((base, offset.max(base)));
-                    return false;
-                };
-                let mut used = false;
-                let mut more = true;
-                for (i, r) in iter.enumerate() {
-                    let o = base + i as u64;
-                    if o < offset {
-                        continue;
-                    }
-                    let Ok(r) = r else {
-                        corrupt = Some((base, o));
-                        more = false;
-                        break;
-                    };
-                    let size = record_bytes(&r);
-                    if o >= hw || res.count >= max_records || (res.count > 0 && res.bytes + size > max_bytes) {
-                        more = false;
-                        break;
-                    }
-                    first.get_or_insert(o);
-                    res.count += 1;
-                    res.bytes += size;
-                    res.next_offset = o + 1;
-                    used = true;
-                }
-                if used {
-                    res.batches.push((base, bytes.to_vec()));
-                }
+                let (more, damaged) = res.take_from(base, bytes, &limits);
+                corrupt = damaged.map(|at| (base, at));
                 more
             })?;
-            if let Some(first) = first {
-                res.start_offset = first;
+            if let Some((first, _)) = res.batches.first() {
+                res.start_offset = *first;
             }
             // Records read before the damage are returned; the next read starts at it.
             let corrupt = match corrupt {

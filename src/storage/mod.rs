@@ -9,5 +9,7 @@ pub mod records;
 pub mod store;
 
 pub use keys::{GroupOffsetKey, IdempotencyKey, PartitionKey, RecordKey, StateTable, TimeIndexKey, prefix_end};
-pub use records::{BatchBuilder, BatchHeader, BatchIter, CodecError, Format, PartitionStats, Payload, RecordView};
+pub use records::{
+    BatchBuilder, BatchHeader, BatchIter, CodecError, Format, PartitionStats, Payload, RecordView, sub_batch,
+};
 pub use store::{Compaction, StorageError, Store, StoreBatch, StoreOptions, WritePressure};

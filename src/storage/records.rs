@@ -213,6 +213,18 @@ impl BatchBuilder {
     }
 }
 
+/// A batch of `count` records whose encoded bytes are `records`, cut out of `batch` (a stored
+/// batch the records were read from: its timestamps stay relative to its base timestamp).
+pub fn sub_batch(batch: &BatchHeader, count: u32, records: &[u8]) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(BATCH_HEADER_LEN + records.len());
+    buf.push(BATCH_MAGIC);
+    buf.extend_from_slice(&count.to_be_bytes());
+    buf.extend_from_slice(&batch.base_timestamp.to_be_bytes());
+    buf.extend_from_slice(&batch.max_timestamp.to_be_bytes());
+    buf.extend_from_slice(records);
+    buf
+}
+
 /// The fixed header of a stored batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchHeader {
@@ -264,6 +276,11 @@ impl<'a> BatchIter<'a> {
                 base_timestamp: header.base_timestamp,
             },
         ))
+    }
+
+    /// The encoded records not read yet (a record read later starts at the front).
+    pub fn rest(&self) -> &'a [u8] {
+        self.rest
     }
 
     fn next_record(&mut self) -> Result<RecordView<'a>, CodecError> {

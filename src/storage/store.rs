@@ -28,7 +28,13 @@ const CF_STATE: &str = "state";
 /// open, options and size reporting all read.
 struct CfSpec {
     name: &'static str,
-    options: fn(&StoreOptions, &BlockBasedOptions) -> Options,
+    options: fn(&StoreOptions, &Shared<'_>) -> Options,
+}
+
+/// What the column families share: the block-based table options and the cache behind them.
+struct Shared<'a> {
+    table: &'a BlockBasedOptions,
+    cache: &'a Cache,
 }
 
 /// Every column family of the store.
@@ -60,9 +66,9 @@ const COLUMN_FAMILIES: [CfSpec; 6] = [
 ];
 
 /// The log: append-only, time-ordered keys, large values that are already compact.
-fn records_options(options: &StoreOptions, table: &BlockBasedOptions) -> Options {
+fn records_options(options: &StoreOptions, shared: &Shared<'_>) -> Options {
     let mut records = Options::default();
-    records.set_block_based_table_factory(table);
+    records.set_block_based_table_factory(shared.table);
     records.set_write_buffer_size(options.write_buffer_bytes);
     // Six memtables of 64 MiB: room for a burst while one flush runs. RocksDB slows writes down
     // at five full ones and stops them at six; appends are refused (503) at four, and at 16
@@ -97,21 +103,24 @@ fn records_options(options: &StoreOptions, table: &BlockBasedOptions) -> Options
     // throughput). Space comes back as whole blob files: retention drops the oldest offsets
     // first and compacts the range, and a blob file is deleted once nothing refers to it.
     records.set_enable_blob_gc(false);
+    // Blobs read are kept uncompressed in the shared cache: a consumer that polls a stored
+    // batch in several parts (500 of a 2000-record batch, say) decompresses it once, not each time.
+    records.set_blob_cache(shared.cache);
     records
 }
 
 /// Small metadata families: defaults with the shared block cache.
-fn small_options(_: &StoreOptions, table: &BlockBasedOptions) -> Options {
+fn small_options(_: &StoreOptions, shared: &Shared<'_>) -> Options {
     let mut o = Options::default();
-    o.set_block_based_table_factory(table);
+    o.set_block_based_table_factory(shared.table);
     o
 }
 
 /// State tables: updated in place (aggregates, offsets, configs), read by point lookups and
 /// short scans; LZ4 because state values (JSON rows, counters) compress well.
-fn state_options(_: &StoreOptions, table: &BlockBasedOptions) -> Options {
+fn state_options(_: &StoreOptions, shared: &Shared<'_>) -> Options {
     let mut o = Options::default();
-    o.set_block_based_table_factory(table);
+    o.set_block_based_table_factory(shared.table);
     o.set_compression_type(DBCompressionType::Lz4);
     o
 }
@@ -241,9 +250,13 @@ impl Store {
         let memtables = options.write_buffer_bytes as u64 * u64::try_from(options.max_write_buffers).unwrap_or(1);
         db_opts.set_max_total_wal_size(2 * memtables);
 
+        let shared = Shared {
+            table: &table,
+            cache: &cache,
+        };
         let cfs: Vec<ColumnFamilyDescriptor> = COLUMN_FAMILIES
             .iter()
-            .map(|cf| ColumnFamilyDescriptor::new(cf.name, (cf.options)(options, &table)))
+            .map(|cf| ColumnFamilyDescriptor::new(cf.name, (cf.options)(options, &shared)))
             .collect();
         std::fs::create_dir_all(path)?;
         let db = DB::open_cf_descriptors(&db_opts, path, cfs).map_err(|e| {
