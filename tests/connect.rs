@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use common::{ADMIN, Server, client, send, unique};
+use common::{ADMIN, Server, client, create_connector, send, unique};
 use serde_json::{Value, json};
 
 /// Waits up to `secs` for `cond` to hold on `GET path`'s body; panics with the last body.
@@ -354,14 +354,7 @@ async fn expect_delivered(s: &Server, f: &dyn Fixture, n: u64, what: &str) {
 async fn compliance(mut s: Server, f: &dyn Fixture) {
     let name = unique("comply");
     f.feed(&s, 0..100).await;
-    let (st, v) = send(
-        &s,
-        "POST",
-        "/v1/connectors",
-        Some(json!({"name": name, "config": f.config()})),
-    )
-    .await;
-    assert_eq!(st, 201, "{v}");
+    create_connector(&s, &name, f.config()).await;
     expect_delivered(&s, f, 100, "first batch").await;
 
     // Paused: nothing moves; resumed: everything does.
@@ -608,14 +601,7 @@ async fn a_sink_created_before_its_topic_waits_for_it() {
     // No errors.retry.timeout: the default gives up at once on a failure, but a missing topic
     // is not one (a Kafka consumer waits for it too).
     let config = json!({"connector.class": "FileStreamSink", "file": file, "topics": topic});
-    let (st, _) = send(
-        &s,
-        "POST",
-        "/v1/connectors",
-        Some(json!({"name": name, "config": config})),
-    )
-    .await;
-    assert_eq!(st, 201);
+    create_connector(&s, &name, config).await;
     wait_state(&s, &name, "RUNNING").await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let (_, v) = send(&s, "GET", &format!("/v1/connectors/{name}/status"), None).await;
@@ -632,14 +618,7 @@ async fn a_sink_created_before_its_topic_waits_for_it() {
     let waiting = unique("waiting-sink");
     let never = unique("never");
     let config = json!({"connector.class": "FileStreamSink", "file": dir.path().join("never.jsonl"), "topics": never});
-    let (st, _) = send(
-        &s,
-        "POST",
-        "/v1/connectors",
-        Some(json!({"name": waiting, "config": config})),
-    )
-    .await;
-    assert_eq!(st, 201);
+    create_connector(&s, &waiting, config).await;
     wait_state(&s, &waiting, "RUNNING").await;
     let (st, _) = send(&s, "PUT", &format!("/v1/connectors/{waiting}/stop"), None).await;
     assert_eq!(st, 204);
@@ -1087,14 +1066,7 @@ async fn http_sink_credentials_are_hidden_in_answers_and_logs() {
         let name = unique("hsecret");
         let mut with_name = config.clone();
         with_name["name"] = json!(name);
-        let (st, v) = send(
-            &s,
-            "POST",
-            "/v1/connectors",
-            Some(json!({"name": name, "config": config})),
-        )
-        .await;
-        assert_eq!(st, 201, "{v}");
+        create_connector(&s, &name, config).await;
         let (_, v) = send(
             &s,
             "PUT",
@@ -1273,14 +1245,7 @@ async fn shutdown_waits_for_stuck_tasks_together() {
     for name in ["stuck-a", "stuck-b"] {
         let config = json!({"connector.class": "HttpSink", "topics": topic, "http.api.url": url,
             "request.timeout.ms": "120000"});
-        let (st, body) = send(
-            &s,
-            "POST",
-            "/v1/connectors",
-            Some(json!({"name": name, "config": config})),
-        )
-        .await;
-        assert_eq!(st, 201, "{body}");
+        create_connector(&s, name, config).await;
     }
     s.produce(&topic, json!({"records": [{"value": 1}]})).await;
     let deadline = Instant::now() + Duration::from_secs(20);
