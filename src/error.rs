@@ -177,6 +177,17 @@ pub struct Error {
 }
 
 impl Error {
+    /// How long a refusal of backpressure (`overloaded`, `quota_exceeded`) asks its client to
+    /// wait before trying again; `None` for any other error.
+    pub fn backpressure_wait(&self) -> Option<std::time::Duration> {
+        if !matches!(self.code, ErrorCode::Overloaded | ErrorCode::QuotaExceeded) {
+            return None;
+        }
+        let asked = self.extensions.as_ref().and_then(|x| x.get("retry_after_ms"));
+        let ms = asked.and_then(serde_json::Value::as_u64).unwrap_or(200);
+        Some(std::time::Duration::from_millis(ms.clamp(1, 10_000)))
+    }
+
     /// An error with a code and a detail.
     pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
         Self {

@@ -268,6 +268,18 @@ async fn a_damaged_batch_is_reported_and_can_be_skipped() {
     b.close().await;
 }
 
+/// The timestamp of record `i` of [`numbered`]: recent (retention keeps it), its own per record.
+fn stamp(i: u64) -> i64 {
+    static BASE: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    let base = *BASE.get_or_init(|| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        now.as_millis() as i64 - 60_000
+    });
+    base + i as i64 * 7
+}
+
 /// A batch of `n` JSON numbers from `first`, each with a timestamp of its own.
 fn numbered(first: u64, n: u64) -> ProduceRequest<'static> {
     let mut req = records(&[]);
@@ -277,7 +289,7 @@ fn numbered(first: u64, n: u64) -> ProduceRequest<'static> {
             value: ValueInput::Given(PayloadInput::Json(Box::leak(i.to_string().into_boxed_str()))),
             headers: Vec::new(),
             partition: Some(0),
-            timestamp: Some(1_700_000_000_000 + i as i64 * 7),
+            timestamp: Some(stamp(i)),
         })
         .collect();
     req
@@ -317,10 +329,7 @@ async fn reads_that_start_and_end_inside_stored_batches_return_exactly_what_was_
                 )
             })
             .collect();
-        let expected: Vec<(u64, i64, String)> = want
-            .clone()
-            .map(|o| (o, 1_700_000_000_000 + o as i64 * 7, o.to_string()))
-            .collect();
+        let expected: Vec<(u64, i64, String)> = want.clone().map(|o| (o, stamp(o), o.to_string())).collect();
         assert_eq!(
             got, expected,
             "read from {start}, at most {max} records and {bytes} bytes"

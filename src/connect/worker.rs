@@ -567,6 +567,13 @@ async fn write_ready(run: &TaskRun, ready: ReadyBatch) -> Result<(), String> {
                     recreated += 1;
                     continue;
                 }
+                // The store asks its clients to wait: a task waits as any client does (this is
+                // not a failure of the source, so `errors.retry.timeout` does not apply).
+                Err(e) if e.backpressure_wait().is_some() && !run.stopping() => {
+                    run.metrics.retries.increment(1);
+                    tokio::time::sleep(e.backpressure_wait().unwrap_or_default()).await;
+                    continue;
+                }
                 Err(e) => task_error(e),
             },
             Err(e) => e,
@@ -585,6 +592,11 @@ async fn prepare(run: &TaskRun, out: &[ConnectRecord], state: &[StateWrite]) -> 
     loop {
         match run.broker.prepare(&run.caller, source_txn(&bytes, state)) {
             Ok(p) => return Ok(p),
+            // The store asks its clients to wait: a task waits as any client does.
+            Err(e) if e.backpressure_wait().is_some() && !run.stopping() => {
+                run.metrics.retries.increment(1);
+                tokio::time::sleep(e.backpressure_wait().unwrap_or_default()).await;
+            }
             Err(e) if e.code == ErrorCode::TopicNotFound && created < out.len() => {
                 let topic = missing_topic(&e.field, out);
                 ensure_topic(&run.broker, &run.caller, &topic, run.common.default_partitions)
@@ -805,10 +817,17 @@ async fn commit(
     let Some(offsets) = offsets else {
         return Ok(());
     };
-    if let Err(e) = consumer.commit(Some(offsets), None).await
-        && e.code != ErrorCode::PartitionNotOwned
-    {
-        return Err(format!("committing offsets failed: {}: {}", e.code, e.detail));
+    loop {
+        match consumer.commit(Some(offsets.clone()), None).await {
+            // Refused by backpressure: wait as asked, as any client does.
+            Err(e) if e.backpressure_wait().is_some() && !run.stopping() => {
+                tokio::time::sleep(e.backpressure_wait().unwrap_or_default()).await;
+            }
+            Err(e) if e.code != ErrorCode::PartitionNotOwned => {
+                return Err(format!("committing offsets failed: {}: {}", e.code, e.detail));
+            }
+            _ => break,
+        }
     }
     run.metrics.set_lag(&run.broker, group);
     Ok(())
