@@ -1245,8 +1245,13 @@ impl Persistent {
                     self.input.wait(Duration::from_millis(100), &self.stop).await;
                 }
                 Err(e) => {
-                    tracing::warn!(query = %self.id, error = %e.detail, "query batch failed; retrying");
-                    *self.stats.last_error.lock().expect("stats lock") = Some(e.detail.clone());
+                    // Backpressure is no failure: the query waits the time it is told, as any
+                    // client does, and then redoes the batch from its last written position.
+                    let wait = e.backpressure_wait();
+                    if wait.is_none() {
+                        tracing::warn!(query = %self.id, error = %e.detail, "query batch failed; retrying");
+                        *self.stats.last_error.lock().expect("stats lock") = Some(e.detail.clone());
+                    }
                     pipe.next_read = None;
                     if let Some(f) = pipe.commit.take() {
                         let _ = f.commit.await;
@@ -1256,7 +1261,7 @@ impl Persistent {
                     pos = load_positions(&mut st);
                     *self.positions.lock().expect("positions lock") = pos.clone();
                     tokio::select! {
-                        () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                        () = tokio::time::sleep(wait.unwrap_or(Duration::from_millis(500))) => {}
                         () = self.stop.cancelled() => {}
                     }
                 }
