@@ -482,6 +482,53 @@ async fn a_recreated_connector_starts_fresh_and_rotation_is_followed() {
     assert_eq!(topic_values(&s, &topic).await.len(), 5);
 }
 
+/// A source refused by backpressure (here its principal's produce quota) waits the time it is
+/// told and goes on, as any client does: not a failure, even with `errors.retry.timeout` 0.
+#[tokio::test]
+async fn a_source_held_back_by_its_quota_waits_and_delivers_every_line_once() {
+    let s = Server::start_with(&["--quota-produce-bytes-per-sec", "20000"]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("quota.log");
+    let lines: Vec<String> = (0..1500)
+        .map(|i| format!("line {i:05} of a file read under a quota"))
+        .collect();
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let topic = unique("quota");
+    let name = unique("quota");
+    let config = json!({"connector.class": "FileStreamSource", "file": path, "topic": topic,
+                        "batch.size": "200", "errors.retry.timeout": "0"});
+    create_connector(&s, &name, config).await;
+    // ~75 KB at 20 KB/s: a few seconds of waiting on the quota.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let got = loop {
+        let v = topic_values(&s, &topic).await;
+        if v.len() >= lines.len() {
+            break v;
+        }
+        let (_, status) = send(&s, "GET", &format!("/v1/connectors/{name}/status"), None).await;
+        assert_ne!(status["tasks"][0]["state"], "FAILED", "{status}");
+        assert!(Instant::now() < deadline, "only {} of {} lines", v.len(), lines.len());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let want: Vec<Value> = lines.iter().map(|l| json!(l)).collect();
+    assert_eq!(got, want, "every line once, in order");
+    wait_state(&s, &name, "RUNNING").await;
+    let metrics = client()
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let retried = metrics
+        .lines()
+        .filter(|l| l.starts_with("weir_connector_retries_total") && l.contains(&name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>();
+    assert!(retried > 0.0, "the waits are counted as retries: {metrics}");
+}
+
 /// Waits until a topic holds at least `n` records and returns their values.
 async fn wait_values(s: &Server, topic: &str, n: usize) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(20);
