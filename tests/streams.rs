@@ -1,7 +1,7 @@
 //! Streams through the real server: SQL errors with positions, push queries over NDJSON and
 //! SSE (LIMIT, DELETE), pull queries, query administration, the errors topic, idle window
-//! closing, and the four seed workloads resuming after `kill -9` with results identical to an
-//! uninterrupted run.
+//! closing, the four seed workloads resuming after `kill -9` with results identical to an
+//! uninterrupted run, and a query waiting out its produce quota.
 mod common;
 
 use std::time::{Duration, Instant};
@@ -547,4 +547,58 @@ async fn insert_into_merges_another_stream_into_a_query_output() {
     }
     let v = sql_ok(&s, "SHOW QUERIES").await;
     assert_eq!(v["results"][0]["objects"].as_array().unwrap().len(), 2, "{v}");
+}
+
+/// A query refused by backpressure (here its principal's produce quota) waits the time it is
+/// told and goes on: every record out once and in order, each counted once, and no error
+/// recorded for it.
+#[tokio::test]
+async fn a_query_held_back_by_its_quota_waits_without_an_error() {
+    let s = Server::start_with(&["--quota-produce-bytes-per-sec", "50000"]);
+    let (t, out) = (unique("quota-in"), unique("quota-out"));
+    topic(&s, &t).await;
+    let records: Vec<Value> = (0..6000)
+        .map(|i| json!({"value": {"id": i, "pad": "held back"}}))
+        .collect();
+    // One request larger than the burst passes on a full bucket; the query's own bucket is
+    // another, and its ~200 KB of output, written 2000 records at a time, takes a few seconds
+    // at 50 KB/s.
+    s.produce(&t, json!({"records": records})).await;
+    let v = sql_ok(
+        &s,
+        &format!(
+            "CREATE STREAM held (id BIGINT, pad TEXT) WITH (topic = '{t}');
+        CREATE STREAM held_out WITH (topic = '{out}') AS SELECT id, pad FROM held"
+        ),
+    )
+    .await;
+    let id = v["results"][1]["query_id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let got = loop {
+        let got = topic_records(&s, &out).await;
+        if got.len() >= records.len() {
+            break got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {} records",
+            got.len(),
+            records.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let ids: Vec<i64> = got.iter().filter_map(|r| r["value"]["id"].as_i64()).collect();
+    assert_eq!(ids, (0..6000).collect::<Vec<i64>>(), "every record once, in order");
+    let q = s.get_json(&format!("/v1/queries/{id}")).await;
+    // A batch redone after a wait is counted once.
+    assert_eq!(
+        (q["state"].as_str(), q["errors"].as_u64(), &q["last_error"]),
+        (Some("RUNNING"), Some(0), &Value::Null),
+        "{q}"
+    );
+    assert_eq!(
+        (q["records_in"].as_u64(), q["records_out"].as_u64()),
+        (Some(6000), Some(6000)),
+        "{q}"
+    );
 }

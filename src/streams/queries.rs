@@ -1226,6 +1226,8 @@ struct Pipeline {
 /// A batch's commit, written while the next batch is read and processed.
 struct InFlight {
     commit: tokio::task::JoinHandle<Result<()>>,
+    /// The input records of its batch, counted once it is written.
+    records_in: u64,
     /// The records it writes to the sink.
     records: u64,
     /// The input positions once it is written.
@@ -1283,6 +1285,7 @@ impl Persistent {
         f.commit
             .await
             .map_err(|e| Error::new(ErrorCode::Internal, format!("query commit task: {e}")))??;
+        self.stats.records_in.fetch_add(f.records_in, Ordering::Relaxed);
         self.stats.records_out.fetch_add(f.records, Ordering::Relaxed);
         metrics::counter!("weir_query_records_out_total", "query" => self.id.clone()).increment(f.records);
         *self.positions.lock().expect("positions lock") = f.positions;
@@ -1312,6 +1315,7 @@ impl Persistent {
             }));
         }
         let got_events = !batch.records.is_empty();
+        let records_in = batch.records.len() as u64;
         let (mut out, bad) = run::process(&mut self.engine, st, batch, &self.stats, &self.id);
         tracing::debug!(query = %self.id, out = out.len(), positions = ?pos, "batch");
         if got_events {
@@ -1330,6 +1334,7 @@ impl Persistent {
         let writes = st.take_writes();
         self.settle(&mut pipe.commit).await?;
         if out.is_empty() && writes.is_empty() {
+            self.stats.records_in.fetch_add(records_in, Ordering::Relaxed);
             *self.positions.lock().expect("positions lock") = pos.clone();
             return Ok(read_some);
         }
@@ -1358,6 +1363,7 @@ impl Persistent {
         });
         pipe.commit = Some(InFlight {
             commit,
+            records_in,
             records,
             positions: pos.clone(),
         });

@@ -254,7 +254,8 @@ pub fn prepare(source: &Source, read: Read) -> Batch {
 }
 
 /// Feeds a batch to the engine, in order: table records, then stream records. Returns the
-/// outputs and the records skipped.
+/// outputs and the records skipped. The caller counts the batch's records in `records_in`
+/// once they count: a persistent query redoes a batch whose write was refused.
 pub fn process(
     engine: &mut Engine,
     st: &mut dyn State,
@@ -276,9 +277,6 @@ pub fn process(
             }
         }
     }
-    stats
-        .records_in
-        .fetch_add(batch.records.len() as u64, Ordering::Relaxed);
     for r in batch.records {
         let res = match r.input {
             Ok((key, row)) => engine.on_record(
