@@ -1226,8 +1226,8 @@ struct Pipeline {
 /// A batch's commit, written while the next batch is read and processed.
 struct InFlight {
     commit: tokio::task::JoinHandle<Result<()>>,
-    /// The input records of its batch, counted once it is written.
-    records_in: u64,
+    /// What its batch adds to the query's counters, added once it is written.
+    counts: run::Counts,
     /// The records it writes to the sink.
     records: u64,
     /// The input positions once it is written.
@@ -1285,7 +1285,7 @@ impl Persistent {
         f.commit
             .await
             .map_err(|e| Error::new(ErrorCode::Internal, format!("query commit task: {e}")))??;
-        self.stats.records_in.fetch_add(f.records_in, Ordering::Relaxed);
+        self.stats.add(&self.id, &f.counts);
         self.stats.records_out.fetch_add(f.records, Ordering::Relaxed);
         metrics::counter!("weir_query_records_out_total", "query" => self.id.clone()).increment(f.records);
         *self.positions.lock().expect("positions lock") = f.positions;
@@ -1315,8 +1315,7 @@ impl Persistent {
             }));
         }
         let got_events = !batch.records.is_empty();
-        let records_in = batch.records.len() as u64;
-        let (mut out, bad) = run::process(&mut self.engine, st, batch, &self.stats, &self.id);
+        let (mut out, counts) = run::process(&mut self.engine, st, batch);
         tracing::debug!(query = %self.id, out = out.len(), positions = ?pos, "batch");
         if got_events {
             self.idle.event();
@@ -1334,12 +1333,13 @@ impl Persistent {
         let writes = st.take_writes();
         self.settle(&mut pipe.commit).await?;
         if out.is_empty() && writes.is_empty() {
-            self.stats.records_in.fetch_add(records_in, Ordering::Relaxed);
+            self.stats.add(&self.id, &counts);
             *self.positions.lock().expect("positions lock") = pos.clone();
             return Ok(read_some);
         }
         let side: Vec<Out> = match &self.errors_topic {
-            Some(_) => bad
+            Some(_) => counts
+                .bad
                 .iter()
                 .map(|b| Out {
                     key: Json::Null,
@@ -1363,7 +1363,7 @@ impl Persistent {
         });
         pipe.commit = Some(InFlight {
             commit,
-            records_in,
+            counts,
             records,
             positions: pos.clone(),
         });
@@ -1478,7 +1478,6 @@ impl Push {
     }
 
     async fn rows(&mut self) -> String {
-        let stats = Arc::new(Stats::default());
         let mut st = MemState::default();
         let mut pos = std::mem::take(&mut self.positions);
         let mut sent = 0u64;
@@ -1496,7 +1495,7 @@ impl Push {
             };
             let batch = run::prepare(&self.engine.plan().input, read);
             let (got_events, empty) = (!batch.records.is_empty(), batch.empty);
-            let (mut out, _) = run::process(&mut self.engine, &mut st, batch, &stats, &self.id);
+            let (mut out, _) = run::process(&mut self.engine, &mut st, batch);
             if got_events {
                 idle.event();
             } else {

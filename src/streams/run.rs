@@ -5,7 +5,6 @@
 //! with state in memory and their rows sent to the client.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -253,18 +252,44 @@ pub fn prepare(source: &Source, read: Read) -> Batch {
     }
 }
 
+/// What a batch adds to a query's counters. The caller adds it once the batch counts: a
+/// persistent query when the batch's write is done, as it redoes a batch whose write was refused.
+#[derive(Debug, Default)]
+pub struct Counts {
+    /// Input records of the stream.
+    pub records_in: u64,
+    /// Records dropped as late.
+    pub late: u64,
+    /// Records that could not be read (table or stream).
+    pub bad: Vec<BadRecord>,
+}
+
+impl Stats {
+    /// Adds a batch's counts; each record skipped is logged and the last one kept as the last
+    /// error.
+    pub fn add(&self, query: &str, c: &Counts) {
+        self.records_in.fetch_add(c.records_in, Ordering::Relaxed);
+        if c.late > 0 {
+            self.late.fetch_add(c.late, Ordering::Relaxed);
+            metrics::counter!("weir_query_late_records_total", "query" => query.to_owned()).increment(c.late);
+        }
+        for b in &c.bad {
+            let (topic, partition, offset) = (&b.topic, b.partition, b.offset);
+            tracing::warn!(query, topic, partition, offset, error = %b.error, "record skipped");
+            metrics::counter!("weir_query_record_errors_total", "query" => query.to_owned()).increment(1);
+            self.error(format!("{topic}/{partition}@{offset}: {}", b.error));
+        }
+    }
+}
+
 /// Feeds a batch to the engine, in order: table records, then stream records. Returns the
-/// outputs and the records skipped. The caller counts the batch's records in `records_in`
-/// once they count: a persistent query redoes a batch whose write was refused.
-pub fn process(
-    engine: &mut Engine,
-    st: &mut dyn State,
-    batch: Batch,
-    stats: &Arc<Stats>,
-    query: &str,
-) -> (Vec<Out>, Vec<BadRecord>) {
+/// outputs and what the batch adds to the query's counters.
+pub fn process(engine: &mut Engine, st: &mut dyn State, batch: Batch) -> (Vec<Out>, Counts) {
     let mut out = Vec::new();
-    let mut bad = Vec::new();
+    let mut counts = Counts {
+        records_in: batch.records.len() as u64,
+        ..Counts::default()
+    };
     for f in &batch.table {
         for (offset, r) in f.records() {
             let kv = json_of(r.key).and_then(|k| json_of(r.value).map(|v| (k, v)));
@@ -273,7 +298,7 @@ pub fn process(
                 Err(e) => Err(Skip::Bad(e)),
             };
             if let Err(Skip::Bad(e)) = res {
-                bad.push(note_bad(stats, query, &f.topic, f.partition, offset, e));
+                counts.bad.push(bad(&f.topic, f.partition, offset, e));
             }
         }
     }
@@ -292,25 +317,19 @@ pub fn process(
         };
         match res {
             Ok(()) => {}
-            Err(Skip::Late) => {
-                stats.late.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!("weir_query_late_records_total", "query" => query.to_owned()).increment(1);
-            }
-            Err(Skip::Bad(e)) => bad.push(note_bad(stats, query, &batch.topic, r.partition, r.offset, e)),
+            Err(Skip::Late) => counts.late += 1,
+            Err(Skip::Bad(e)) => counts.bad.push(bad(&batch.topic, r.partition, r.offset, e)),
         }
     }
-    (out, bad)
+    (out, counts)
 }
 
-fn note_bad(stats: &Stats, query: &str, topic: &str, partition: u32, offset: u64, e: String) -> BadRecord {
-    tracing::warn!(query, topic, partition, offset, error = %e, "record skipped");
-    metrics::counter!("weir_query_record_errors_total", "query" => query.to_owned()).increment(1);
-    stats.error(format!("{topic}/{partition}@{offset}: {e}"));
+fn bad(topic: &str, partition: u32, offset: u64, error: String) -> BadRecord {
     BadRecord {
         topic: topic.to_owned(),
         partition,
         offset,
-        error: e,
+        error,
     }
 }
 
