@@ -22,38 +22,61 @@ pub(super) enum Numeric {
     BestFit,
 }
 
-/// A timestamp without time zone, as written (`%Y-%m-%dT%H:%M:%S%.f`). Written by hand for
-/// the common years and fractions: chrono parses its format string on every call, a cost
-/// a source pays per row.
+/// A timestamp without time zone, as written (`%Y-%m-%dT%H:%M:%S%.f`). Written digit by digit
+/// for the common years and fractions: chrono parses its format string on every call and the
+/// formatting machinery is slow, a cost a source pays per row.
 pub(super) fn naive_text(t: &NaiveDateTime) -> String {
     use chrono::{Datelike as _, Timelike as _};
-    use std::fmt::Write as _;
     let (year, nanos) = (t.year(), t.nanosecond());
-    if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
-        // Signed or five-digit years, leap seconds: as chrono writes them.
+    let Ok(year) = u32::try_from(year) else {
+        return t.format("%Y-%m-%dT%H:%M:%S%.f").to_string();
+    };
+    if year > 9999 || nanos >= 1_000_000_000 {
+        // Five-digit years, leap seconds: as chrono writes them.
         return t.format("%Y-%m-%dT%H:%M:%S%.f").to_string();
     }
-    let mut s = String::with_capacity(29);
-    let _ = write!(
-        s,
-        "{year:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        t.month(),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    );
-    let _ = match nanos {
-        0 => Ok(()),
-        n if n % 1_000_000 == 0 => write!(s, ".{:03}", n / 1_000_000),
-        n if n % 1_000 == 0 => write!(s, ".{:06}", n / 1_000),
-        n => write!(s, ".{n:09}"),
-    };
+    let mut s = String::with_capacity(30);
+    digits(&mut s, year, 4);
+    for (sep, n) in [
+        ('-', t.month()),
+        ('-', t.day()),
+        ('T', t.hour()),
+        (':', t.minute()),
+        (':', t.second()),
+    ] {
+        s.push(sep);
+        digits(&mut s, n, 2);
+    }
+    match nanos {
+        0 => {}
+        n if n % 1_000_000 == 0 => fraction(&mut s, n / 1_000_000, 3),
+        n if n % 1_000 == 0 => fraction(&mut s, n / 1_000, 6),
+        n => fraction(&mut s, n, 9),
+    }
     s
 }
 
-/// A timestamp with time zone, as written (UTC).
+/// Appends `n` as exactly `width` decimal digits (zero-padded; `n` < 10^`width`).
+fn digits(s: &mut String, n: u32, width: u32) {
+    for p in (0..width).rev() {
+        let d = (n / 10u32.pow(p)) % 10;
+        s.push(char::from(b'0' + d as u8));
+    }
+}
+
+fn fraction(s: &mut String, n: u32, width: u32) {
+    s.push('.');
+    digits(s, n, width);
+}
+
+/// A timestamp with time zone, as written (UTC, RFC 3339 with 0, 3, 6 or 9 fraction digits).
 pub(super) fn utc_text(t: &DateTime<Utc>) -> String {
+    use chrono::Datelike as _;
+    if (0..=9999).contains(&t.year()) && t.timestamp_subsec_nanos() < 1_000_000_000 {
+        let mut s = naive_text(&t.naive_utc());
+        s.push('Z');
+        return s;
+    }
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
@@ -161,7 +184,7 @@ mod tests {
     use super::*;
 
     proptest! {
-        /// The hand-written timestamp text is chrono's, for any instant chrono holds.
+        /// The hand-written timestamp texts are chrono's, for any instant chrono holds.
         #[test]
         fn naive_text_writes_what_chrono_writes(secs in -300_000_000_000i64..300_000_000_000, nanos in 0u32..2_000_000_000, round in 0u8..4) {
             let nanos = match round {
@@ -170,7 +193,9 @@ mod tests {
                 2 => nanos / 1_000 * 1_000,
                 _ => nanos,
             };
-            if let Some(t) = DateTime::from_timestamp(secs, nanos).map(|t| t.naive_utc()) {
+            if let Some(t) = DateTime::from_timestamp(secs, nanos) {
+                prop_assert_eq!(utc_text(&t), t.to_rfc3339_opts(SecondsFormat::AutoSi, true));
+                let t = t.naive_utc();
                 prop_assert_eq!(naive_text(&t), t.format("%Y-%m-%dT%H:%M:%S%.f").to_string());
             }
         }
