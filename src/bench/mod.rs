@@ -119,8 +119,9 @@ pub struct BenchArgs {
     /// database test) with their plain-SQL ceilings, and print them.
     #[arg(long)]
     pub jdbc: bool,
-    /// Rows of the JDBC phases.
-    #[arg(long, default_value_t = 1_000_000)]
+    /// Rows of the JDBC phases (10 million: each phase runs for tens of seconds, a steady state
+    /// rather than a burst dominated by the connector's start).
+    #[arg(long, default_value_t = 10_000_000)]
     pub jdbc_rows: u64,
     /// The store options the flags above make (filled in by [`main`]).
     #[arg(skip)]
