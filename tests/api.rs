@@ -144,14 +144,7 @@ async fn docs_health_ready_and_metrics() {
             .unwrap();
         assert_eq!(r.status(), 405);
     }
-    let text = client()
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = s.get_text("/metrics").await;
     for needle in [
         "weir_records_in_total{topic=\"m\"} 2",
         "weir_records_out_total{topic=\"m\"} 2",

@@ -513,14 +513,7 @@ async fn a_source_held_back_by_its_quota_waits_and_delivers_every_line_once() {
     let want: Vec<Value> = lines.iter().map(|l| json!(l)).collect();
     assert_eq!(got, want, "every line once, in order");
     wait_state(&s, &name, "RUNNING").await;
-    let metrics = client()
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.get_text("/metrics").await;
     let retried = metrics
         .lines()
         .filter(|l| l.starts_with("weir_connector_retries_total") && l.contains(&name))
@@ -580,14 +573,7 @@ async fn failed_writes_go_to_the_dead_letter_topic_with_context_headers() {
     );
     // The task goes on, and the metrics count it.
     wait_state(&s, &name, "RUNNING").await;
-    let metrics = client()
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.get_text("/metrics").await;
     assert!(
         metrics
             .lines()

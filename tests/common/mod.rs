@@ -130,6 +130,11 @@ impl Server {
         client().get(self.url(path)).send().await.unwrap().json().await.unwrap()
     }
 
+    /// GETs `path` and reads its answer as text, whatever the status.
+    pub async fn get_text(&self, path: &str) -> String {
+        client().get(self.url(path)).send().await.unwrap().text().await.unwrap()
+    }
+
     /// Creates a topic and returns its description.
     pub async fn create_topic(&self, name: &str, partitions: u32, config: Value) -> Value {
         let r = client()
