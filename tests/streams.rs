@@ -589,7 +589,16 @@ async fn a_query_held_back_by_its_quota_waits_without_an_error() {
     };
     let ids: Vec<i64> = got.iter().filter_map(|r| r["value"]["id"].as_i64()).collect();
     assert_eq!(ids, (0..6000).collect::<Vec<i64>>(), "every record once, in order");
-    let q = s.get_json(&format!("/v1/queries/{id}")).await;
+    // The counters follow the write they count: wait until the last batch's is added.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let q = loop {
+        let q = s.get_json(&format!("/v1/queries/{id}")).await;
+        if q["records_out"] == 6000 {
+            break q;
+        }
+        assert!(Instant::now() < deadline, "{q}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     // A batch redone after a wait is counted once.
     assert_eq!(
         (q["state"].as_str(), q["errors"].as_u64(), &q["last_error"]),
