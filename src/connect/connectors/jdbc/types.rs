@@ -96,7 +96,7 @@ fn float(f: f64) -> Value {
     serde_json::Number::from_f64(f).map_or_else(|| Value::String(f.to_string()), Value::Number)
 }
 
-/// A PostgreSQL row as a JSON object (columns in order).
+/// A PostgreSQL row as a JSON object, one key per column (serde_json keeps keys sorted).
 pub(super) fn pg_row(row: &PgRow, mapping: Numeric) -> Result<Map<String, Value>, String> {
     let mut out = Map::with_capacity(row.len());
     for (i, col) in row.columns().iter().enumerate() {
@@ -136,7 +136,7 @@ fn pg_value(row: &PgRow, i: usize, ty: &str, mapping: Numeric) -> Result<Value, 
     Ok(v.unwrap_or(Value::Null))
 }
 
-/// A MariaDB/MySQL row as a JSON object (columns in order).
+/// A MariaDB/MySQL row as a JSON object, one key per column (serde_json keeps keys sorted).
 pub(super) fn my_row(row: &MySqlRow, mapping: Numeric) -> Result<Map<String, Value>, String> {
     let mut out = Map::with_capacity(row.len());
     for (i, col) in row.columns().iter().enumerate() {
