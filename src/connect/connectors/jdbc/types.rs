@@ -22,18 +22,19 @@ pub(super) enum Numeric {
     BestFit,
 }
 
-/// A timestamp without time zone, as written (`%Y-%m-%dT%H:%M:%S%.f`). Written digit by digit
-/// for the common years and fractions: chrono parses its format string on every call and the
-/// formatting machinery is slow, a cost a source pays per row.
+/// A timestamp without time zone, as written (`%Y-%m-%dT%H:%M:%S%.f`).
 pub(super) fn naive_text(t: &NaiveDateTime) -> String {
+    plain_text(t).unwrap_or_else(|| t.format("%Y-%m-%dT%H:%M:%S%.f").to_string())
+}
+
+/// The text of [`naive_text`] written digit by digit, for years 0–9999 and no leap second
+/// (`None` otherwise): chrono parses its format string on every call and the formatting
+/// machinery is slow, a cost a source pays per row.
+fn plain_text(t: &NaiveDateTime) -> Option<String> {
     use chrono::{Datelike as _, Timelike as _};
-    let (year, nanos) = (t.year(), t.nanosecond());
-    let Ok(year) = u32::try_from(year) else {
-        return t.format("%Y-%m-%dT%H:%M:%S%.f").to_string();
-    };
+    let (year, nanos) = (u32::try_from(t.year()).ok()?, t.nanosecond());
     if year > 9999 || nanos >= 1_000_000_000 {
-        // Five-digit years, leap seconds: as chrono writes them.
-        return t.format("%Y-%m-%dT%H:%M:%S%.f").to_string();
+        return None;
     }
     let mut s = String::with_capacity(30);
     digits(&mut s, year, 4);
@@ -53,7 +54,7 @@ pub(super) fn naive_text(t: &NaiveDateTime) -> String {
         n if n % 1_000 == 0 => fraction(&mut s, n / 1_000, 6),
         n => fraction(&mut s, n, 9),
     }
-    s
+    Some(s)
 }
 
 /// Appends `n` as exactly `width` decimal digits (zero-padded; `n` < 10^`width`).
@@ -71,13 +72,10 @@ fn fraction(s: &mut String, n: u32, width: u32) {
 
 /// A timestamp with time zone, as written (UTC, RFC 3339 with 0, 3, 6 or 9 fraction digits).
 pub(super) fn utc_text(t: &DateTime<Utc>) -> String {
-    use chrono::Datelike as _;
-    if (0..=9999).contains(&t.year()) && t.timestamp_subsec_nanos() < 1_000_000_000 {
-        let mut s = naive_text(&t.naive_utc());
-        s.push('Z');
-        return s;
+    match plain_text(&t.naive_utc()) {
+        Some(s) => s + "Z",
+        None => t.to_rfc3339_opts(SecondsFormat::AutoSi, true),
     }
-    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
 fn decimal(d: Decimal, mapping: Numeric) -> Value {
