@@ -1255,9 +1255,8 @@ impl Persistent {
                         *self.stats.last_error.lock().expect("stats lock") = Some(e.detail.clone());
                     }
                     pipe.next_read = None;
-                    if let Some(f) = pipe.commit.take() {
-                        let _ = f.commit.await;
-                    }
+                    // A commit in flight that was written still counts; one that failed is redone.
+                    let _ = self.settle(&mut pipe.commit).await;
                     st.discard();
                     self.engine = Engine::new(self.engine.plan().clone(), self.engine_settings());
                     pos = load_positions(&mut st);
@@ -1495,7 +1494,8 @@ impl Push {
             };
             let batch = run::prepare(&self.engine.plan().input, read);
             let (got_events, empty) = (!batch.records.is_empty(), batch.empty);
-            let (mut out, _) = run::process(&mut self.engine, &mut st, batch);
+            let (mut out, counts) = run::process(&mut self.engine, &mut st, batch);
+            counts.report(&self.id);
             if got_events {
                 idle.event();
             } else {

@@ -264,20 +264,29 @@ pub struct Counts {
     pub bad: Vec<BadRecord>,
 }
 
-impl Stats {
-    /// Adds a batch's counts; each record skipped is logged and the last one kept as the last
-    /// error.
-    pub fn add(&self, query: &str, c: &Counts) {
-        self.records_in.fetch_add(c.records_in, Ordering::Relaxed);
-        if c.late > 0 {
-            self.late.fetch_add(c.late, Ordering::Relaxed);
-            metrics::counter!("weir_query_late_records_total", "query" => query.to_owned()).increment(c.late);
+impl Counts {
+    /// Reports the batch's late and skipped records: metrics, and a log line per record skipped.
+    pub fn report(&self, query: &str) {
+        if self.late > 0 {
+            metrics::counter!("weir_query_late_records_total", "query" => query.to_owned()).increment(self.late);
         }
-        for b in &c.bad {
+        for b in &self.bad {
             let (topic, partition, offset) = (&b.topic, b.partition, b.offset);
             tracing::warn!(query, topic, partition, offset, error = %b.error, "record skipped");
             metrics::counter!("weir_query_record_errors_total", "query" => query.to_owned()).increment(1);
-            self.error(format!("{topic}/{partition}@{offset}: {}", b.error));
+        }
+    }
+}
+
+impl Stats {
+    /// Adds a batch's counts and reports them ([`Counts::report`]); the last record skipped is
+    /// kept as the last error.
+    pub fn add(&self, query: &str, c: &Counts) {
+        c.report(query);
+        self.records_in.fetch_add(c.records_in, Ordering::Relaxed);
+        self.late.fetch_add(c.late, Ordering::Relaxed);
+        for b in &c.bad {
+            self.error(format!("{}/{}@{}: {}", b.topic, b.partition, b.offset, b.error));
         }
     }
 }
