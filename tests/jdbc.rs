@@ -305,6 +305,64 @@ async fn jdbc_source_bulk_mode_rereads_the_table_and_a_query_reads_its_rows() {
     my_exec(&db, &format!("DROP TABLE {t}")).await;
 }
 
+/// A row is stored as the JSON text serde_json writes for its object (keys in name order, the
+/// last of equal column names, escapes), with or without transforms, which see the same object.
+#[tokio::test]
+async fn jdbc_source_rows_are_canonical_json_with_or_without_transforms() {
+    let s = Server::start();
+    let db = pg().await;
+    let t = table("src_text");
+    pg_exec(
+        &db,
+        &format!(
+            "CREATE TABLE {t} (id SERIAL PRIMARY KEY, name TEXT, note TEXT);
+             INSERT INTO {t} (name, note) VALUES ('a \"quoted\"\ttab\\', 'first'), ('plain', NULL);"
+        ),
+    )
+    .await;
+    let query = format!("SELECT id, name, note AS dup, name AS dup, 'z' AS \"Zed\" FROM {t}");
+    let base = json!({"connector.class": "JdbcSource", "connection.url": PG_URL, "mode": "incrementing",
+                      "incrementing.column.name": "id", "query": query, "poll.interval.ms": "100"});
+    let (plain, smt) = (table("plain"), table("smt"));
+    let mut with_smt = base.clone();
+    for (k, v) in [
+        ("topic.prefix", smt.as_str()),
+        ("transforms", "add"),
+        (
+            "transforms.add.type",
+            "org.apache.kafka.connect.transforms.InsertField$Value",
+        ),
+        ("transforms.add.static.field", "via"),
+        ("transforms.add.static.value", "smt"),
+    ] {
+        with_smt[k] = json!(v);
+    }
+    let mut without = base;
+    without["topic.prefix"] = json!(plain);
+    create_connector(&s, &table("c"), without).await;
+    create_connector(&s, &table("c"), with_smt).await;
+    let got = records(&s, &plain, 2).await;
+    let first = json!({"Zed": "z", "dup": "a \"quoted\"\ttab\\", "id": 1, "name": "a \"quoted\"\ttab\\"});
+    assert_eq!(got[0]["value"], first);
+    assert_eq!(
+        got[1]["value"],
+        json!({"Zed": "z", "dup": "plain", "id": 2, "name": "plain"})
+    );
+    assert_eq!(got[0]["key"], Value::Null, "a query's rows have no key");
+    let text = s
+        .get_text(&format!("/v1/topics/{plain}/partitions/0/records?offset=earliest"))
+        .await;
+    for r in &got {
+        let canonical = serde_json::to_string(&r["value"]).unwrap();
+        assert!(text.contains(&canonical), "{canonical} not stored as such in {text}");
+    }
+    let transformed = records(&s, &smt, 2).await;
+    let mut expected = first;
+    expected["via"] = json!("smt");
+    assert_eq!(transformed[0]["value"], expected);
+    pg_exec(&db, &format!("DROP TABLE {t}")).await;
+}
+
 /// Upsert, update, delete, auto.create and auto.evolve on one database.
 async fn sink_writes(url: &str, read: impl AsyncFn(&str) -> Vec<String>, drop: impl AsyncFn(&str)) {
     let s = Server::start();

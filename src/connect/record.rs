@@ -24,6 +24,20 @@ pub struct ConnectRecord {
     pub timestamp: Option<i64>,
     /// Sinks: the offset it was read at.
     pub offset: Option<u64>,
+    /// Sources: the key and value as JSON text the source wrote itself (`key` and `value` are
+    /// then `Null` until [`Self::decode_text`] builds them for a transform).
+    pub text: Option<JsonText>,
+}
+
+/// A key and value as compact, single-line JSON text (`None`: no key, a tombstone), written by
+/// a source that builds the text straight from what it reads: stored as it is, with no JSON
+/// value built for a record no transform looks at.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct JsonText {
+    /// The key's text.
+    pub key: Option<String>,
+    /// The value's text.
+    pub value: Option<String>,
 }
 
 impl ConnectRecord {
@@ -34,6 +48,34 @@ impl ConnectRecord {
             value,
             ..Self::default()
         }
+    }
+
+    /// A record for `topic` whose key and value are JSON text (see [`JsonText`]): the caller
+    /// writes compact, single-line JSON, which is stored without being parsed again.
+    pub fn from_text(topic: impl Into<String>, text: JsonText) -> Self {
+        debug_assert!(
+            [&text.key, &text.value]
+                .into_iter()
+                .flatten()
+                .all(|t| !t.contains('\n') && serde_json::from_str::<serde::de::IgnoredAny>(t).is_ok()),
+            "a source wrote text that is not single-line JSON: {text:?}"
+        );
+        Self {
+            topic: topic.into(),
+            text: Some(text),
+            ..Self::default()
+        }
+    }
+
+    /// Builds `key` and `value` from the record's JSON text, for the transforms.
+    pub fn decode_text(&mut self) -> Result<(), String> {
+        let Some(text) = self.text.take() else {
+            return Ok(());
+        };
+        let parse = |t: Option<String>| t.map_or(Ok(Value::Null), |t| serde_json::from_str(&t));
+        self.key = parse(text.key).map_err(|e| format!("key: {e}"))?;
+        self.value = parse(text.value).map_err(|e| format!("value: {e}"))?;
+        Ok(())
     }
 
     /// The first header called `name`.
@@ -63,17 +105,24 @@ impl ConnectRecord {
                 .collect(),
             timestamp: Some(r.timestamp),
             offset: Some(offset),
+            text: None,
         })
     }
 
     /// The key as stored: compact JSON text (one line), `None` for a null key.
     pub fn key_bytes(&self) -> Option<String> {
-        (!self.key.is_null()).then(|| self.key.to_string())
+        match &self.text {
+            Some(t) => t.key.clone(),
+            None => (!self.key.is_null()).then(|| self.key.to_string()),
+        }
     }
 
     /// The value as stored: compact JSON text (one line), `None` for a tombstone.
     pub fn value_bytes(&self) -> Option<String> {
-        (!self.value.is_null()).then(|| self.value.to_string())
+        match &self.text {
+            Some(t) => t.value.clone(),
+            None => (!self.value.is_null()).then(|| self.value.to_string()),
+        }
     }
 
     /// Header values as stored bytes: strings as their text, other values as JSON text.
@@ -106,6 +155,19 @@ pub fn write_json(out: &mut Vec<u8>, value: &Value) {
     }
     // Writing a `Value` into a `Vec` cannot fail: its keys are strings, its numbers finite.
     serde_json::to_writer(out, value).expect("a JSON value writes to memory");
+}
+
+/// Appends a string's JSON text, as [`write_json`] writes a string value.
+pub fn push_json_str(out: &mut String, s: &str) {
+    if needs_escape(s.as_bytes()) {
+        // Serializing a string cannot fail.
+        out.push_str(&serde_json::to_string(s).expect("a string serializes"));
+    } else {
+        out.reserve(s.len() + 2);
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    }
 }
 
 /// Whether JSON text of these bytes needs an escape: a quote, a backslash or a control byte
@@ -169,7 +231,24 @@ mod tests {
             let mut out = Vec::new();
             write_json(&mut out, &v);
             assert_eq!(out, serde_json::to_vec(&v).unwrap(), "{v}");
+            let mut text = String::from("x");
+            push_json_str(&mut text, v.as_str().unwrap());
+            assert_eq!(text, format!("x{v}"));
         }
+        let text = JsonText {
+            key: Some(r#"{"id":1}"#.into()),
+            value: Some(r#"{"id":1,"s":"a\nb"}"#.into()),
+        };
+        let mut r = ConnectRecord::from_text("t", text);
+        assert_eq!(r.key, Value::Null, "no value is built until asked");
+        assert_eq!(r.value_bytes().unwrap(), r#"{"id":1,"s":"a\nb"}"#);
+        r.decode_text().unwrap();
+        assert_eq!(
+            (r.key.clone(), r.value.clone()),
+            (json!({"id": 1}), json!({"id": 1, "s": "a\nb"}))
+        );
+        assert_eq!(r.key_bytes().unwrap(), r#"{"id":1}"#);
+        assert_eq!(r.text, None);
         let tomb = ConnectRecord::new("t", Value::Null);
         assert!(tomb.value_bytes().is_none() && tomb.key_bytes().is_none());
     }

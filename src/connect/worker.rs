@@ -492,7 +492,9 @@ async fn transform_batch(run: &TaskRun, table: &StateTable, batch: SourceBatch) 
         batch.records
     } else {
         let mut out = Vec::with_capacity(batch.records.len());
-        for r in batch.records {
+        for mut r in batch.records {
+            r.decode_text()
+                .map_err(|e| format!("TASK_POLL failed: a record's JSON text does not parse: {e}"))?;
             if let Some(t) = run.transform(r, None).await? {
                 out.push(t);
             }
@@ -658,14 +660,22 @@ type Span = Option<Range<usize>>;
 impl<'a> Encoded<'a> {
     fn new(records: &'a [ConnectRecord]) -> Result<Self, TaskError> {
         let mut text = Vec::with_capacity(records.len() * 128);
-        let mut span = |v: &Value| -> Span {
+        let mut span = |given: Option<&Option<String>>, v: &Value| -> Span {
             let start = text.len();
-            (!v.is_null()).then(|| {
-                crate::connect::record::write_json(&mut text, v);
-                start..text.len()
-            })
+            match given {
+                Some(given) => text.extend_from_slice(given.as_deref()?.as_bytes()),
+                None if v.is_null() => return None,
+                None => crate::connect::record::write_json(&mut text, v),
+            }
+            Some(start..text.len())
         };
-        let spans = records.iter().map(|r| (span(&r.key), span(&r.value))).collect();
+        let spans = records
+            .iter()
+            .map(|r| {
+                let t = r.text.as_ref();
+                (span(t.map(|t| &t.key), &r.key), span(t.map(|t| &t.value), &r.value))
+            })
+            .collect();
         // JSON text is UTF-8: a failure here would be a bug, and fails the task, not the data.
         let text = String::from_utf8(text).map_err(|e| TaskError::fatal(format!("encoding a batch: {e}")))?;
         Ok(Self {

@@ -1,11 +1,10 @@
 //! Running a statement on either database: parameters, rows as JSON objects with their
 //! column types, and the metadata queries the connectors need (tables, primary keys, columns).
 
-use serde_json::{Map, Value};
 use sqlx::{Row as _, TypeInfo as _};
 
 use super::db::{Dialect, Pool};
-use super::types::{self, Numeric};
+use super::types::{self, MyKind, Numeric, PgKind, Plan, Row, Shape};
 
 /// A statement parameter.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,8 +20,8 @@ pub(super) enum Bind {
 pub(super) struct Rows {
     /// Column names and type names.
     pub columns: Vec<(String, String)>,
-    /// The rows as JSON objects.
-    pub rows: Vec<Map<String, Value>>,
+    /// The rows as JSON text.
+    pub rows: Vec<Row>,
 }
 
 impl Rows {
@@ -47,25 +46,38 @@ macro_rules! query_with {
 }
 
 /// The body of [`fetch`] for one database's pool: the same steps, with that database's row type
-/// (sqlx's pools differ in type, not in shape).
+/// and column kinds (sqlx's pools differ in type, not in shape).
 macro_rules! fetch_on {
-    ($pool:expr, $sql:expr, $binds:expr, $map_row:expr) => {{
+    ($pool:expr, $sql:expr, $binds:expr, $shape:expr, $numeric:expr, $kind_of:path, $cell:path) => {{
         let rows = query_with!($sql, $binds).fetch_all($pool).await.map_err(Failure::Db)?;
-        let columns = rows.first().map(|r| describe(r.columns())).unwrap_or_default();
-        let rows = rows
-            .iter()
-            .map($map_row)
-            .collect::<Result<_, _>>()
-            .map_err(Failure::Map)?;
-        Ok(Rows { columns, rows })
+        let Some(first) = rows.first() else {
+            return Ok(Rows::default());
+        };
+        let columns = describe(first.columns());
+        let plan = Plan::new(first.columns(), $kind_of, $shape).map_err(Failure::Map)?;
+        let (mut spans, mut hint) = (Vec::new(), 64);
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let written = plan.write(|i, kind, text| $cell(row, i, kind, $numeric, text), &mut spans, hint);
+            let written = written.map_err(Failure::Map)?;
+            hint = written.value.len() + 8;
+            out.push(written);
+        }
+        Ok(Rows { columns, rows: out })
     }};
 }
 
-/// Runs a query and maps its rows.
-pub(super) async fn fetch(pool: &Pool, sql: &str, binds: &[Bind], numeric: Numeric) -> Result<Rows, Failure> {
+/// Runs a query and writes its rows, taking what `shape` names from each.
+pub(super) async fn fetch(
+    pool: &Pool,
+    sql: &str,
+    binds: &[Bind],
+    numeric: Numeric,
+    shape: &Shape,
+) -> Result<Rows, Failure> {
     match pool {
-        Pool::Pg(p) => fetch_on!(p, sql, binds, |r| types::pg_row(r, numeric)),
-        Pool::My(p) => fetch_on!(p, sql, binds, |r| types::my_row(r, numeric)),
+        Pool::Pg(p) => fetch_on!(p, sql, binds, shape, numeric, PgKind::of, types::pg_cell),
+        Pool::My(p) => fetch_on!(p, sql, binds, shape, numeric, MyKind::of, types::my_cell),
     }
 }
 

@@ -12,6 +12,7 @@
 //! Rows of a transaction that commits late are read as long as it commits within the delay:
 //! the upper bound keeps the reader behind the clock by that much.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -19,9 +20,9 @@ use serde_json::{Map, Value, json};
 
 use super::db::{Dialect, Pool, Target};
 use super::query::{self, Bind, Failure, Rows};
-use super::types::Numeric;
+use super::types::{Numeric, Row, Shape};
 use crate::connect::plugin::{SourceBatch, SourceContext, SourceTask, TaskError};
-use crate::connect::record::ConnectRecord;
+use crate::connect::record::{ConnectRecord, JsonText};
 
 /// How rows are chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,10 +121,11 @@ struct Reader {
     topic: String,
     partition: Value,
     offset: Offset,
-    key: Vec<String>,
+    /// The key columns, and the columns the mode reads offsets from.
+    shape: Arc<Shape>,
     next_poll: Instant,
     /// Bulk rows not handed out yet.
-    pending: Vec<Map<String, Value>>,
+    pending: Vec<Row>,
     checked: bool,
     table: Option<String>,
     /// The next rows, being read while the ones before them are written.
@@ -184,6 +186,7 @@ impl Task {
                 s.topic_prefix.clone(),
                 partition,
                 None,
+                Vec::new(),
             )]);
         }
         let mut tables = if s.include.is_empty() {
@@ -204,19 +207,28 @@ impl Task {
                     .task_error(&format!("reading the primary key of '{table}'"), &e)
             })?;
             let short = table.rsplit('.').next().unwrap_or(&table).to_owned();
-            let mut r = self.reader(
+            readers.push(self.reader(
                 self.dialect().quote_qualified(&table),
                 format!("{}{short}", s.topic_prefix),
                 json!({"table": table}),
                 Some(table.clone()),
-            );
-            r.key = key;
-            readers.push(r);
+                key,
+            ));
         }
         Ok(readers)
     }
 
-    fn reader(&self, from: String, topic: String, partition: Value, table: Option<String>) -> Reader {
+    fn reader(&self, from: String, topic: String, partition: Value, table: Option<String>, key: Vec<String>) -> Reader {
+        let s = &self.settings;
+        let shape = Shape {
+            key,
+            timestamps: if s.mode.timestamp() {
+                s.timestamps.clone()
+            } else {
+                Vec::new()
+            },
+            incrementing: s.mode.incrementing().then(|| s.incrementing.clone()),
+        };
         let offset = self
             .context
             .offset(&partition)
@@ -227,7 +239,7 @@ impl Task {
             topic,
             partition,
             offset,
-            key: Vec::new(),
+            shape: Arc::new(shape),
             next_poll: Instant::now(),
             pending: Vec::new(),
             checked: false,
@@ -281,7 +293,7 @@ make it NOT NULL or set validate.non.null=false"
         if s.mode == Mode::Bulk {
             if r.pending.is_empty() {
                 let sql = format!("SELECT * FROM {}", r.from);
-                let rows = self.run(&sql, &[]).await?;
+                let rows = self.run(&sql, &[], &r.shape).await?;
                 r.pending = rows.rows;
                 r.pending.reverse();
                 r.offset.timestamp = None;
@@ -305,7 +317,7 @@ make it NOT NULL or set validate.non.null=false"
             Some(ahead) => ahead.rows().await?,
             None => {
                 let (sql, binds) = self.statement(r, limit);
-                self.run(&sql, &binds).await?
+                self.run(&sql, &binds, &r.shape).await?
             }
         };
         let full = rows.rows.len() >= limit;
@@ -318,11 +330,8 @@ make it NOT NULL or set validate.non.null=false"
         let ts_type = s.timestamps.iter().find_map(|c| rows.type_of(c)).map(str::to_owned);
         let mut out = SourceBatch::with_capacity(rows.rows.len());
         for row in rows.rows {
-            if s.mode.timestamp() {
-                let ts = self.timestamp_of(&row);
-                if let (Some(ts), Some(ty)) = (ts, &ts_type) {
-                    r.offset.timestamp = Some((ts, ty.clone()));
-                }
+            if let (Some(ts), Some(ty)) = (&row.timestamp, &ts_type) {
+                r.offset.timestamp = Some((ts.clone(), ty.clone()));
             }
             if s.mode.incrementing() {
                 r.offset.incrementing = Some(self.incrementing_of(&row)?);
@@ -342,20 +351,20 @@ make it NOT NULL or set validate.non.null=false"
     fn read_ahead(&self, r: &Reader, limit: usize) -> Ahead {
         let (sql, binds) = self.statement(r, limit);
         let (pool, s) = (self.pool.clone(), &self.settings);
-        let (target, numeric) = (s.target.clone(), s.numeric);
+        let (target, numeric, shape) = (s.target.clone(), s.numeric, r.shape.clone());
         Ahead(tokio::spawn(async move {
-            fetch(&pool, &target, numeric, &sql, &binds).await
+            fetch(&pool, &target, numeric, &sql, &binds, &shape).await
         }))
     }
 
     /// In `timestamp` mode a full batch is cut before its last group of equal timestamps
     /// (read whole next time); a batch that is one group is read whole, whatever its size.
     async fn whole_groups(&self, r: &Reader, mut rows: Rows) -> Result<Rows, TaskError> {
-        let last = rows.rows.last().and_then(|row| self.timestamp_of(row));
+        let last = rows.rows.last().and_then(|row| row.timestamp.clone());
         let kept = rows
             .rows
             .iter()
-            .rposition(|row| self.timestamp_of(row) != last)
+            .rposition(|row| row.timestamp != last)
             .map_or(0, |i| i + 1);
         if kept > 0 {
             rows.rows.truncate(kept);
@@ -371,7 +380,7 @@ make it NOT NULL or set validate.non.null=false"
             self.cast(1, ty)?,
             self.ts_expr()
         );
-        self.run(&sql, &[self.ts_bind(&last)]).await
+        self.run(&sql, &[self.ts_bind(&last)], &r.shape).await
     }
 
     /// The query for the next rows after the reader's offset.
@@ -480,51 +489,44 @@ make it NOT NULL or set validate.non.null=false"
         }
     }
 
-    fn timestamp_of(&self, row: &Map<String, Value>) -> Option<String> {
-        self.settings
-            .timestamps
-            .iter()
-            .find_map(|c| row.get(c).and_then(Value::as_str))
-            .map(str::to_owned)
-    }
-
-    fn incrementing_of(&self, row: &Map<String, Value>) -> Result<i64, TaskError> {
+    fn incrementing_of(&self, row: &Row) -> Result<i64, TaskError> {
         let col = &self.settings.incrementing;
-        row.get(col).and_then(Value::as_i64).ok_or_else(|| {
+        row.incrementing.ok_or_else(|| {
             TaskError::fatal(format!(
                 "incrementing.column.name: column '{col}' is missing, NULL or not an integer in a row read"
             ))
         })
     }
 
-    async fn run(&self, sql: &str, binds: &[Bind]) -> Result<Rows, TaskError> {
+    async fn run(&self, sql: &str, binds: &[Bind], shape: &Shape) -> Result<Rows, TaskError> {
         let s = &self.settings;
-        fetch(&self.pool, &s.target, s.numeric, sql, binds).await
+        fetch(&self.pool, &s.target, s.numeric, sql, binds, shape).await
     }
 
-    fn record(&self, r: &Reader, row: Map<String, Value>) -> ConnectRecord {
-        let key = if r.key.is_empty() {
-            Value::Null
-        } else {
-            Value::Object(
-                r.key
-                    .iter()
-                    .map(|k| (k.clone(), row.get(k).cloned().unwrap_or(Value::Null)))
-                    .collect(),
-            )
+    fn record(&self, r: &Reader, row: Row) -> ConnectRecord {
+        let text = JsonText {
+            key: row.key,
+            value: Some(row.value),
         };
-        let mut record = ConnectRecord::new(&r.topic, Value::Object(row));
-        record.key = key;
-        record
+        ConnectRecord::from_text(&r.topic, text)
     }
 }
 
-/// Runs a query and maps its rows, with the task's errors.
-async fn fetch(pool: &Pool, target: &Target, numeric: Numeric, sql: &str, binds: &[Bind]) -> Result<Rows, TaskError> {
-    query::fetch(pool, sql, binds, numeric).await.map_err(|e| match e {
-        Failure::Db(e) => target.task_error("reading rows", &e),
-        Failure::Map(m) => TaskError::fatal(m),
-    })
+/// Runs a query and writes its rows, with the task's errors.
+async fn fetch(
+    pool: &Pool,
+    target: &Target,
+    numeric: Numeric,
+    sql: &str,
+    binds: &[Bind],
+    shape: &Shape,
+) -> Result<Rows, TaskError> {
+    query::fetch(pool, sql, binds, numeric, shape)
+        .await
+        .map_err(|e| match e {
+            Failure::Db(e) => target.task_error("reading rows", &e),
+            Failure::Map(m) => TaskError::fatal(m),
+        })
 }
 
 #[async_trait]

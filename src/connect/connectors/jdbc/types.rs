@@ -1,17 +1,26 @@
-//! Column values into JSON, per the README's table: integers as numbers, exact numerics as
+//! Rows into JSON text, per the README's table: integers as numbers, exact numerics as
 //! decimal strings (or numbers with `numeric.mapping=best_fit`), floats as numbers, text as
 //! strings, booleans, dates `YYYY-MM-DD`, times `HH:MM:SS[.ffffff]`, timestamps ISO 8601
 //! (`…Z` when the column has a time zone), PostgreSQL JSON/JSONB as nested JSON, binary as
 //! base64, NULL as null. A type outside the table is an error naming the column.
+//!
+//! A statement's columns are looked at once (a [`Plan`]); each row is then written straight
+//! into the JSON text of its value and its key ([`Row`]), with no JSON value built in between.
+//! The text is what serde_json writes for the same object: compact, keys sorted.
+
+use std::fmt::{Display, Write as _};
+use std::ops::Range;
 
 use base64::Engine as _;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, SecondsFormat, Utc};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive as _;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sqlx::mysql::MySqlRow;
 use sqlx::postgres::PgRow;
-use sqlx::{Column as _, Row as _, TypeInfo as _};
+use sqlx::{Column, Row as _, TypeInfo as _};
+
+use crate::connect::record::push_json_str;
 
 /// How exact numerics are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,22 +31,191 @@ pub(super) enum Numeric {
     BestFit,
 }
 
-/// A timestamp without time zone, as written (`%Y-%m-%dT%H:%M:%S%.f`).
-pub(super) fn naive_text(t: &NaiveDateTime) -> String {
-    plain_text(t).unwrap_or_else(|| t.format("%Y-%m-%dT%H:%M:%S%.f").to_string())
+/// What a source takes from each row besides its value.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Shape {
+    /// The key columns (none: records without a key).
+    pub key: Vec<String>,
+    /// The timestamp columns: the first that holds a timestamp is the row's.
+    pub timestamps: Vec<String>,
+    /// The incrementing column.
+    pub incrementing: Option<String>,
 }
 
-/// The text of [`naive_text`] written digit by digit, for years 0–9999 and no leap second
-/// (`None` otherwise): chrono parses its format string on every call and the formatting
-/// machinery is slow, a cost a source pays per row.
-fn plain_text(t: &NaiveDateTime) -> Option<String> {
-    use chrono::{Datelike as _, Timelike as _};
-    let (year, nanos) = (u32::try_from(t.year()).ok()?, t.nanosecond());
-    if year > 9999 || nanos >= 1_000_000_000 {
-        return None;
+/// A row read, as a source hands it out.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Row {
+    /// The row as a JSON object's text, one key per column.
+    pub value: String,
+    /// The key columns as a JSON object's text (`None`: the shape has no key).
+    pub key: Option<String>,
+    /// The text of the row's timestamp, as written in the value.
+    pub timestamp: Option<String>,
+    /// The incrementing column's value, when it is an integer.
+    pub incrementing: Option<i64>,
+}
+
+/// How the rows of one statement are written.
+#[derive(Debug)]
+pub(super) struct Plan<K> {
+    /// The columns, sorted by name (of equal names the last, as a JSON object keeps it).
+    cells: Vec<Cell<K>>,
+    /// The key columns sorted by name: their `"name":` and their cell (`None`: not read).
+    key: Option<Vec<(String, Option<usize>)>>,
+    /// The cells of the timestamp columns, in the configured order.
+    timestamps: Vec<usize>,
+    incrementing: Option<usize>,
+}
+
+#[derive(Debug)]
+struct Cell<K> {
+    /// The column's index in the row.
+    column: usize,
+    /// `"name":`.
+    label: String,
+    kind: K,
+}
+
+impl<K: Copy> Plan<K> {
+    /// The plan for rows of these columns (name and type name); an error names a column whose
+    /// type has no mapping.
+    pub fn new<C: Column>(columns: &[C], kind_of: impl Fn(&str) -> Option<K>, shape: &Shape) -> Result<Self, String> {
+        let mut named = Vec::with_capacity(columns.len());
+        for (i, col) in columns.iter().enumerate() {
+            let ty = col.type_info().name();
+            let kind = kind_of(ty).ok_or_else(|| {
+                format!(
+                    "column '{}' of type {ty}: type {ty} cannot be mapped (cast it in a query)",
+                    col.name()
+                )
+            })?;
+            named.push((col.name(), i, kind));
+        }
+        // Sorted by name, keeping the order of equal names; then the last of each name.
+        named.sort_by(|a, b| a.0.cmp(b.0));
+        named.reverse();
+        named.dedup_by(|later, first| later.0 == first.0);
+        named.reverse();
+        let find = |name: &str| named.iter().position(|(n, _, _)| *n == name);
+        let key = (!shape.key.is_empty()).then(|| {
+            let mut key: Vec<&String> = shape.key.iter().collect();
+            key.sort();
+            key.dedup();
+            key.into_iter().map(|k| (label(k), find(k))).collect()
+        });
+        Ok(Self {
+            timestamps: shape.timestamps.iter().filter_map(|c| find(c)).collect(),
+            incrementing: shape.incrementing.as_deref().and_then(find),
+            key,
+            cells: named
+                .into_iter()
+                .map(|(name, column, kind)| Cell {
+                    column,
+                    label: label(name),
+                    kind,
+                })
+                .collect(),
+        })
     }
-    let mut s = String::with_capacity(30);
-    digits(&mut s, year, 4);
+
+    /// Writes a row: `cell` writes the JSON text of column `i`, of kind `K`, at the end of the
+    /// text it is given. `spans` is scratch space; `hint` the text's expected length.
+    pub fn write(
+        &self,
+        cell: impl Fn(usize, K, &mut String) -> Result<(), String>,
+        spans: &mut Vec<Range<usize>>,
+        hint: usize,
+    ) -> Result<Row, String> {
+        let mut value = String::with_capacity(hint);
+        spans.clear();
+        value.push('{');
+        for (n, c) in self.cells.iter().enumerate() {
+            if n > 0 {
+                value.push(',');
+            }
+            value.push_str(&c.label);
+            let start = value.len();
+            cell(c.column, c.kind, &mut value)?;
+            spans.push(start..value.len());
+        }
+        value.push('}');
+        let text = |cell: usize| value.get(spans[cell].clone()).unwrap_or("null");
+        let key = self.key.as_ref().map(|key| {
+            let mut out = String::with_capacity(16 * key.len());
+            out.push('{');
+            for (n, (label, cell)) in key.iter().enumerate() {
+                if n > 0 {
+                    out.push(',');
+                }
+                out.push_str(label);
+                out.push_str(cell.map_or("null", text));
+            }
+            out.push('}');
+            out
+        });
+        let timestamp = self.timestamps.iter().find_map(|&c| unquote(text(c)));
+        let incrementing = self.incrementing.and_then(|c| text(c).parse().ok());
+        Ok(Row {
+            value,
+            key,
+            timestamp,
+            incrementing,
+        })
+    }
+}
+
+/// `"name":` for a column called `name`.
+fn label(name: &str) -> String {
+    let mut s = String::with_capacity(name.len() + 3);
+    push_json_str(&mut s, name);
+    s.push(':');
+    s
+}
+
+/// The string a JSON string's text holds (`None`: not a string).
+fn unquote(text: &str) -> Option<String> {
+    let inner = text.strip_prefix('"')?.strip_suffix('"')?;
+    if inner.contains('\\') {
+        serde_json::from_str(text).ok()
+    } else {
+        Some(inner.to_owned())
+    }
+}
+
+/// Appends a timestamp without time zone, as written (`%Y-%m-%dT%H:%M:%S%.f`).
+fn push_naive(s: &mut String, t: &NaiveDateTime) {
+    if !push_plain(s, t) {
+        let _ = write!(s, "{}", t.format("%Y-%m-%dT%H:%M:%S%.f"));
+    }
+}
+
+/// A timestamp with time zone, as written (UTC, RFC 3339 with 0, 3, 6 or 9 fraction digits).
+pub(super) fn utc_text(t: &DateTime<Utc>) -> String {
+    let mut s = String::with_capacity(31);
+    push_utc(&mut s, t);
+    s
+}
+
+fn push_utc(s: &mut String, t: &DateTime<Utc>) {
+    if push_plain(s, &t.naive_utc()) {
+        s.push('Z');
+    } else {
+        s.push_str(&t.to_rfc3339_opts(SecondsFormat::AutoSi, true));
+    }
+}
+
+/// Appends the text of [`naive_text`] digit by digit, for years 0–9999 and no leap second
+/// (`false`, and nothing written, otherwise): chrono parses its format string on every call and
+/// the formatting machinery is slow, a cost a source pays per row.
+fn push_plain(s: &mut String, t: &NaiveDateTime) -> bool {
+    use chrono::{Datelike as _, Timelike as _};
+    let (Ok(year), nanos) = (u32::try_from(t.year()), t.nanosecond()) else {
+        return false;
+    };
+    if year > 9999 || nanos >= 1_000_000_000 {
+        return false;
+    }
+    digits(s, year, 4);
     for (sep, n) in [
         ('-', t.month()),
         ('-', t.day()),
@@ -46,15 +224,15 @@ fn plain_text(t: &NaiveDateTime) -> Option<String> {
         (':', t.second()),
     ] {
         s.push(sep);
-        digits(&mut s, n, 2);
+        digits(s, n, 2);
     }
     match nanos {
         0 => {}
-        n if n % 1_000_000 == 0 => fraction(&mut s, n / 1_000_000, 3),
-        n if n % 1_000 == 0 => fraction(&mut s, n / 1_000, 6),
-        n => fraction(&mut s, n, 9),
+        n if n % 1_000_000 == 0 => fraction(s, n / 1_000_000, 3),
+        n if n % 1_000 == 0 => fraction(s, n / 1_000, 6),
+        n => fraction(s, n, 9),
     }
-    Some(s)
+    true
 }
 
 /// Appends `n` as exactly `width` decimal digits (zero-padded; `n` < 10^`width`).
@@ -70,14 +248,6 @@ fn fraction(s: &mut String, n: u32, width: u32) {
     digits(s, n, width);
 }
 
-/// A timestamp with time zone, as written (UTC, RFC 3339 with 0, 3, 6 or 9 fraction digits).
-pub(super) fn utc_text(t: &DateTime<Utc>) -> String {
-    match plain_text(&t.naive_utc()) {
-        Some(s) => s + "Z",
-        None => t.to_rfc3339_opts(SecondsFormat::AutoSi, true),
-    }
-}
-
 fn decimal(d: Decimal, mapping: Numeric) -> Value {
     match mapping {
         Numeric::Exact => Value::String(d.to_string()),
@@ -86,93 +256,226 @@ fn decimal(d: Decimal, mapping: Numeric) -> Value {
     }
 }
 
-fn b64(bytes: &[u8]) -> Value {
-    Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
-}
-
 fn float(f: f64) -> Value {
     serde_json::Number::from_f64(f).map_or_else(|| Value::String(f.to_string()), Value::Number)
 }
 
-/// A PostgreSQL row as a JSON object, one key per column (serde_json keeps keys sorted).
-pub(super) fn pg_row(row: &PgRow, mapping: Numeric) -> Result<Map<String, Value>, String> {
-    let mut out = Map::with_capacity(row.len());
-    for (i, col) in row.columns().iter().enumerate() {
-        let ty = col.type_info().name();
-        let value = pg_value(row, i, ty, mapping).map_err(|e| format!("column '{}' of type {ty}: {e}", col.name()))?;
-        out.insert(col.name().to_owned(), value);
+/// The writers of one cell's JSON text, shared by both databases.
+mod put {
+    use super::*;
+
+    pub fn null(out: &mut String) {
+        out.push_str("null");
     }
-    Ok(out)
+
+    pub fn bool(out: &mut String, b: bool) {
+        out.push_str(if b { "true" } else { "false" });
+    }
+
+    pub fn int(out: &mut String, n: impl itoa::Integer) {
+        out.push_str(itoa::Buffer::new().format(n));
+    }
+
+    pub fn float(out: &mut String, f: f64) {
+        value(out, &super::float(f));
+    }
+
+    pub fn decimal(out: &mut String, d: Decimal, mapping: Numeric) {
+        match mapping {
+            Numeric::Exact => quoted(out, d),
+            Numeric::BestFit => value(out, &super::decimal(d, mapping)),
+        }
+    }
+
+    /// A value whose text holds nothing JSON escapes (digits, dashes, colons, dots).
+    pub fn quoted(out: &mut String, v: impl Display) {
+        out.push('"');
+        let _ = write!(out, "{v}");
+        out.push('"');
+    }
+
+    pub fn naive(out: &mut String, t: &NaiveDateTime) {
+        out.push('"');
+        push_naive(out, t);
+        out.push('"');
+    }
+
+    pub fn utc(out: &mut String, t: &DateTime<Utc>) {
+        out.push('"');
+        push_utc(out, t);
+        out.push('"');
+    }
+
+    pub fn bytes(out: &mut String, b: &[u8]) {
+        out.push('"');
+        base64::engine::general_purpose::STANDARD.encode_string(b, out);
+        out.push('"');
+    }
+
+    pub fn value(out: &mut String, v: &Value) {
+        out.push_str(&v.to_string());
+    }
 }
 
-fn pg_value(row: &PgRow, i: usize, ty: &str, mapping: Numeric) -> Result<Value, String> {
+/// Writes a decoded cell, or `null`.
+fn cell<T>(out: &mut String, v: Option<T>, write: impl FnOnce(&mut String, T)) {
+    match v {
+        Some(v) => write(out, v),
+        None => put::null(out),
+    }
+}
+
+/// How a PostgreSQL column is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum PgKind {
+    Bool,
+    I16,
+    I32,
+    I64,
+    Oid,
+    F32,
+    F64,
+    Numeric,
+    Text,
+    Uuid,
+    Date,
+    Time,
+    Timestamp,
+    TimestampTz,
+    Json,
+    Bytea,
+}
+
+impl PgKind {
+    /// The kind of a type name (`None`: not mapped).
+    pub fn of(ty: &str) -> Option<Self> {
+        Some(match ty {
+            "BOOL" => Self::Bool,
+            "INT2" => Self::I16,
+            "INT4" => Self::I32,
+            "INT8" => Self::I64,
+            "OID" => Self::Oid,
+            "FLOAT4" => Self::F32,
+            "FLOAT8" => Self::F64,
+            "NUMERIC" => Self::Numeric,
+            "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CHAR" | "CITEXT" => Self::Text,
+            "UUID" => Self::Uuid,
+            "DATE" => Self::Date,
+            "TIME" => Self::Time,
+            "TIMESTAMP" => Self::Timestamp,
+            "TIMESTAMPTZ" => Self::TimestampTz,
+            "JSON" | "JSONB" => Self::Json,
+            "BYTEA" => Self::Bytea,
+            _ => return None,
+        })
+    }
+}
+
+/// Writes column `i` of a PostgreSQL row; an error names the column.
+pub(super) fn pg_cell(row: &PgRow, i: usize, kind: PgKind, mapping: Numeric, out: &mut String) -> Result<(), String> {
     fn get<'r, T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>>(
         row: &'r PgRow,
         i: usize,
     ) -> Result<Option<T>, String> {
-        row.try_get::<Option<T>, _>(i).map_err(|e| e.to_string())
+        row.try_get::<Option<T>, _>(i).map_err(|e| {
+            let col = &row.columns()[i];
+            format!("column '{}' of type {}: {e}", col.name(), col.type_info().name())
+        })
     }
-    let v = match ty {
-        "BOOL" => get::<bool>(row, i)?.map(Value::Bool),
-        "INT2" => get::<i16>(row, i)?.map(Value::from),
-        "INT4" => get::<i32>(row, i)?.map(Value::from),
-        "INT8" => get::<i64>(row, i)?.map(Value::from),
-        "OID" => get::<sqlx::postgres::types::Oid>(row, i)?.map(|o| Value::from(o.0)),
-        "FLOAT4" => get::<f32>(row, i)?.map(|f| float(f64::from(f))),
-        "FLOAT8" => get::<f64>(row, i)?.map(float),
-        "NUMERIC" => get::<Decimal>(row, i)?.map(|d| decimal(d, mapping)),
-        "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CHAR" | "CITEXT" => get::<String>(row, i)?.map(Value::String),
-        "UUID" => get::<uuid::Uuid>(row, i)?.map(|u| Value::String(u.to_string())),
-        "DATE" => get::<NaiveDate>(row, i)?.map(|d| Value::String(d.to_string())),
-        "TIME" => get::<NaiveTime>(row, i)?.map(|t| Value::String(t.to_string())),
-        "TIMESTAMP" => get::<NaiveDateTime>(row, i)?.map(|t| Value::String(naive_text(&t))),
-        "TIMESTAMPTZ" => get::<DateTime<Utc>>(row, i)?.map(|t| Value::String(utc_text(&t))),
-        "JSON" | "JSONB" => get::<Value>(row, i)?,
-        "BYTEA" => get::<Vec<u8>>(row, i)?.map(|b| b64(&b)),
-        other => return Err(format!("type {other} cannot be mapped (cast it in a query)")),
-    };
-    Ok(v.unwrap_or(Value::Null))
+    match kind {
+        PgKind::Bool => cell(out, get::<bool>(row, i)?, put::bool),
+        PgKind::I16 => cell(out, get::<i16>(row, i)?, put::int),
+        PgKind::I32 => cell(out, get::<i32>(row, i)?, put::int),
+        PgKind::I64 => cell(out, get::<i64>(row, i)?, put::int),
+        PgKind::Oid => cell(out, get::<sqlx::postgres::types::Oid>(row, i)?, |o, v| put::int(o, v.0)),
+        PgKind::F32 => cell(out, get::<f32>(row, i)?, |o, f| put::float(o, f64::from(f))),
+        PgKind::F64 => cell(out, get::<f64>(row, i)?, put::float),
+        PgKind::Numeric => cell(out, get::<Decimal>(row, i)?, |o, d| put::decimal(o, d, mapping)),
+        PgKind::Text => cell(out, get::<&str>(row, i)?, push_json_str),
+        PgKind::Uuid => cell(out, get::<uuid::Uuid>(row, i)?, put::quoted),
+        PgKind::Date => cell(out, get::<NaiveDate>(row, i)?, put::quoted),
+        PgKind::Time => cell(out, get::<NaiveTime>(row, i)?, put::quoted),
+        PgKind::Timestamp => cell(out, get::<NaiveDateTime>(row, i)?, |o, t| put::naive(o, &t)),
+        PgKind::TimestampTz => cell(out, get::<DateTime<Utc>>(row, i)?, |o, t| put::utc(o, &t)),
+        PgKind::Json => cell(out, get::<Value>(row, i)?, |o, v| put::value(o, &v)),
+        PgKind::Bytea => cell(out, get::<&[u8]>(row, i)?, put::bytes),
+    }
+    Ok(())
 }
 
-/// A MariaDB/MySQL row as a JSON object, one key per column (serde_json keeps keys sorted).
-pub(super) fn my_row(row: &MySqlRow, mapping: Numeric) -> Result<Map<String, Value>, String> {
-    let mut out = Map::with_capacity(row.len());
-    for (i, col) in row.columns().iter().enumerate() {
-        let ty = col.type_info().name();
-        let value = my_value(row, i, ty, mapping).map_err(|e| format!("column '{}' of type {ty}: {e}", col.name()))?;
-        out.insert(col.name().to_owned(), value);
-    }
-    Ok(out)
+/// How a MariaDB/MySQL column is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum MyKind {
+    Bool,
+    Int,
+    Unsigned,
+    F32,
+    F64,
+    Decimal,
+    Text,
+    Json,
+    Date,
+    Time,
+    DateTime,
+    Timestamp,
+    Binary,
 }
 
-fn my_value(row: &MySqlRow, i: usize, ty: &str, mapping: Numeric) -> Result<Value, String> {
+impl MyKind {
+    /// The kind of a type name (`None`: not mapped).
+    pub fn of(ty: &str) -> Option<Self> {
+        Some(match ty {
+            "BOOLEAN" => Self::Bool,
+            "TINYINT" | "SMALLINT" | "MEDIUMINT" | "INT" | "BIGINT" | "YEAR" => Self::Int,
+            t if t.ends_with("UNSIGNED") => Self::Unsigned,
+            "FLOAT" => Self::F32,
+            "DOUBLE" => Self::F64,
+            "DECIMAL" => Self::Decimal,
+            "CHAR" | "VARCHAR" | "TINYTEXT" | "TEXT" | "MEDIUMTEXT" | "LONGTEXT" | "ENUM" | "SET" => Self::Text,
+            "JSON" => Self::Json,
+            "DATE" => Self::Date,
+            "TIME" => Self::Time,
+            "DATETIME" => Self::DateTime,
+            "TIMESTAMP" => Self::Timestamp,
+            "BINARY" | "VARBINARY" | "TINYBLOB" | "BLOB" | "MEDIUMBLOB" | "LONGBLOB" | "BIT" => Self::Binary,
+            _ => return None,
+        })
+    }
+}
+
+/// Writes column `i` of a MariaDB/MySQL row; an error names the column.
+pub(super) fn my_cell(
+    row: &MySqlRow,
+    i: usize,
+    kind: MyKind,
+    mapping: Numeric,
+    out: &mut String,
+) -> Result<(), String> {
     fn get<'r, T: sqlx::Decode<'r, sqlx::MySql> + sqlx::Type<sqlx::MySql>>(
         row: &'r MySqlRow,
         i: usize,
     ) -> Result<Option<T>, String> {
-        row.try_get::<Option<T>, _>(i).map_err(|e| e.to_string())
+        row.try_get::<Option<T>, _>(i).map_err(|e| {
+            let col = &row.columns()[i];
+            format!("column '{}' of type {}: {e}", col.name(), col.type_info().name())
+        })
     }
-    let v = match ty {
-        "BOOLEAN" => get::<bool>(row, i)?.map(Value::Bool),
-        "TINYINT" | "SMALLINT" | "MEDIUMINT" | "INT" | "BIGINT" | "YEAR" => get::<i64>(row, i)?.map(Value::from),
-        t if t.ends_with("UNSIGNED") => get::<u64>(row, i)?.map(Value::from),
-        "FLOAT" => get::<f32>(row, i)?.map(|f| float(f64::from(f))),
-        "DOUBLE" => get::<f64>(row, i)?.map(float),
-        "DECIMAL" => get::<Decimal>(row, i)?.map(|d| decimal(d, mapping)),
-        "CHAR" | "VARCHAR" | "TINYTEXT" | "TEXT" | "MEDIUMTEXT" | "LONGTEXT" | "ENUM" | "SET" => {
-            get::<String>(row, i)?.map(Value::String)
-        }
-        "JSON" => get::<Value>(row, i)?,
-        "DATE" => get::<NaiveDate>(row, i)?.map(|d| Value::String(d.to_string())),
-        "TIME" => get::<NaiveTime>(row, i)?.map(|t| Value::String(t.to_string())),
-        "DATETIME" => get::<NaiveDateTime>(row, i)?.map(|t| Value::String(naive_text(&t))),
-        "TIMESTAMP" => get::<DateTime<Utc>>(row, i)?.map(|t| Value::String(utc_text(&t))),
-        "BINARY" | "VARBINARY" | "TINYBLOB" | "BLOB" | "MEDIUMBLOB" | "LONGBLOB" | "BIT" => {
-            get::<Vec<u8>>(row, i)?.map(|b| b64(&b))
-        }
-        other => return Err(format!("type {other} cannot be mapped (cast it in a query)")),
-    };
-    Ok(v.unwrap_or(Value::Null))
+    match kind {
+        MyKind::Bool => cell(out, get::<bool>(row, i)?, put::bool),
+        MyKind::Int => cell(out, get::<i64>(row, i)?, put::int),
+        MyKind::Unsigned => cell(out, get::<u64>(row, i)?, put::int),
+        MyKind::F32 => cell(out, get::<f32>(row, i)?, |o, f| put::float(o, f64::from(f))),
+        MyKind::F64 => cell(out, get::<f64>(row, i)?, put::float),
+        MyKind::Decimal => cell(out, get::<Decimal>(row, i)?, |o, d| put::decimal(o, d, mapping)),
+        MyKind::Text => cell(out, get::<&str>(row, i)?, push_json_str),
+        MyKind::Json => cell(out, get::<Value>(row, i)?, |o, v| put::value(o, &v)),
+        MyKind::Date => cell(out, get::<NaiveDate>(row, i)?, put::quoted),
+        MyKind::Time => cell(out, get::<NaiveTime>(row, i)?, put::quoted),
+        MyKind::DateTime => cell(out, get::<NaiveDateTime>(row, i)?, |o, t| put::naive(o, &t)),
+        MyKind::Timestamp => cell(out, get::<DateTime<Utc>>(row, i)?, |o, t| put::utc(o, &t)),
+        MyKind::Binary => cell(out, get::<&[u8]>(row, i)?, put::bytes),
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -180,6 +483,12 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    fn naive_text(t: &NaiveDateTime) -> String {
+        let mut s = String::new();
+        push_naive(&mut s, t);
+        s
+    }
 
     proptest! {
         /// The hand-written timestamp texts are chrono's, for any instant chrono holds.
