@@ -36,8 +36,7 @@ pub(super) async fn run(base: &str, rows: u64) -> anyhow::Result<String> {
 
     let select = plain_select(&db, &src).await?;
     let source = source_run(&client, base, &src, rows).await?;
-    let values = topic_values(&client, base, &format!("jdbc-{src}")).await?;
-    let insert = plain_insert(&db, &plain, &values).await?;
+    let insert = plain_insert(&client, base, &format!("jdbc-{src}"), &db, &plain).await?;
     let sink = sink_run(&client, base, &db, &dst, &format!("jdbc-{src}"), rows).await?;
     for name in [format!("bench-src-{src}"), format!("bench-sink-{dst}")] {
         client.delete(format!("{base}/v1/connectors/{name}")).send().await?;
@@ -121,8 +120,31 @@ async fn sink_run(
     Ok(started.elapsed())
 }
 
-async fn plain_insert(db: &PgPool, table: &str, values: &[Value]) -> anyhow::Result<Duration> {
-    let started = Instant::now();
+/// Inserts the topic's rows into `table` by plain multi-row INSERTs, a page of the topic at a
+/// time (so that memory stays flat however many rows); the time counts the INSERTs only.
+async fn plain_insert(
+    client: &reqwest::Client,
+    base: &str,
+    topic: &str,
+    db: &PgPool,
+    table: &str,
+) -> anyhow::Result<Duration> {
+    let mut spent = Duration::ZERO;
+    let mut offset = 0;
+    loop {
+        let values = topic_page(client, base, topic, offset).await?;
+        if values.is_empty() {
+            return Ok(spent);
+        }
+        offset += values.len();
+        let started = Instant::now();
+        insert_rows(db, table, &values).await?;
+        spent += started.elapsed();
+    }
+}
+
+/// The rows as multi-row INSERTs of `BATCH` rows, one transaction each.
+async fn insert_rows(db: &PgPool, table: &str, values: &[Value]) -> anyhow::Result<()> {
     for chunk in values.chunks(BATCH) {
         let mut sql = format!("INSERT INTO {table} (id, name, amount) VALUES ");
         for i in 0..chunk.len() {
@@ -145,7 +167,7 @@ async fn plain_insert(db: &PgPool, table: &str, values: &[Value]) -> anyhow::Res
         q.execute(&mut *tx).await?;
         tx.commit().await?;
     }
-    Ok(started.elapsed())
+    Ok(())
 }
 
 async fn create(client: &reqwest::Client, base: &str, name: &str, config: Value) -> anyhow::Result<()> {
@@ -168,21 +190,15 @@ async fn end_offset(client: &reqwest::Client, base: &str, topic: &str) -> anyhow
     Ok(v["high_watermark"].as_u64().unwrap_or(0))
 }
 
-/// Every record value of a topic's partition 0.
-async fn topic_values(client: &reqwest::Client, base: &str, topic: &str) -> anyhow::Result<Vec<Value>> {
-    let mut out = Vec::new();
-    loop {
-        let url = format!(
-            "{base}/v1/topics/{topic}/partitions/0/records?offset={}&max_records=10000",
-            out.len()
-        );
-        let v: Value = client.get(url).send().await?.json().await?;
-        let records = v["records"].as_array().cloned().unwrap_or_default();
-        if records.is_empty() {
-            return Ok(out);
-        }
-        out.extend(records.into_iter().map(|r| r["value"].clone()));
-    }
+/// The record values of a topic's partition 0 from `offset` (at most 10 000; none at the end).
+async fn topic_page(client: &reqwest::Client, base: &str, topic: &str, offset: usize) -> anyhow::Result<Vec<Value>> {
+    let url = format!("{base}/v1/topics/{topic}/partitions/0/records?offset={offset}&max_records=10000");
+    let mut v: Value = client.get(url).send().await?.json().await?;
+    let records = match v["records"].take() {
+        Value::Array(records) => records,
+        _ => Vec::new(),
+    };
+    Ok(records.into_iter().map(|mut r| r["value"].take()).collect())
 }
 
 /// Polls `done` every 20 ms for at most ten minutes.
