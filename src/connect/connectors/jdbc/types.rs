@@ -18,7 +18,7 @@ use rust_decimal::prelude::ToPrimitive as _;
 use serde_json::Value;
 use sqlx::mysql::MySqlRow;
 use sqlx::postgres::PgRow;
-use sqlx::{Column, Row as _, TypeInfo as _};
+use sqlx::{Column, TypeInfo as _};
 
 use crate::connect::record::push_json_str;
 
@@ -325,6 +325,19 @@ fn cell<T>(out: &mut String, v: Option<T>, write: impl FnOnce(&mut String, T)) {
     }
 }
 
+/// Column `i` of a row as a `T` (`None`: NULL); an error names the column.
+fn get<'r, R, T>(row: &'r R, i: usize) -> Result<Option<T>, String>
+where
+    R: sqlx::Row,
+    usize: sqlx::ColumnIndex<R>,
+    T: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    row.try_get::<Option<T>, _>(i).map_err(|e| {
+        let col = &row.columns()[i];
+        format!("column '{}' of type {}: {e}", col.name(), col.type_info().name())
+    })
+}
+
 /// How a PostgreSQL column is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum PgKind {
@@ -373,32 +386,25 @@ impl PgKind {
 
 /// Writes column `i` of a PostgreSQL row; an error names the column.
 pub(super) fn pg_cell(row: &PgRow, i: usize, kind: PgKind, mapping: Numeric, out: &mut String) -> Result<(), String> {
-    fn get<'r, T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>>(
-        row: &'r PgRow,
-        i: usize,
-    ) -> Result<Option<T>, String> {
-        row.try_get::<Option<T>, _>(i).map_err(|e| {
-            let col = &row.columns()[i];
-            format!("column '{}' of type {}: {e}", col.name(), col.type_info().name())
-        })
-    }
     match kind {
-        PgKind::Bool => cell(out, get::<bool>(row, i)?, put::bool),
-        PgKind::I16 => cell(out, get::<i16>(row, i)?, put::int),
-        PgKind::I32 => cell(out, get::<i32>(row, i)?, put::int),
-        PgKind::I64 => cell(out, get::<i64>(row, i)?, put::int),
-        PgKind::Oid => cell(out, get::<sqlx::postgres::types::Oid>(row, i)?, |o, v| put::int(o, v.0)),
-        PgKind::F32 => cell(out, get::<f32>(row, i)?, |o, f| put::float(o, f64::from(f))),
-        PgKind::F64 => cell(out, get::<f64>(row, i)?, put::float),
-        PgKind::Numeric => cell(out, get::<Decimal>(row, i)?, |o, d| put::decimal(o, d, mapping)),
-        PgKind::Text => cell(out, get::<&str>(row, i)?, push_json_str),
-        PgKind::Uuid => cell(out, get::<uuid::Uuid>(row, i)?, put::quoted),
-        PgKind::Date => cell(out, get::<NaiveDate>(row, i)?, put::quoted),
-        PgKind::Time => cell(out, get::<NaiveTime>(row, i)?, put::quoted),
-        PgKind::Timestamp => cell(out, get::<NaiveDateTime>(row, i)?, |o, t| put::naive(o, &t)),
-        PgKind::TimestampTz => cell(out, get::<DateTime<Utc>>(row, i)?, |o, t| put::utc(o, &t)),
-        PgKind::Json => cell(out, get::<Value>(row, i)?, |o, v| put::value(o, &v)),
-        PgKind::Bytea => cell(out, get::<&[u8]>(row, i)?, put::bytes),
+        PgKind::Bool => cell(out, get::<_, bool>(row, i)?, put::bool),
+        PgKind::I16 => cell(out, get::<_, i16>(row, i)?, put::int),
+        PgKind::I32 => cell(out, get::<_, i32>(row, i)?, put::int),
+        PgKind::I64 => cell(out, get::<_, i64>(row, i)?, put::int),
+        PgKind::Oid => cell(out, get::<_, sqlx::postgres::types::Oid>(row, i)?, |o, v| {
+            put::int(o, v.0)
+        }),
+        PgKind::F32 => cell(out, get::<_, f32>(row, i)?, |o, f| put::float(o, f64::from(f))),
+        PgKind::F64 => cell(out, get::<_, f64>(row, i)?, put::float),
+        PgKind::Numeric => cell(out, get::<_, Decimal>(row, i)?, |o, d| put::decimal(o, d, mapping)),
+        PgKind::Text => cell(out, get::<_, &str>(row, i)?, push_json_str),
+        PgKind::Uuid => cell(out, get::<_, uuid::Uuid>(row, i)?, put::quoted),
+        PgKind::Date => cell(out, get::<_, NaiveDate>(row, i)?, put::quoted),
+        PgKind::Time => cell(out, get::<_, NaiveTime>(row, i)?, put::quoted),
+        PgKind::Timestamp => cell(out, get::<_, NaiveDateTime>(row, i)?, |o, t| put::naive(o, &t)),
+        PgKind::TimestampTz => cell(out, get::<_, DateTime<Utc>>(row, i)?, |o, t| put::utc(o, &t)),
+        PgKind::Json => cell(out, get::<_, Value>(row, i)?, |o, v| put::value(o, &v)),
+        PgKind::Bytea => cell(out, get::<_, &[u8]>(row, i)?, put::bytes),
     }
     Ok(())
 }
@@ -451,29 +457,20 @@ pub(super) fn my_cell(
     mapping: Numeric,
     out: &mut String,
 ) -> Result<(), String> {
-    fn get<'r, T: sqlx::Decode<'r, sqlx::MySql> + sqlx::Type<sqlx::MySql>>(
-        row: &'r MySqlRow,
-        i: usize,
-    ) -> Result<Option<T>, String> {
-        row.try_get::<Option<T>, _>(i).map_err(|e| {
-            let col = &row.columns()[i];
-            format!("column '{}' of type {}: {e}", col.name(), col.type_info().name())
-        })
-    }
     match kind {
-        MyKind::Bool => cell(out, get::<bool>(row, i)?, put::bool),
-        MyKind::Int => cell(out, get::<i64>(row, i)?, put::int),
-        MyKind::Unsigned => cell(out, get::<u64>(row, i)?, put::int),
-        MyKind::F32 => cell(out, get::<f32>(row, i)?, |o, f| put::float(o, f64::from(f))),
-        MyKind::F64 => cell(out, get::<f64>(row, i)?, put::float),
-        MyKind::Decimal => cell(out, get::<Decimal>(row, i)?, |o, d| put::decimal(o, d, mapping)),
-        MyKind::Text => cell(out, get::<&str>(row, i)?, push_json_str),
-        MyKind::Json => cell(out, get::<Value>(row, i)?, |o, v| put::value(o, &v)),
-        MyKind::Date => cell(out, get::<NaiveDate>(row, i)?, put::quoted),
-        MyKind::Time => cell(out, get::<NaiveTime>(row, i)?, put::quoted),
-        MyKind::DateTime => cell(out, get::<NaiveDateTime>(row, i)?, |o, t| put::naive(o, &t)),
-        MyKind::Timestamp => cell(out, get::<DateTime<Utc>>(row, i)?, |o, t| put::utc(o, &t)),
-        MyKind::Binary => cell(out, get::<&[u8]>(row, i)?, put::bytes),
+        MyKind::Bool => cell(out, get::<_, bool>(row, i)?, put::bool),
+        MyKind::Int => cell(out, get::<_, i64>(row, i)?, put::int),
+        MyKind::Unsigned => cell(out, get::<_, u64>(row, i)?, put::int),
+        MyKind::F32 => cell(out, get::<_, f32>(row, i)?, |o, f| put::float(o, f64::from(f))),
+        MyKind::F64 => cell(out, get::<_, f64>(row, i)?, put::float),
+        MyKind::Decimal => cell(out, get::<_, Decimal>(row, i)?, |o, d| put::decimal(o, d, mapping)),
+        MyKind::Text => cell(out, get::<_, &str>(row, i)?, push_json_str),
+        MyKind::Json => cell(out, get::<_, Value>(row, i)?, |o, v| put::value(o, &v)),
+        MyKind::Date => cell(out, get::<_, NaiveDate>(row, i)?, put::quoted),
+        MyKind::Time => cell(out, get::<_, NaiveTime>(row, i)?, put::quoted),
+        MyKind::DateTime => cell(out, get::<_, NaiveDateTime>(row, i)?, |o, t| put::naive(o, &t)),
+        MyKind::Timestamp => cell(out, get::<_, DateTime<Utc>>(row, i)?, |o, t| put::utc(o, &t)),
+        MyKind::Binary => cell(out, get::<_, &[u8]>(row, i)?, put::bytes),
     }
     Ok(())
 }
