@@ -109,20 +109,25 @@ impl ConnectRecord {
         })
     }
 
-    /// The key as stored: compact JSON text (one line), `None` for a null key.
-    pub fn key_bytes(&self) -> Option<String> {
-        match &self.text {
-            Some(t) => t.key.clone(),
-            None => (!self.key.is_null()).then(|| self.key.to_string()),
-        }
+    /// Appends the key as stored (compact JSON text, one line: the source's text when it wrote
+    /// one); `false`, with nothing written, for a null key.
+    pub fn write_key(&self, out: &mut Vec<u8>) -> bool {
+        write_part(out, self.text.as_ref().map(|t| &t.key), &self.key)
     }
 
-    /// The value as stored: compact JSON text (one line), `None` for a tombstone.
+    /// Appends the value as stored, as [`Self::write_key`]; `false` for a tombstone.
+    pub fn write_value(&self, out: &mut Vec<u8>) -> bool {
+        write_part(out, self.text.as_ref().map(|t| &t.value), &self.value)
+    }
+
+    /// The key as stored ([`Self::write_key`]), `None` for a null key.
+    pub fn key_bytes(&self) -> Option<String> {
+        part_string(|out| self.write_key(out))
+    }
+
+    /// The value as stored ([`Self::write_value`]), `None` for a tombstone.
     pub fn value_bytes(&self) -> Option<String> {
-        match &self.text {
-            Some(t) => t.value.clone(),
-            None => (!self.value.is_null()).then(|| self.value.to_string()),
-        }
+        part_string(|out| self.write_value(out))
     }
 
     /// Header values as stored bytes: strings as their text, other values as JSON text.
@@ -155,6 +160,26 @@ pub fn write_json(out: &mut Vec<u8>, value: &Value) {
     }
     // Writing a `Value` into a `Vec` cannot fail: its keys are strings, its numbers finite.
     serde_json::to_writer(out, value).expect("a JSON value writes to memory");
+}
+
+/// Appends a key's or value's stored text: the source's `text` when the record carries text,
+/// else the JSON value's (nothing for `Null`).
+fn write_part(out: &mut Vec<u8>, text: Option<&Option<String>>, value: &Value) -> bool {
+    match text {
+        Some(text) => text.as_deref().map(|t| out.extend_from_slice(t.as_bytes())).is_some(),
+        None if value.is_null() => false,
+        None => {
+            write_json(out, value);
+            true
+        }
+    }
+}
+
+/// What `write` appends, as a string (`None` when it wrote nothing).
+fn part_string(write: impl FnOnce(&mut Vec<u8>) -> bool) -> Option<String> {
+    let mut out = Vec::new();
+    // JSON text and the texts of strings are UTF-8: nothing is ever replaced.
+    write(&mut out).then(|| String::from_utf8_lossy(&out).into_owned())
 }
 
 /// Appends a string's JSON text, as [`write_json`] writes a string value.

@@ -660,21 +660,13 @@ type Span = Option<Range<usize>>;
 impl<'a> Encoded<'a> {
     fn new(records: &'a [ConnectRecord]) -> Result<Self, TaskError> {
         let mut text = Vec::with_capacity(records.len() * 128);
-        let mut span = |given: Option<&Option<String>>, v: &Value| -> Span {
+        let mut span = |write: &dyn Fn(&mut Vec<u8>) -> bool| -> Span {
             let start = text.len();
-            match given {
-                Some(given) => text.extend_from_slice(given.as_deref()?.as_bytes()),
-                None if v.is_null() => return None,
-                None => crate::connect::record::write_json(&mut text, v),
-            }
-            Some(start..text.len())
+            write(&mut text).then_some(start..text.len())
         };
         let spans = records
             .iter()
-            .map(|r| {
-                let t = r.text.as_ref();
-                (span(t.map(|t| &t.key), &r.key), span(t.map(|t| &t.value), &r.value))
-            })
+            .map(|r| (span(&|t| r.write_key(t)), span(&|t| r.write_value(t))))
             .collect();
         // JSON text is UTF-8: a failure here would be a bug, and fails the task, not the data.
         let text = String::from_utf8(text).map_err(|e| TaskError::fatal(format!("encoding a batch: {e}")))?;

@@ -329,9 +329,9 @@ make it NOT NULL or set validate.non.null=false"
         }
         let ts_type = s.timestamps.iter().find_map(|c| rows.type_of(c)).map(str::to_owned);
         let mut out = SourceBatch::with_capacity(rows.rows.len());
-        for row in rows.rows {
-            if let (Some(ts), Some(ty)) = (&row.timestamp, &ts_type) {
-                r.offset.timestamp = Some((ts.clone(), ty.clone()));
+        for mut row in rows.rows {
+            if let (Some(ts), Some(ty)) = (row.timestamp.take(), &ts_type) {
+                r.offset.timestamp = Some((ts, ty.clone()));
             }
             if s.mode.incrementing() {
                 r.offset.incrementing = Some(self.incrementing_of(&row)?);

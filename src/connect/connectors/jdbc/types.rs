@@ -204,7 +204,7 @@ fn push_utc(s: &mut String, t: &DateTime<Utc>) {
     }
 }
 
-/// Appends the text of [`naive_text`] digit by digit, for years 0–9999 and no leap second
+/// Appends the text of [`push_naive`] digit by digit, for years 0–9999 and no leap second
 /// (`false`, and nothing written, otherwise): chrono parses its format string on every call and
 /// the formatting machinery is slow, a cost a source pays per row.
 fn push_plain(s: &mut String, t: &NaiveDateTime) -> bool {
