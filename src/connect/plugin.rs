@@ -176,12 +176,26 @@ pub enum PutError {
     Fatal(String),
 }
 
+/// What [`SinkTask::flush`] hands back: completes when everything put before it is durable in
+/// the external system (`Err`: it may not be; the message says why).
+pub type Flush = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'static>>;
+
 /// A running sink task.
 #[async_trait]
 pub trait SinkTask: Send {
-    /// Writes a batch to the external system. Offsets are committed only after it returns
-    /// `Ok` (or the failed records went to the dead-letter topic): at-least-once delivery.
+    /// Writes a batch to the external system. A batch's offsets are committed only after it
+    /// returns `Ok` (or the failed records went to the dead-letter topic) and its
+    /// [`Self::flush`] completed: at-least-once delivery.
     async fn put(&mut self, records: &[ConnectRecord]) -> Result<(), PutError>;
+
+    /// Starts making everything put so far durable (Kafka Connect's `flush`), called after each
+    /// batch's `put`. The future does not hold the task: the runtime puts the next batch while
+    /// it runs, and commits the batch's offsets once it completed; a failed flush fails the task
+    /// with nothing committed, so the batch is delivered again. By default `put` is durable when
+    /// it returns and there is nothing to wait for.
+    fn flush(&mut self) -> Flush {
+        Box::pin(std::future::ready(Ok(())))
+    }
 }
 
 /// A connector plugin.

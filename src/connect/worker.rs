@@ -17,7 +17,7 @@ use tokio::sync::watch;
 
 use super::common::{Common, Tolerance};
 use super::metrics::TaskMetrics;
-use super::plugin::{PutError, SinkTask, SourceBatch, SourceTask, TaskError};
+use super::plugin::{Flush, PutError, SinkTask, SourceBatch, SourceTask, TaskError};
 use super::record::ConnectRecord;
 use super::status::{State, Target};
 use super::transforms::Chain;
@@ -123,6 +123,7 @@ impl Backoff<'_> {
 }
 
 /// A task ends: stopped as asked, or failed with a trace.
+#[derive(Debug)]
 pub enum Ended {
     /// Stopped.
     Stopped,
@@ -749,19 +750,19 @@ pub async fn run_sink(run: TaskRun, mut task: Box<dyn SinkTask>) -> Ended {
         Ok(None) => return Ended::Stopped,
         Err(e) => return Ended::Failed(format!("KAFKA_CONSUME failed: {}", e.message)),
     };
-    // A batch polled and read while the one before it was written, and the offsets of a
-    // written batch still to commit (committed while the next batch is written).
+    // A batch polled and read while the one before it was written, and the batch written
+    // before, whose offsets are committed once its flush completed.
     let mut ready: Option<SinkBatch> = None;
-    let mut written: Option<Vec<PartitionOffset>> = None;
+    let mut written: Option<Written> = None;
     loop {
         if run.stopping() {
-            return match commit(&run, &consumer, &group, written.take()).await {
+            return match settle(&run, &consumer, &group, written.take()).await {
                 Ok(()) => Ended::Stopped,
                 Err(trace) => Ended::Failed(trace),
             };
         }
         if *run.target.borrow() == Target::Paused {
-            if let Err(trace) = commit(&run, &consumer, &group, written.take()).await {
+            if let Err(trace) = settle(&run, &consumer, &group, written.take()).await {
                 return Ended::Failed(trace);
             }
             // Stay in the group while paused: renew the lease now and then.
@@ -775,7 +776,7 @@ pub async fn run_sink(run: TaskRun, mut task: Box<dyn SinkTask>) -> Ended {
         let batch = match ready.take() {
             Some(b) => b,
             None => {
-                if let Err(trace) = commit(&run, &consumer, &group, written.take()).await {
+                if let Err(trace) = settle(&run, &consumer, &group, written.take()).await {
                     return Ended::Failed(trace);
                 }
                 match poll_batch(&run, &mut consumer).await {
@@ -785,8 +786,8 @@ pub async fn run_sink(run: TaskRun, mut task: Box<dyn SinkTask>) -> Ended {
                 }
             }
         };
-        // The external system takes this batch while the offsets of the one before are
-        // committed and the next one is polled and read.
+        // The external system takes this batch while the batch before is flushed and the next
+        // one polled and read; the batch before is committed once both are done.
         let SinkBatch {
             topics,
             records,
@@ -794,13 +795,17 @@ pub async fn run_sink(run: TaskRun, mut task: Box<dyn SinkTask>) -> Ended {
         } = batch;
         let before = written.take();
         let (delivered, next) = tokio::join!(deliver(&run, task.as_mut(), &topics, records), async {
-            commit(&run, &consumer, &group, before).await?;
-            poll_batch(&run, &mut consumer).await
+            let (flushed, next) = tokio::join!(flushed(before), poll_batch(&run, &mut consumer));
+            commit(&run, &consumer, &group, flushed?).await?;
+            next
         });
         if let Err(trace) = delivered {
             return Ended::Failed(trace);
         }
-        written = Some(offsets);
+        written = Some(Written {
+            offsets,
+            flush: task.flush(),
+        });
         match next {
             Ok(b) => ready = b,
             Err(trace) => return Ended::Failed(trace),
@@ -808,8 +813,28 @@ pub async fn run_sink(run: TaskRun, mut task: Box<dyn SinkTask>) -> Ended {
     }
 }
 
-/// Commits the offsets of a written batch, if any (a partition the group gave to another
-/// member meanwhile is skipped: its new owner reads it again from the last commit).
+/// A batch the sink took: the offsets to commit once its flush completed.
+struct Written {
+    offsets: Vec<PartitionOffset>,
+    flush: Flush,
+}
+
+/// Waits for a written batch's flush: its offsets, ready to commit.
+async fn flushed(written: Option<Written>) -> Result<Option<Vec<PartitionOffset>>, String> {
+    let Some(Written { offsets, flush }) = written else {
+        return Ok(None);
+    };
+    flush.await.map_err(|e| format!("TASK_FLUSH failed: {e}"))?;
+    Ok(Some(offsets))
+}
+
+/// Waits for a written batch's flush, then commits its offsets.
+async fn settle(run: &TaskRun, consumer: &Consumer, group: &str, written: Option<Written>) -> Result<(), String> {
+    commit(run, consumer, group, flushed(written).await?).await
+}
+
+/// Commits the offsets of a written and flushed batch, if any (a partition the group gave to
+/// another member meanwhile is skipped: its new owner reads it again from the last commit).
 async fn commit(
     run: &TaskRun,
     consumer: &Consumer,
@@ -989,3 +1014,6 @@ async fn deliver(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,191 @@
+//! The sink loop's order of work, on an in-process broker: a batch's offsets are committed only
+//! once the sink's flush of it completed, while the next batch is put meanwhile.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::{mpsc, oneshot};
+
+use super::*;
+use crate::broker::Caller;
+use crate::connect::common::common_def;
+use crate::connect::config::{Parsed, RawConfig};
+use crate::connect::plugin::Kind;
+
+/// A sink that reports each put and each flush, and whose flushes complete only when the test
+/// says so.
+struct Gated {
+    puts: mpsc::UnboundedSender<usize>,
+    flushes: mpsc::UnboundedSender<oneshot::Sender<Result<(), String>>>,
+}
+
+#[async_trait]
+impl SinkTask for Gated {
+    async fn put(&mut self, records: &[ConnectRecord]) -> Result<(), PutError> {
+        let _ = self.puts.send(records.len());
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Flush {
+        let (done, wait) = oneshot::channel();
+        let _ = self.flushes.send(done);
+        Box::pin(async move { wait.await.unwrap_or_else(|_| Err("dropped".into())) })
+    }
+}
+
+/// A sink task's run on `broker`, reading `topic` in batches of `batch`.
+fn task_run(broker: &Broker, topic: &str, batch: usize) -> (TaskRun, watch::Sender<Target>) {
+    let raw: RawConfig = [
+        ("name", "gated"),
+        ("connector.class", "Gated"),
+        ("topics", topic),
+        ("consumer.max.poll.records", &batch.to_string()),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let parsed = Parsed::new(&common_def(Kind::Sink), &raw).expect("a valid sink config");
+    let (target_tx, target) = watch::channel(Target::Running);
+    let run = TaskRun {
+        broker: broker.clone(),
+        caller: Caller::internal(),
+        connector: "gated".into(),
+        task: 0,
+        common: Common::new(&parsed),
+        chain: Chain::build(&raw).expect("no transforms"),
+        status: Arc::new(Mutex::new(TaskStatus {
+            state: State::Unassigned,
+            trace: None,
+        })),
+        target,
+        metrics: TaskMetrics::new("gated", 0),
+    };
+    (run, target_tx)
+}
+
+/// Produces `n` JSON records to partition 0 of `topic`.
+async fn produce(broker: &Broker, topic: &str, n: usize) {
+    let records = (0..n)
+        .map(|_| RecordInput {
+            key: None,
+            value: ValueInput::Given(PayloadInput::JsonLine("1")),
+            headers: Vec::new(),
+            partition: Some(0),
+            timestamp: None,
+        })
+        .collect();
+    let request = ProduceRequest {
+        records,
+        key_format: Format::Json,
+        value_format: Format::Json,
+        durability: None,
+        idempotency: None,
+    };
+    broker
+        .produce(&Caller::internal(), topic, request)
+        .await
+        .expect("produce");
+}
+
+/// The group's committed offset of partition 0.
+fn committed(broker: &Broker, topic: &str) -> Option<u64> {
+    let group = broker
+        .describe_group(&Caller::internal(), &sink_group("gated"))
+        .expect("the sink's group");
+    group
+        .partitions
+        .iter()
+        .find(|p| p.topic == topic && p.partition == 0)
+        .and_then(|p| p.committed_offset)
+}
+
+async fn next<T>(rx: &mut mpsc::UnboundedReceiver<T>) -> T {
+    tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("in time")
+        .expect("the task is running")
+}
+
+#[tokio::test]
+async fn a_batch_is_committed_only_after_its_flush_while_the_next_is_put() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = crate::testing::broker_in(dir.path()).await;
+    ensure_topic(&broker, &Caller::internal(), "gated-in", 1).await.unwrap();
+    produce(&broker, "gated-in", 10).await;
+    let (run, target) = task_run(&broker, "gated-in", 4);
+    let (puts, mut put_rx) = mpsc::unbounded_channel();
+    let (flushes, mut flush_rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(run_sink(run, Box::new(Gated { puts, flushes })));
+
+    assert_eq!(next(&mut put_rx).await, 4);
+    let first = next(&mut flush_rx).await;
+    // The second batch is put while the first one's flush has not completed.
+    assert_eq!(next(&mut put_rx).await, 4);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        committed(&broker, "gated-in"),
+        None,
+        "nothing flushed, nothing committed"
+    );
+
+    first.send(Ok(())).unwrap();
+    wait_for(|| committed(&broker, "gated-in") == Some(4)).await;
+    let second = next(&mut flush_rx).await;
+    assert_eq!(next(&mut put_rx).await, 2);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        committed(&broker, "gated-in"),
+        Some(4),
+        "the second batch is not flushed yet"
+    );
+
+    // A failed flush fails the task; what it did not flush stays uncommitted.
+    second.send(Err("disk on fire".into())).unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap();
+    match ended {
+        Ended::Failed(trace) => assert!(trace.contains("TASK_FLUSH failed: disk on fire"), "{trace}"),
+        other => panic!("the task should fail, it ended {other:?}"),
+    }
+    assert_eq!(committed(&broker, "gated-in"), Some(4));
+    drop(target);
+}
+
+#[tokio::test]
+async fn stopping_waits_for_the_last_flush_then_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = crate::testing::broker_in(dir.path()).await;
+    ensure_topic(&broker, &Caller::internal(), "gated-stop", 1)
+        .await
+        .unwrap();
+    produce(&broker, "gated-stop", 3).await;
+    let (run, target) = task_run(&broker, "gated-stop", 500);
+    let (puts, mut put_rx) = mpsc::unbounded_channel();
+    let (flushes, mut flush_rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(run_sink(run, Box::new(Gated { puts, flushes })));
+
+    assert_eq!(next(&mut put_rx).await, 3);
+    let only = next(&mut flush_rx).await;
+    target.send(Target::Stopped).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(committed(&broker, "gated-stop"), None);
+    only.send(Ok(())).unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(ended, Ended::Stopped), "{ended:?}");
+    assert_eq!(committed(&broker, "gated-stop"), Some(3));
+}
+
+async fn wait_for(mut done: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("condition not met in 5 s");
+}
