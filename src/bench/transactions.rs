@@ -1,7 +1,8 @@
 //! Transactions (`weir bench --transactions`, issue #14): consume → transactional produce of
 //! 100-byte records as a web service does it — poll a batch as a consumer-group member, then
 //! `POST /v1/transactions` with the batch's values for another topic and the member's offsets —
-//! next to plain batch produce of the same records in the same run (its ceiling; target ≥ 70 %).
+//! next to plain batch produce of the same records in the same run (its ceiling; target ≥ 70 %)
+//! and to the at-least-once loop a client of any Kafka HTTP proxy runs (poll, produce, commit).
 //!
 //! The same pair then runs in-process, through the broker's API (what Connect and Streams use).
 //!
@@ -39,14 +40,16 @@ const METHOD: &str = "Four members of one consumer group each poll up to 1000 re
 write them to another topic with their input offsets committed in the same `POST /v1/transactions`, for \
 `--seconds` (default 30); after the run the output topic's end offsets and the group's committed offsets must \
 equal the records counted. Ceiling: plain batch produce of the same records (1000 a request, 4 connections) in \
-the same run, which also writes the input. Latency: one poll + transaction cycle. Then the same two loops in-process, through the broker's API as connectors and stream queries call it (a consumer's poll, one transaction per poll; plain produce of the same batches as the ceiling), on a broker of their own: what a transaction costs without a web client's JSON around it.";
+the same run, which also writes the input; and the same members moving the same records at-least-once, as a \
+client of a Kafka HTTP proxy does (poll, produce, commit: three requests a cycle where the transaction takes two). \
+Latency: one poll + hand-off cycle. Then the same two loops in-process, through the broker's API as connectors and stream queries call it (a consumer's poll, one transaction per poll; plain produce of the same batches as the ceiling), on a broker of their own: what a transaction costs without a web client's JSON around it.";
 
 /// Runs the transactions benchmark on a fresh server in `dir`.
 pub(super) async fn run(args: &BenchArgs, dir: &Path) -> anyhow::Result<Report> {
     let secs = platform::phase_seconds(args);
     let server = platform::start(args, dir)?;
     let api = server.api.clone();
-    for topic in ["tx-in", "tx-out"] {
+    for topic in ["tx-in", "tx-out", "alo-out"] {
         super::create_topic(&api.base, topic, PARTITIONS).await?;
     }
     let mut report = Report::new("Transactions (issue #14)", METHOD);
@@ -71,26 +74,20 @@ pub(super) async fn run(args: &BenchArgs, dir: &Path) -> anyhow::Result<Report> 
     );
     let (written, _) = api.topic_end("tx-in").await?;
 
-    let (moved, elapsed, latency) = consume_transform_produce(&api, written, secs).await?;
-    let tx = Row::new(
-        &format!("consume → transactional produce, {BATCH} × 100 B, {MEMBERS} members"),
-        moved,
-        moved * 100,
-        elapsed,
-        &latency,
-    );
-    let (out, _) = api.topic_end("tx-out").await?;
-    let committed = committed_total(&api.ok(Method::GET, &format!("/v1/groups/{GROUP}"), None).await?);
-    anyhow::ensure!(
-        out == moved && committed == moved,
-        "the phase counted {moved} records moved, but tx-out holds {out} and the group committed {committed}"
-    );
+    let tx = http_phase(&api, Handoff::Transaction, written, secs).await?;
+    let alo = http_phase(&api, Handoff::AtLeastOnce, written, secs).await?;
     let ratio = platform::pct(tx.records_per_s, plain.records_per_s);
-    report.row(tx.clone(), platform::vs(&tx, &plain, "plain produce"));
+    let eos_vs_alo = platform::pct(tx.records_per_s, alo.records_per_s);
+    report.row(
+        tx.clone(),
+        format!(
+            "{}, {eos_vs_alo:.0} % of at-least-once",
+            platform::vs(&tx, &plain, "plain produce")
+        ),
+    );
+    report.row(alo, "");
     report.row(plain, "");
-    report.note(format!(
-        "Checked after the run: tx-out holds {out} records and the group committed offsets for {committed}, as counted."
-    ));
+    report.note("Checked after each HTTP phase: the output topic holds the records counted (at-least-once: at least them) and the group committed offsets for exactly them.");
     server.stop().await?;
     platform::quiet_disk(dir);
 
@@ -108,24 +105,84 @@ pub(super) async fn run(args: &BenchArgs, dir: &Path) -> anyhow::Result<Report> 
         ratio,
         70.0,
     );
+    report.target_pct(
+        "over HTTP: consume → `POST /v1/transactions` ≥ 70 % of the at-least-once loop",
+        eos_vs_alo,
+        70.0,
+    );
     platform::quiet_disk(&dir.with_extension("in-process"));
     Ok(report)
 }
 
-/// `MEMBERS` members of a fresh group move records from `tx-in` to `tx-out` in transactions
-/// for `seconds` (or until all `available` records are moved); returns the records moved, the
-/// time and the latencies of the poll + transaction cycles.
+/// How a member of the HTTP phases hands on what it polled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handoff {
+    /// One `POST /v1/transactions` with the records and the offsets: exactly once.
+    Transaction,
+    /// `POST /v1/topics/{out}/records`, then `POST …/offsets`: at-least-once, as a client of any
+    /// Kafka HTTP proxy moves records (a crash between the two writes the records again).
+    AtLeastOnce,
+}
+
+impl Handoff {
+    /// The phase's group.
+    fn group(self) -> &'static str {
+        match self {
+            Self::Transaction => GROUP,
+            Self::AtLeastOnce => "bench-alo",
+        }
+    }
+
+    /// The phase's output topic.
+    fn output(self) -> &'static str {
+        match self {
+            Self::Transaction => "tx-out",
+            Self::AtLeastOnce => "alo-out",
+        }
+    }
+}
+
+/// An HTTP phase: `MEMBERS` members of a fresh group move records from `tx-in` to the
+/// handoff's output topic for `seconds` (or until all `available` records are moved), then the
+/// output and the committed offsets are checked against what the members counted.
+async fn http_phase(api: &Api, handoff: Handoff, available: u64, seconds: f64) -> anyhow::Result<Row> {
+    let (moved, elapsed, latency) = consume_transform_produce(api, handoff, available, seconds).await?;
+    let (out, _) = api.topic_end(handoff.output()).await?;
+    let group = api
+        .ok(Method::GET, &format!("/v1/groups/{}", handoff.group()), None)
+        .await?;
+    let committed = committed_total(&group);
+    // At-least-once may write a batch twice (a commit refused by a rebalance), never lose one.
+    let exact = match handoff {
+        Handoff::Transaction => out == moved,
+        Handoff::AtLeastOnce => out >= moved,
+    };
+    anyhow::ensure!(
+        exact && committed == moved,
+        "{handoff:?}: the phase counted {moved} records moved, but {} holds {out} and the group committed {committed}",
+        handoff.output()
+    );
+    let name = match handoff {
+        Handoff::Transaction => format!("consume → transactional produce, {BATCH} × 100 B, {MEMBERS} members"),
+        Handoff::AtLeastOnce => format!("  at-least-once: consume → produce → commit, {MEMBERS} members"),
+    };
+    Ok(Row::new(&name, moved, moved * 100, elapsed, &latency))
+}
+
+/// `MEMBERS` members of a fresh group move records from `tx-in` to the handoff's output for
+/// `seconds` (or until all `available` records are moved); returns the records moved, the time
+/// and the latencies of the poll + handoff cycles.
 async fn consume_transform_produce(
     api: &Api,
+    handoff: Handoff,
     available: u64,
     seconds: f64,
 ) -> anyhow::Result<(u64, Duration, Histogram<u64>)> {
     let mut members = Vec::new();
     for _ in 0..MEMBERS {
         let join = json!({"topics": ["tx-in"], "auto_offset_reset": "earliest", "assignment_strategy": "range"});
-        let v = api
-            .ok(Method::POST, &format!("/v1/groups/{GROUP}/members"), Some(&join))
-            .await?;
+        let path = format!("/v1/groups/{}/members", handoff.group());
+        let v = api.ok(Method::POST, &path, Some(&join)).await?;
         let id = v["member_id"].as_str().unwrap_or_default().to_owned();
         members.push(id);
     }
@@ -136,7 +193,8 @@ async fn consume_transform_produce(
         .into_iter()
         .map(|id| {
             let (api, moved) = (api.clone(), moved.clone());
-            tokio::spawn(async move { member_loop(&api, &id, &moved, available, deadline).await })
+            let member = Member { api, id, handoff };
+            tokio::spawn(async move { member.run(&moved, available, deadline).await })
         })
         .collect();
     let mut latency = histogram();
@@ -167,70 +225,107 @@ struct Polled<'a> {
     value: &'a serde_json::value::RawValue,
 }
 
-/// One member's loop: poll, then write the values to `tx-out` and commit in one transaction.
-async fn member_loop(
-    api: &Api,
-    id: &str,
-    moved: &AtomicU64,
-    available: u64,
-    deadline: Instant,
-) -> anyhow::Result<Histogram<u64>> {
-    let mut latency = histogram();
-    let mut generation = 0u64;
-    let poll = format!(
-        "{}/v1/groups/{GROUP}/members/{id}/records?max_records={BATCH}&wait_ms=100",
-        api.base
-    );
-    let commit = format!("{}/v1/transactions", api.base);
-    while Instant::now() < deadline && moved.load(Ordering::Relaxed) < available {
-        let t = Instant::now();
-        let r = api.client.get(&poll).send().await?;
-        let status = r.status().as_u16();
-        let bytes = r.bytes().await?;
-        if status == 409 {
-            let v: Value = serde_json::from_slice(&bytes).unwrap_or_default();
-            generation = v["generation"].as_u64().unwrap_or(generation);
-            continue;
+/// A member of an HTTP phase.
+struct Member {
+    api: Api,
+    id: String,
+    handoff: Handoff,
+}
+
+/// A request's status and answer.
+type Answer = (u16, bytes::Bytes);
+
+impl Member {
+    /// The member's loop: poll, then hand the values on; returns the cycles' latencies.
+    async fn run(&self, moved: &AtomicU64, available: u64, deadline: Instant) -> anyhow::Result<Histogram<u64>> {
+        let mut latency = histogram();
+        let mut generation = 0u64;
+        let poll = format!(
+            "{}/v1/groups/{}/members/{}/records?max_records={BATCH}&wait_ms=100",
+            self.api.base,
+            self.handoff.group(),
+            self.id
+        );
+        while Instant::now() < deadline && moved.load(Ordering::Relaxed) < available {
+            let t = Instant::now();
+            let r = self.api.client.get(&poll).send().await?;
+            let status = r.status().as_u16();
+            let bytes = r.bytes().await?;
+            if status == 409 {
+                generation = generation_in(&bytes).unwrap_or(generation);
+                continue;
+            }
+            anyhow::ensure!(status == 200, "poll: {status} {}", String::from_utf8_lossy(&bytes));
+            let polled: Poll = serde_json::from_slice(&bytes)?;
+            generation = polled.generation.unwrap_or(generation);
+            if polled.records.is_empty() {
+                continue;
+            }
+            let (status, answer) = self.hand_on(&polled, generation).await?;
+            match status {
+                200 => {
+                    moved.fetch_add(polled.records.len() as u64, Ordering::Relaxed);
+                    latency.saturating_record(t.elapsed().as_micros() as u64);
+                }
+                // A rebalance before the offsets were committed: the partitions' new owners read
+                // those records again from the committed offsets.
+                409 => generation = generation_in(&answer).unwrap_or(generation),
+                _ => anyhow::bail!("{:?}: {status} {}", self.handoff, String::from_utf8_lossy(&answer)),
+            }
         }
-        anyhow::ensure!(status == 200, "poll: {status} {}", String::from_utf8_lossy(&bytes));
-        let polled: Poll = serde_json::from_slice(&bytes)?;
-        generation = polled.generation.unwrap_or(generation);
-        let Some((body, n)) = transaction(&polled, id, generation) else {
-            continue;
-        };
-        let r = api
+        Ok(latency)
+    }
+
+    /// Hands a poll's records on: the answer of the transaction, or of the commit after the
+    /// produce.
+    async fn hand_on(&self, polled: &Poll<'_>, generation: u64) -> anyhow::Result<Answer> {
+        match self.handoff {
+            Handoff::Transaction => {
+                let url = format!("{}/v1/transactions", self.api.base);
+                self.post(&url, transaction(polled, &self.id, generation)).await
+            }
+            Handoff::AtLeastOnce => {
+                let out = format!("{}/v1/topics/{}/records", self.api.base, self.handoff.output());
+                let mut body = b"{\"records\":".to_vec();
+                body.extend_from_slice(&values(polled).0);
+                body.push(b'}');
+                let (status, answer) = self.post(&out, body).await?;
+                anyhow::ensure!(status == 200, "produce: {status} {}", String::from_utf8_lossy(&answer));
+                // An empty commit commits everything the member was returned so far.
+                let commit = format!(
+                    "{}/v1/groups/{}/members/{}/offsets",
+                    self.api.base,
+                    self.handoff.group(),
+                    self.id
+                );
+                self.post(&commit, Vec::new()).await
+            }
+        }
+    }
+
+    async fn post(&self, url: &str, body: Vec<u8>) -> anyhow::Result<Answer> {
+        let r = self
+            .api
             .client
-            .post(&commit)
+            .post(url)
             .header("content-type", "application/json")
             .body(body)
             .send()
             .await?;
         let status = r.status().as_u16();
-        let answer = r.bytes().await?;
-        match status {
-            200 => {
-                moved.fetch_add(n, Ordering::Relaxed);
-                latency.saturating_record(t.elapsed().as_micros() as u64);
-            }
-            // A rebalance between the poll and the transaction: nothing was written; the
-            // partitions' new owners read those records again from the committed offsets.
-            409 => {
-                let v: Value = serde_json::from_slice(&answer).unwrap_or_default();
-                generation = v["generation"].as_u64().unwrap_or(generation);
-            }
-            _ => anyhow::bail!("transaction: {status} {}", String::from_utf8_lossy(&answer)),
-        }
+        Ok((status, r.bytes().await?))
     }
-    Ok(latency)
 }
 
-/// The transaction for a poll's answer: its records' values to `tx-out` and, for each
-/// partition read, the offset after its last record; with the number of records. `None` when
-/// the poll returned nothing.
-fn transaction(poll: &Poll<'_>, member: &str, generation: u64) -> Option<(Vec<u8>, u64)> {
-    if poll.records.is_empty() {
-        return None;
-    }
+/// The `generation` of a `409` answer, if it says.
+fn generation_in(answer: &[u8]) -> Option<u64> {
+    let v: Value = serde_json::from_slice(answer).ok()?;
+    v["generation"].as_u64()
+}
+
+/// A poll's values as a JSON array of `{"value": …}` records, and for each partition read the
+/// offset after its last record.
+fn values<'a>(poll: &'a Poll<'_>) -> (Vec<u8>, BTreeMap<(&'a str, u64), u64>) {
     let mut next: BTreeMap<(&str, u64), u64> = BTreeMap::new();
     let mut records = Vec::with_capacity(poll.records.len() * 120);
     records.push(b'[');
@@ -245,6 +340,13 @@ fn transaction(poll: &Poll<'_>, member: &str, generation: u64) -> Option<(Vec<u8
         records.push(b'}');
     }
     records.push(b']');
+    (records, next)
+}
+
+/// The transaction for a poll's answer: its records' values to `tx-out` and, for each
+/// partition read, the offset after its last record.
+fn transaction(poll: &Poll<'_>, member: &str, generation: u64) -> Vec<u8> {
+    let (records, next) = values(poll);
     let offsets: Vec<Value> = next
         .into_iter()
         .map(|((topic, partition), offset)| json!({"topic": topic, "partition": partition, "offset": offset}))
@@ -255,7 +357,7 @@ fn transaction(poll: &Poll<'_>, member: &str, generation: u64) -> Option<(Vec<u8
     body.extend_from_slice(b"}],\"commit\":");
     body.extend_from_slice(commit.to_string().as_bytes());
     body.push(b'}');
-    Some((body, poll.records.len() as u64))
+    body
 }
 
 /// The same two loops through the broker's API, as connectors and stream queries call it: no
@@ -523,9 +625,7 @@ mod tests {
         ]});
         let text = poll.to_string();
         let poll: Poll = serde_json::from_str(&text).unwrap();
-        let (body, n) = transaction(&poll, "m-1", 3).unwrap();
-        let body: Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(n, 3);
+        let body: Value = serde_json::from_slice(&transaction(&poll, "m-1", 3)).unwrap();
         assert_eq!(body["produce"][0]["topic"], "tx-out");
         assert_eq!(body["produce"][0]["records"][2]["value"], json!({"c": 1}));
         assert_eq!(body["commit"]["generation"], 3);
@@ -534,8 +634,9 @@ mod tests {
             body["commit"]["offsets"],
             json!([{"topic": "tx-in", "partition": 0, "offset": 9}, {"topic": "tx-in", "partition": 1, "offset": 3}])
         );
-        let empty: Poll = serde_json::from_str(r#"{"records": []}"#).unwrap();
-        assert!(transaction(&empty, "m", 1).is_none());
+        let (records, _) = values(&poll);
+        let records: Value = serde_json::from_slice(&records).unwrap();
+        assert_eq!(records, json!([{"value": "a"}, {"value": "b"}, {"value": {"c": 1}}]));
     }
 
     #[test]
