@@ -183,6 +183,52 @@ async fn state_changes_commit_with_records_in_one_transaction() {
 }
 
 #[tokio::test]
+async fn prepared_transactions_merged_are_written_as_one_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker_in(dir.path()).await;
+    topic(&b, "m1").await;
+    topic(&b, "m2").await;
+    let me = Caller::internal();
+    let t = StateTable::new("connector:m", "offsets").unwrap();
+    let txn = |topics: &[&str], values: &[&'static str], position: &str| Transaction {
+        produce: topics
+            .iter()
+            .map(|topic| TxnProduce {
+                topic: (*topic).into(),
+                request: records(values),
+            })
+            .collect(),
+        commit: None,
+        state: vec![StateWrite::Put {
+            table: t.clone(),
+            key: b"file".to_vec(),
+            value: position.as_bytes().to_vec(),
+        }],
+        durability: None,
+    };
+    let mut first = b.prepare(&me, txn(&["m1"], &["1", "2"], "10")).unwrap();
+    let second = b.prepare(&me, txn(&["m2", "m1"], &["3"], "20")).unwrap();
+    first.merge(second).unwrap();
+    let out = b.write_prepared(first).await.unwrap();
+    let acks: Vec<(String, Vec<u64>)> = out
+        .produce
+        .iter()
+        .map(|p| (p.topic.clone(), p.results.iter().map(|r| r.offset).collect()))
+        .collect();
+    let expected = [("m1", vec![0, 1]), ("m2", vec![0]), ("m1", vec![2])];
+    let expected: Vec<(String, Vec<u64>)> = expected.into_iter().map(|(t, o)| (t.to_owned(), o)).collect();
+    assert_eq!(
+        acks, expected,
+        "each record's ack, in the order the transactions were merged"
+    );
+    let m1 = b.fetch(&me, "m1", 0, fetch_at(0)).await.unwrap();
+    assert_eq!(values(&m1), ["1", "2", "3"]);
+    // The later transaction's state change is the one that stays.
+    assert_eq!(b.state_get(&me, &t, b"file").unwrap(), Some(b"20".to_vec()));
+    b.close().await;
+}
+
+#[tokio::test]
 async fn a_consumer_polls_commits_and_leaves_when_dropped() {
     let dir = tempfile::tempdir().unwrap();
     let b = broker_in(dir.path()).await;

@@ -113,6 +113,23 @@ impl std::fmt::Debug for PreparedTxn {
     }
 }
 
+impl PreparedTxn {
+    /// Appends `next`'s records and state changes after this transaction's, so that both are
+    /// written in one write: all of both, or none of either. A runtime with several batches
+    /// prepared while the one before was written writes them together. Transactions that commit
+    /// offsets are not merged (each has its own member check): `next` comes back.
+    pub fn merge(&mut self, next: PreparedTxn) -> std::result::Result<(), Box<PreparedTxn>> {
+        if self.commit.is_some() || next.commit.is_some() {
+            return Err(Box::new(next));
+        }
+        self.writes.extend(next.writes);
+        self.encoded.extend(next.encoded);
+        self.state.extend(next.state);
+        self.sync |= next.sync;
+        Ok(())
+    }
+}
+
 impl Broker {
     /// Runs a transaction: everything in it is written in one write, or nothing is. A record
     /// that cannot be written, a stale generation or a partition the member no longer owns

@@ -313,9 +313,10 @@ const AHEAD: usize = 4;
 /// A task that may poll ahead runs as a pipeline: while batch N is written (on the log writer),
 /// the batches after it are encoded and checked by the broker (on blocking threads:
 /// [`prepare_beside`]) and the next one is read from the source (on the task), up to
-/// [`AHEAD`] batches ahead; batches are written one at a time, in the order they were read. A
-/// batch's offsets are written with it, so a batch read ahead and never written is read again
-/// after a restart (still exactly once). A task that may not (it acknowledges upstream what it
+/// [`AHEAD`] batches ahead; one write at a time, in the order the batches were read, the batches
+/// that became ready meanwhile merged into one transaction ([`next_write`]). A batch's offsets
+/// are written with it, so a batch read ahead and never written is read again after a restart
+/// (still exactly once). A task that may not (it acknowledges upstream what it
 /// hands out) has one batch at a time.
 pub async fn run_source(run: TaskRun, task: Box<dyn SourceTask>) -> Ended {
     if task.polls_ahead() {
@@ -372,6 +373,7 @@ async fn run_pipelined(run: &TaskRun, task: Box<dyn SourceTask>) -> Ended {
     let mut preparing = FuturesOrdered::new();
     let mut ready: VecDeque<ReadyBatch> = VecDeque::new();
     let mut writing = None;
+    let max_records = run.broker.config().max_records_per_request;
     // The runtime dropped the task's target: it is going away.
     let mut detached = false;
     // The target the task's status last showed.
@@ -389,7 +391,7 @@ async fn run_pipelined(run: &TaskRun, task: Box<dyn SourceTask>) -> Ended {
         let running = !detached && now == Target::Running && !run.broker.shutdown_token().is_cancelled();
         if running {
             if writing.is_none()
-                && let Some(batch) = ready.pop_front()
+                && let Some(batch) = next_write(&mut ready, max_records)
             {
                 writing = Some(Box::pin(write_ready(run, batch)));
             }
@@ -433,6 +435,25 @@ async fn run_pipelined(run: &TaskRun, task: Box<dyn SourceTask>) -> Ended {
             changed = target.changed(), if !detached => detached = changed.is_err(),
         }
     }
+}
+
+/// The next write: the first ready batch, with the prepared batches queued after it merged in
+/// while the records stay within `max` (the most one transaction may hold). Batches that became
+/// ready while the write before them ran are written in one transaction, all or none, their
+/// records in the order they were read and the offsets of the last one staying: the log writer
+/// writes larger groups instead of waiting between small ones.
+fn next_write(ready: &mut VecDeque<ReadyBatch>, max: usize) -> Option<ReadyBatch> {
+    let mut first = ready.pop_front()?;
+    while let Some(next) = ready.pop_front() {
+        match first.merge(next, max) {
+            Ok(()) => {}
+            Err(next) => {
+                ready.push_front(*next);
+                break;
+            }
+        }
+    }
+    Some(first)
 }
 
 /// Polls the next batch and transforms it: `None` when the task is stopped first,
@@ -484,6 +505,27 @@ struct ReadyBatch {
     out: Vec<ConnectRecord>,
     state: Vec<StateWrite>,
     prepared: Option<PreparedTxn>,
+}
+
+impl ReadyBatch {
+    /// Appends `next` to this batch, to be written in one transaction (see [`next_write`]);
+    /// `next` comes back when either was not prepared or both hold more than `max` records.
+    fn merge(&mut self, next: ReadyBatch, max: usize) -> Result<(), Box<ReadyBatch>> {
+        if self.prepared.is_none() || self.out.len() + next.out.len() > max {
+            return Err(Box::new(next));
+        }
+        let mut next = next;
+        let (Some(first), Some(more)) = (self.prepared.as_mut(), next.prepared.take()) else {
+            return Err(Box::new(next));
+        };
+        if let Err(more) = first.merge(more) {
+            next.prepared = Some(*more);
+            return Err(Box::new(next));
+        }
+        self.out.extend(next.out);
+        self.state.extend(next.state);
+        Ok(())
+    }
 }
 
 /// Transforms a polled batch (`None`: nothing to write).

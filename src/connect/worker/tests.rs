@@ -151,6 +151,7 @@ async fn a_batch_is_committed_only_after_its_flush_while_the_next_is_put() {
     }
     assert_eq!(committed(&broker, "gated-in"), Some(4));
     drop(target);
+    broker.close().await;
 }
 
 #[tokio::test]
@@ -178,6 +179,7 @@ async fn stopping_waits_for_the_last_flush_then_commits() {
         .unwrap();
     assert!(matches!(ended, Ended::Stopped), "{ended:?}");
     assert_eq!(committed(&broker, "gated-stop"), Some(3));
+    broker.close().await;
 }
 
 async fn wait_for(mut done: impl FnMut() -> bool) {
@@ -188,4 +190,77 @@ async fn wait_for(mut done: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     panic!("condition not met in 5 s");
+}
+
+/// A source batch of `values` into `topic` that reaches `position`, prepared unless told not.
+async fn ready(run: &TaskRun, topic: &str, values: &[i64], position: u64, prepared: bool) -> ReadyBatch {
+    let polled = PolledBatch {
+        out: values.iter().map(|v| ConnectRecord::new(topic, (*v).into())).collect(),
+        state: vec![StateWrite::Put {
+            table: offsets_table(&run.connector),
+            key: b"file".to_vec(),
+            value: position.to_string().into_bytes(),
+        }],
+    };
+    let mut batch = prepare_beside(run, polled).await.expect("prepared");
+    assert!(batch.prepared.is_some());
+    if !prepared {
+        batch.prepared = None;
+    }
+    batch
+}
+
+#[tokio::test]
+async fn ready_batches_are_merged_into_one_write_in_the_order_they_were_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = crate::testing::broker_in(dir.path()).await;
+    ensure_topic(&broker, &Caller::internal(), "merged", 1).await.unwrap();
+    let (run, _target) = task_run(&broker, "merged", 10);
+    let mut queue: VecDeque<ReadyBatch> = VecDeque::new();
+    queue.push_back(ready(&run, "merged", &[1, 2], 2, true).await);
+    queue.push_back(ready(&run, "merged", &[3, 4], 4, true).await);
+    queue.push_back(ready(&run, "merged", &[5, 6], 6, true).await);
+    queue.push_back(ready(&run, "merged", &[7], 7, false).await);
+    queue.push_back(ready(&run, "merged", &[8], 8, true).await);
+
+    // At most 5 records in one write: the first two batches; the third stays queued.
+    let first = next_write(&mut queue, 5).expect("a write");
+    assert_eq!(first.out.len(), 4);
+    assert_eq!(queue.len(), 3);
+    // A batch whose preparing failed is written on its own (it is prepared again then).
+    let second = next_write(&mut queue, 5).expect("a write");
+    assert_eq!(second.out.len(), 2);
+    let third = next_write(&mut queue, 5).expect("a write");
+    assert_eq!((third.out.len(), third.prepared.is_none()), (1, true));
+    let fourth = next_write(&mut queue, 5).expect("a write");
+    assert_eq!(fourth.out.len(), 1);
+    assert!(next_write(&mut queue, 5).is_none());
+
+    for batch in [first, second, third, fourth] {
+        write_ready(&run, batch).await.expect("written");
+    }
+    let fetched = broker
+        .fetch(
+            &Caller::internal(),
+            "merged",
+            0,
+            crate::broker::FetchRequest {
+                start: crate::broker::StartAt::Offset(0),
+                max_records: 100,
+                max_bytes: 1 << 20,
+                wait: Duration::ZERO,
+            },
+        )
+        .await
+        .expect("fetch");
+    let values: Vec<String> = fetched
+        .records()
+        .map(|(_, r)| String::from_utf8(r.value.expect("a value").bytes.to_vec()).expect("utf-8"))
+        .collect();
+    assert_eq!(values, ["1", "2", "3", "4", "5", "6", "7", "8"]);
+    let position = broker
+        .state_get(&Caller::internal(), &offsets_table("gated"), b"file")
+        .expect("state");
+    assert_eq!(position, Some(b"8".to_vec()), "the last batch's offsets stay");
+    broker.close().await;
 }

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::connect::config::Parsed;
 use crate::connect::plugin::{SourceBatch, SourceContext, SourceTask, TaskError};
-use crate::connect::record::ConnectRecord;
+use crate::connect::record::{ConnectRecord, JsonText, push_json_str};
 
 /// Bytes read from the file at a time.
 const READ_CHUNK: usize = 1 << 20;
@@ -211,14 +211,20 @@ impl Reader {
     }
 
     /// A line (without its line break) as a record: a JSON string, as Kafka's file source
-    /// gives with the JSON converter.
+    /// gives with the JSON converter, written as JSON text straight away (no JSON value is
+    /// built unless a transform asks for one).
     fn record(&self, line: &[u8]) -> ConnectRecord {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let text = match simdutf8::basic::from_utf8(line) {
-            Ok(text) => text.to_owned(),
-            Err(_) => String::from_utf8_lossy(line).into_owned(),
+        let mut text = String::new();
+        match simdutf8::basic::from_utf8(line) {
+            Ok(line) => push_json_str(&mut text, line),
+            Err(_) => push_json_str(&mut text, &String::from_utf8_lossy(line)),
+        }
+        let text = JsonText {
+            key: None,
+            value: Some(text),
         };
-        ConnectRecord::new(&self.topic, Value::String(text))
+        ConnectRecord::from_text(&self.topic, text)
     }
 }
 
@@ -254,11 +260,14 @@ mod tests {
         let mut r = reader(&path);
         let mut lengths = Vec::new();
         for _ in 0..10 {
-            let batch = r.read().unwrap();
+            let mut batch = r.read().unwrap();
             if batch.records.is_empty() {
                 break;
             }
-            lengths.extend(batch.records.iter().map(|r| r.value.as_str().unwrap().len()));
+            for r in &mut batch.records {
+                r.decode_text().unwrap();
+                lengths.push(r.value.as_str().unwrap().len());
+            }
             let position = batch.offsets[0].1["position"].as_u64().unwrap();
             assert_eq!(position, r.position, "the offset is the position after the batch");
         }
