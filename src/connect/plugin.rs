@@ -190,8 +190,9 @@ pub trait SinkTask: Send {
 
     /// Starts making everything put so far durable (Kafka Connect's `flush`), called after each
     /// batch's `put`. The future does not hold the task: the runtime puts the next batch while
-    /// it runs, and commits the batch's offsets once it completed; a failed flush fails the task
-    /// with nothing committed, so the batch is delivered again. By default `put` is durable when
+    /// it runs (so two flushes may run at once), and commits the batches' offsets in order,
+    /// each once its flush completed; a failed flush fails the task with nothing more
+    /// committed, so the batch is delivered again. By default `put` is durable when
     /// it returns and there is nothing to wait for.
     fn flush(&mut self) -> Flush {
         Box::pin(std::future::ready(Ok(())))

@@ -21,7 +21,7 @@ use super::plugin::{Flush, PutError, SinkTask, SourceBatch, SourceTask, TaskErro
 use super::record::ConnectRecord;
 use super::status::{State, Target};
 use super::transforms::Chain;
-use crate::broker::groups::{OffsetReset, PartitionOffset, Polled};
+use crate::broker::groups::{Committer, OffsetReset, PartitionOffset, Polled};
 use crate::broker::produce::{PayloadInput, ProduceRequest, RecordInput, ValueInput};
 use crate::broker::{
     Broker, Caller, Consumer, JoinOptions, PreparedTxn, StateTable, StateWrite, Subscription, Transaction, TxnProduce,
@@ -792,19 +792,19 @@ pub async fn run_sink(run: TaskRun, mut task: Box<dyn SinkTask>) -> Ended {
         Ok(None) => return Ended::Stopped,
         Err(e) => return Ended::Failed(format!("KAFKA_CONSUME failed: {}", e.message)),
     };
-    // A batch polled and read while the one before it was written, and the batch written
-    // before, whose offsets are committed once its flush completed.
+    // A batch polled and read while the one before it was put, and the batches put whose
+    // offsets are not committed yet.
     let mut ready: Option<SinkBatch> = None;
-    let mut written: Option<Written> = None;
+    let mut settling = Settling::default();
     loop {
         if run.stopping() {
-            return match settle(&run, &consumer, &group, written.take()).await {
+            return match settling.all(&run).await {
                 Ok(()) => Ended::Stopped,
                 Err(trace) => Ended::Failed(trace),
             };
         }
         if *run.target.borrow() == Target::Paused {
-            if let Err(trace) = settle(&run, &consumer, &group, written.take()).await {
+            if let Err(trace) = settling.all(&run).await {
                 return Ended::Failed(trace);
             }
             // Stay in the group while paused: renew the lease now and then.
@@ -818,7 +818,7 @@ pub async fn run_sink(run: TaskRun, mut task: Box<dyn SinkTask>) -> Ended {
         let batch = match ready.take() {
             Some(b) => b,
             None => {
-                if let Err(trace) = settle(&run, &consumer, &group, written.take()).await {
+                if let Err(trace) = settling.all(&run).await {
                     return Ended::Failed(trace);
                 }
                 match poll_batch(&run, &mut consumer).await {
@@ -828,29 +828,122 @@ pub async fn run_sink(run: TaskRun, mut task: Box<dyn SinkTask>) -> Ended {
                 }
             }
         };
-        // The external system takes this batch while the batch before is flushed and the next
-        // one polled and read; the batch before is committed once both are done.
+        if let Err(trace) = settling.room(&run).await {
+            return Ended::Failed(trace);
+        }
+        // The external system takes this batch while the batches before are flushed and
+        // committed and the next one is polled and read.
         let SinkBatch {
             topics,
             records,
             offsets,
         } = batch;
-        let before = written.take();
-        let (delivered, next) = tokio::join!(deliver(&run, task.as_mut(), &topics, records), async {
-            let (flushed, next) = tokio::join!(flushed(before), poll_batch(&run, &mut consumer));
-            commit(&run, &consumer, &group, flushed?).await?;
-            next
-        });
+        let work = async {
+            tokio::join!(
+                deliver(&run, task.as_mut(), &topics, records),
+                poll_batch(&run, &mut consumer)
+            )
+        };
+        let (delivered, next) = match settling.beside(&run, work).await {
+            Ok(done) => done,
+            Err(trace) => return Ended::Failed(trace),
+        };
         if let Err(trace) = delivered {
             return Ended::Failed(trace);
         }
-        written = Some(Written {
-            offsets,
-            flush: task.flush(),
-        });
+        settling.put(
+            consumer.committer(),
+            Written {
+                offsets,
+                flush: task.flush(),
+            },
+        );
         match next {
             Ok(b) => ready = b,
             Err(trace) => return Ended::Failed(trace),
+        }
+    }
+}
+
+/// Batches put but not flushed and committed yet, at most [`UNSETTLED`]: each one's flush
+/// already runs; their offsets are committed one batch after the other, each once its flush
+/// completed, while the loop puts the next batches.
+#[derive(Default)]
+struct Settling<'a> {
+    /// The oldest batch's flush, then commit.
+    current: Option<Settle<'a>>,
+    /// The batches after it, oldest first, with the member that commits them.
+    queued: VecDeque<(Committer, Written)>,
+}
+
+/// A batch's flush, then commit.
+type Settle<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+
+/// Batches a sink may have put whose flush has not been committed: two, so that a batch's
+/// commit runs beside the next one's flush.
+const UNSETTLED: usize = 2;
+
+impl<'a> Settling<'a> {
+    fn len(&self) -> usize {
+        self.queued.len() + usize::from(self.current.is_some())
+    }
+
+    /// A batch was put and its flush started.
+    fn put(&mut self, committer: Committer, written: Written) {
+        self.queued.push_back((committer, written));
+    }
+
+    /// Starts the next batch's settling when none runs.
+    fn start(&mut self, run: &'a TaskRun) {
+        if self.current.is_none()
+            && let Some((committer, written)) = self.queued.pop_front()
+        {
+            self.current = Some(Box::pin(async move { settle(run, &committer, Some(written)).await }));
+        }
+    }
+
+    /// Settles the oldest batch.
+    async fn one(&mut self, run: &'a TaskRun) -> Result<(), String> {
+        self.start(run);
+        if let Some(current) = self.current.as_mut() {
+            let settled = current.await;
+            self.current = None;
+            settled?;
+        }
+        Ok(())
+    }
+
+    /// Settles batches until there is room for one more.
+    async fn room(&mut self, run: &'a TaskRun) -> Result<(), String> {
+        while self.len() >= UNSETTLED {
+            self.one(run).await?;
+        }
+        Ok(())
+    }
+
+    /// Settles every batch.
+    async fn all(&mut self, run: &'a TaskRun) -> Result<(), String> {
+        while self.len() > 0 {
+            self.one(run).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs `work` while settling batches in order beside it.
+    async fn beside<T>(&mut self, run: &'a TaskRun, work: impl Future<Output = T>) -> Result<T, String> {
+        let mut work = std::pin::pin!(work);
+        loop {
+            self.start(run);
+            let Some(current) = self.current.as_mut() else {
+                return Ok(work.await);
+            };
+            tokio::select! {
+                done = &mut work => return Ok(done),
+                settled = current => {
+                    self.current = None;
+                    settled?;
+                }
+            }
         }
     }
 }
@@ -871,23 +964,18 @@ async fn flushed(written: Option<Written>) -> Result<Option<Vec<PartitionOffset>
 }
 
 /// Waits for a written batch's flush, then commits its offsets.
-async fn settle(run: &TaskRun, consumer: &Consumer, group: &str, written: Option<Written>) -> Result<(), String> {
-    commit(run, consumer, group, flushed(written).await?).await
+async fn settle(run: &TaskRun, committer: &Committer, written: Option<Written>) -> Result<(), String> {
+    commit(run, committer, flushed(written).await?).await
 }
 
 /// Commits the offsets of a written and flushed batch, if any (a partition the group gave to
 /// another member meanwhile is skipped: its new owner reads it again from the last commit).
-async fn commit(
-    run: &TaskRun,
-    consumer: &Consumer,
-    group: &str,
-    offsets: Option<Vec<PartitionOffset>>,
-) -> Result<(), String> {
+async fn commit(run: &TaskRun, committer: &Committer, offsets: Option<Vec<PartitionOffset>>) -> Result<(), String> {
     let Some(offsets) = offsets else {
         return Ok(());
     };
     loop {
-        match consumer.commit(Some(offsets.clone()), None).await {
+        match committer.commit(Some(offsets.clone()), None).await {
             // Refused by backpressure: wait as asked, as any client does.
             Err(e) if e.backpressure_wait().is_some() && !run.stopping() => {
                 tokio::time::sleep(e.backpressure_wait().unwrap_or_default()).await;
@@ -898,7 +986,7 @@ async fn commit(
             _ => break,
         }
     }
-    run.metrics.set_lag(&run.broker, group);
+    run.metrics.set_lag(&run.broker, committer.group());
     Ok(())
 }
 

@@ -20,6 +20,35 @@ pub struct Consumer {
     left: bool,
 }
 
+/// Commits offsets as a member ([`Consumer::committer`]): the same checks and fencing as
+/// [`Consumer::commit`], which it serves.
+#[derive(Debug, Clone)]
+pub struct Committer {
+    broker: Broker,
+    caller: Caller,
+    group: String,
+    member_id: String,
+}
+
+impl Committer {
+    /// The group.
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
+    /// Commits offsets, or with `None` everything the member polled so far (see
+    /// [`Consumer::commit`]).
+    pub async fn commit(
+        &self,
+        offsets: Option<Vec<PartitionOffset>>,
+        durability: Option<Durability>,
+    ) -> Result<Vec<PartitionOffset>> {
+        self.broker
+            .group_commit(&self.caller, &self.group, &self.member_id, None, offsets, durability)
+            .await
+    }
+}
+
 /// What one [`Consumer::poll`] brought.
 #[derive(Debug)]
 pub enum Polled {
@@ -90,16 +119,18 @@ impl Consumer {
         offsets: Option<Vec<PartitionOffset>>,
         durability: Option<Durability>,
     ) -> Result<Vec<PartitionOffset>> {
-        self.broker
-            .group_commit(
-                &self.caller,
-                &self.group,
-                &self.view.member_id,
-                None,
-                offsets,
-                durability,
-            )
-            .await
+        self.committer().commit(offsets, durability).await
+    }
+
+    /// A handle that commits as this member without borrowing the consumer, so that a commit
+    /// can run while the consumer polls.
+    pub fn committer(&self) -> Committer {
+        Committer {
+            broker: self.broker.clone(),
+            caller: self.caller.clone(),
+            group: self.group.clone(),
+            member_id: self.view.member_id.clone(),
+        }
     }
 
     /// Renews the lease; updates the view when the group rebalanced.

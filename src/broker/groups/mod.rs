@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 pub use assignor::{Strategy, TopicPartition};
-pub use consumer::{Consumer, Polled};
+pub use consumer::{Committer, Consumer, Polled};
 
 use super::caller::{self, Caller, Operation, Principal, Resource};
 use super::fetch::FetchResult;

@@ -1,5 +1,6 @@
-//! The sink loop's order of work, on an in-process broker: a batch's offsets are committed only
-//! once the sink's flush of it completed, while the next batch is put meanwhile.
+//! The task loops' order of work, on an in-process broker: a sink batch's offsets are committed
+//! only once the sink's flush of it completed, in the batches' order, while the next batches are
+//! put; source batches that are ready together are written as one transaction, in read order.
 
 use std::time::Duration;
 
@@ -262,5 +263,46 @@ async fn ready_batches_are_merged_into_one_write_in_the_order_they_were_read() {
         .state_get(&Caller::internal(), &offsets_table("gated"), b"file")
         .expect("state");
     assert_eq!(position, Some(b"8".to_vec()), "the last batch's offsets stay");
+    broker.close().await;
+}
+
+#[tokio::test]
+async fn commits_follow_the_batches_order_whatever_order_their_flushes_complete_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = crate::testing::broker_in(dir.path()).await;
+    ensure_topic(&broker, &Caller::internal(), "gated-order", 1)
+        .await
+        .unwrap();
+    produce(&broker, "gated-order", 12).await;
+    let (run, target) = task_run(&broker, "gated-order", 4);
+    let (puts, mut put_rx) = mpsc::unbounded_channel();
+    let (flushes, mut flush_rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(run_sink(run, Box::new(Gated { puts, flushes })));
+
+    assert_eq!(next(&mut put_rx).await, 4);
+    let first = next(&mut flush_rx).await;
+    assert_eq!(next(&mut put_rx).await, 4);
+    let second = next(&mut flush_rx).await;
+    // Two batches are unsettled: the third waits for the first to be committed.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(put_rx.try_recv().is_err(), "a third batch was put with two unsettled");
+
+    // The second batch's flush completes first: nothing can be committed before the first's.
+    second.send(Ok(())).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(committed(&broker, "gated-order"), None);
+    first.send(Ok(())).unwrap();
+    wait_for(|| committed(&broker, "gated-order") == Some(8)).await;
+    assert_eq!(next(&mut put_rx).await, 4);
+
+    let third = next(&mut flush_rx).await;
+    target.send(Target::Stopped).unwrap();
+    third.send(Ok(())).unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(ended, Ended::Stopped), "{ended:?}");
+    assert_eq!(committed(&broker, "gated-order"), Some(12));
     broker.close().await;
 }
