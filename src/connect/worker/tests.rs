@@ -107,80 +107,93 @@ async fn next<T>(rx: &mut mpsc::UnboundedReceiver<T>) -> T {
         .expect("the task is running")
 }
 
+/// A gated sink task running on a fresh broker over `n` records of `topic`, in batches of `batch`.
+struct GatedRun {
+    broker: Broker,
+    target: watch::Sender<Target>,
+    task: tokio::task::JoinHandle<Ended>,
+    puts: mpsc::UnboundedReceiver<usize>,
+    flushes: mpsc::UnboundedReceiver<oneshot::Sender<Result<(), String>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl GatedRun {
+    async fn start(topic: &str, n: usize, batch: usize) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = crate::testing::broker_in(dir.path()).await;
+        ensure_topic(&broker, &Caller::internal(), topic, 1).await.unwrap();
+        produce(&broker, topic, n).await;
+        let (run, target) = task_run(&broker, topic, batch);
+        let (puts, put_rx) = mpsc::unbounded_channel();
+        let (flushes, flush_rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(run_sink(run, Box::new(Gated { puts, flushes })));
+        Self {
+            broker,
+            target,
+            task,
+            puts: put_rx,
+            flushes: flush_rx,
+            _dir: dir,
+        }
+    }
+
+    /// How the task ended, once it did.
+    async fn ended(&mut self) -> Ended {
+        tokio::time::timeout(Duration::from_secs(10), &mut self.task)
+            .await
+            .expect("the task ends in time")
+            .expect("the task does not panic")
+    }
+}
+
 #[tokio::test]
 async fn a_batch_is_committed_only_after_its_flush_while_the_next_is_put() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = crate::testing::broker_in(dir.path()).await;
-    ensure_topic(&broker, &Caller::internal(), "gated-in", 1).await.unwrap();
-    produce(&broker, "gated-in", 10).await;
-    let (run, target) = task_run(&broker, "gated-in", 4);
-    let (puts, mut put_rx) = mpsc::unbounded_channel();
-    let (flushes, mut flush_rx) = mpsc::unbounded_channel();
-    let task = tokio::spawn(run_sink(run, Box::new(Gated { puts, flushes })));
-
-    assert_eq!(next(&mut put_rx).await, 4);
-    let first = next(&mut flush_rx).await;
+    let mut g = GatedRun::start("gated-in", 10, 4).await;
+    assert_eq!(next(&mut g.puts).await, 4);
+    let first = next(&mut g.flushes).await;
     // The second batch is put while the first one's flush has not completed.
-    assert_eq!(next(&mut put_rx).await, 4);
+    assert_eq!(next(&mut g.puts).await, 4);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
-        committed(&broker, "gated-in"),
+        committed(&g.broker, "gated-in"),
         None,
         "nothing flushed, nothing committed"
     );
 
     first.send(Ok(())).unwrap();
-    wait_for(|| committed(&broker, "gated-in") == Some(4)).await;
-    let second = next(&mut flush_rx).await;
-    assert_eq!(next(&mut put_rx).await, 2);
+    wait_for(|| committed(&g.broker, "gated-in") == Some(4)).await;
+    let second = next(&mut g.flushes).await;
+    assert_eq!(next(&mut g.puts).await, 2);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
-        committed(&broker, "gated-in"),
+        committed(&g.broker, "gated-in"),
         Some(4),
         "the second batch is not flushed yet"
     );
 
     // A failed flush fails the task; what it did not flush stays uncommitted.
     second.send(Err("disk on fire".into())).unwrap();
-    let ended = tokio::time::timeout(Duration::from_secs(10), task)
-        .await
-        .unwrap()
-        .unwrap();
-    match ended {
+    match g.ended().await {
         Ended::Failed(trace) => assert!(trace.contains("TASK_FLUSH failed: disk on fire"), "{trace}"),
         other => panic!("the task should fail, it ended {other:?}"),
     }
-    assert_eq!(committed(&broker, "gated-in"), Some(4));
-    drop(target);
-    broker.close().await;
+    assert_eq!(committed(&g.broker, "gated-in"), Some(4));
+    g.broker.close().await;
 }
 
 #[tokio::test]
 async fn stopping_waits_for_the_last_flush_then_commits() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = crate::testing::broker_in(dir.path()).await;
-    ensure_topic(&broker, &Caller::internal(), "gated-stop", 1)
-        .await
-        .unwrap();
-    produce(&broker, "gated-stop", 3).await;
-    let (run, target) = task_run(&broker, "gated-stop", 500);
-    let (puts, mut put_rx) = mpsc::unbounded_channel();
-    let (flushes, mut flush_rx) = mpsc::unbounded_channel();
-    let task = tokio::spawn(run_sink(run, Box::new(Gated { puts, flushes })));
-
-    assert_eq!(next(&mut put_rx).await, 3);
-    let only = next(&mut flush_rx).await;
-    target.send(Target::Stopped).unwrap();
+    let mut g = GatedRun::start("gated-stop", 3, 500).await;
+    assert_eq!(next(&mut g.puts).await, 3);
+    let only = next(&mut g.flushes).await;
+    g.target.send(Target::Stopped).unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(committed(&broker, "gated-stop"), None);
+    assert_eq!(committed(&g.broker, "gated-stop"), None);
     only.send(Ok(())).unwrap();
-    let ended = tokio::time::timeout(Duration::from_secs(10), task)
-        .await
-        .unwrap()
-        .unwrap();
+    let ended = g.ended().await;
     assert!(matches!(ended, Ended::Stopped), "{ended:?}");
-    assert_eq!(committed(&broker, "gated-stop"), Some(3));
-    broker.close().await;
+    assert_eq!(committed(&g.broker, "gated-stop"), Some(3));
+    g.broker.close().await;
 }
 
 async fn wait_for(mut done: impl FnMut() -> bool) {
@@ -268,41 +281,28 @@ async fn ready_batches_are_merged_into_one_write_in_the_order_they_were_read() {
 
 #[tokio::test]
 async fn commits_follow_the_batches_order_whatever_order_their_flushes_complete_in() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = crate::testing::broker_in(dir.path()).await;
-    ensure_topic(&broker, &Caller::internal(), "gated-order", 1)
-        .await
-        .unwrap();
-    produce(&broker, "gated-order", 12).await;
-    let (run, target) = task_run(&broker, "gated-order", 4);
-    let (puts, mut put_rx) = mpsc::unbounded_channel();
-    let (flushes, mut flush_rx) = mpsc::unbounded_channel();
-    let task = tokio::spawn(run_sink(run, Box::new(Gated { puts, flushes })));
-
-    assert_eq!(next(&mut put_rx).await, 4);
-    let first = next(&mut flush_rx).await;
-    assert_eq!(next(&mut put_rx).await, 4);
-    let second = next(&mut flush_rx).await;
+    let mut g = GatedRun::start("gated-order", 12, 4).await;
+    assert_eq!(next(&mut g.puts).await, 4);
+    let first = next(&mut g.flushes).await;
+    assert_eq!(next(&mut g.puts).await, 4);
+    let second = next(&mut g.flushes).await;
     // Two batches are unsettled: the third waits for the first to be committed.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(put_rx.try_recv().is_err(), "a third batch was put with two unsettled");
+    assert!(g.puts.try_recv().is_err(), "a third batch was put with two unsettled");
 
     // The second batch's flush completes first: nothing can be committed before the first's.
     second.send(Ok(())).unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(committed(&broker, "gated-order"), None);
+    assert_eq!(committed(&g.broker, "gated-order"), None);
     first.send(Ok(())).unwrap();
-    wait_for(|| committed(&broker, "gated-order") == Some(8)).await;
-    assert_eq!(next(&mut put_rx).await, 4);
+    wait_for(|| committed(&g.broker, "gated-order") == Some(8)).await;
+    assert_eq!(next(&mut g.puts).await, 4);
 
-    let third = next(&mut flush_rx).await;
-    target.send(Target::Stopped).unwrap();
+    let third = next(&mut g.flushes).await;
+    g.target.send(Target::Stopped).unwrap();
     third.send(Ok(())).unwrap();
-    let ended = tokio::time::timeout(Duration::from_secs(10), task)
-        .await
-        .unwrap()
-        .unwrap();
+    let ended = g.ended().await;
     assert!(matches!(ended, Ended::Stopped), "{ended:?}");
-    assert_eq!(committed(&broker, "gated-order"), Some(12));
-    broker.close().await;
+    assert_eq!(committed(&g.broker, "gated-order"), Some(12));
+    g.broker.close().await;
 }
