@@ -1285,10 +1285,18 @@ fn splice(old: &str, section: &str) -> String {
         };
         return format!("{old}{sep}{section}");
     };
-    let after = &old[start + heading.len()..];
-    let end = after
-        .find("\n## ")
-        .map_or(old.len(), |at| start + heading.len() + at + 1);
+    // The section ends at the next heading of its level or a higher one (not at a `# ` line: a
+    // shell comment in a code block looks like one, and the file's title is above everything).
+    let level = heading.bytes().take_while(|b| *b == b'#').count();
+    let body = start + heading.len();
+    let end = old[body..]
+        .match_indices("\n#")
+        .map(|(at, _)| body + at + 1)
+        .find(|&at| {
+            let hashes = old[at..].bytes().take_while(|b| *b == b'#').count();
+            (2..=level).contains(&hashes) && old[at + hashes..].starts_with(' ')
+        })
+        .unwrap_or(old.len());
     let section = section.trim_end_matches('\n');
     let gap = if end < old.len() { "\n\n" } else { "\n" };
     format!("{}{section}{gap}{}", &old[..start], &old[end..])
@@ -1337,6 +1345,16 @@ mod tests {
         assert_eq!(
             splice("# B\n\n## Platform benchmarks\n\nold\n", new),
             "# B\n\n## Platform benchmarks\n\nnew\n"
+        );
+        // A subsection replaces only itself.
+        let platform = "## Platform benchmarks\n\nintro\n\n### T\n\nold t\n\n### C\n\nc\n\n## Later\n\nl\n";
+        assert_eq!(
+            splice(platform, "### T\n\nnew t\n"),
+            "## Platform benchmarks\n\nintro\n\n### T\n\nnew t\n\n### C\n\nc\n\n## Later\n\nl\n"
+        );
+        assert_eq!(
+            splice(platform, "### C\n\nnew c\n"),
+            "## Platform benchmarks\n\nintro\n\n### T\n\nold t\n\n### C\n\nnew c\n\n## Later\n\nl\n"
         );
         let two = "## Sustained produce, from outside\n\nx\n";
         assert_eq!(

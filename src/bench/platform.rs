@@ -286,9 +286,27 @@ pub(super) async fn main(args: &BenchArgs, tmp: &Path) -> anyhow::Result<()> {
     );
     println!("\n{doc}");
     if let Some(path) = &args.out {
-        super::write_section(path, &doc)?;
+        if all {
+            super::write_section(path, &doc)?;
+        } else {
+            // Only the subsections this run produced: the other modes' results stay.
+            for section in &sections {
+                super::write_section(path, &produced_by(section, &flags, args))?;
+            }
+        }
     }
     Ok(())
+}
+
+/// A subsection with the command that produced it and the machine under its heading.
+fn produced_by(section: &str, flags: &[&str], args: &BenchArgs) -> String {
+    let (heading, rest) = section.split_once('\n').unwrap_or((section, ""));
+    format!(
+        "{heading}\n\nProduced by `weir bench {} --seconds {}`.\n\n{}\n{rest}",
+        flags.join(" "),
+        phase_seconds(args),
+        super::machine()
+    )
 }
 
 #[cfg(test)]
