@@ -898,7 +898,7 @@ impl<'a> Settling<'a> {
         if self.current.is_none()
             && let Some((committer, written)) = self.queued.pop_front()
         {
-            self.current = Some(Box::pin(async move { settle(run, &committer, Some(written)).await }));
+            self.current = Some(Box::pin(async move { settle(run, &committer, written).await }));
         }
     }
 
@@ -954,26 +954,15 @@ struct Written {
     flush: Flush,
 }
 
-/// Waits for a written batch's flush: its offsets, ready to commit.
-async fn flushed(written: Option<Written>) -> Result<Option<Vec<PartitionOffset>>, String> {
-    let Some(Written { offsets, flush }) = written else {
-        return Ok(None);
-    };
-    flush.await.map_err(|e| format!("TASK_FLUSH failed: {e}"))?;
-    Ok(Some(offsets))
-}
-
 /// Waits for a written batch's flush, then commits its offsets.
-async fn settle(run: &TaskRun, committer: &Committer, written: Option<Written>) -> Result<(), String> {
-    commit(run, committer, flushed(written).await?).await
+async fn settle(run: &TaskRun, committer: &Committer, written: Written) -> Result<(), String> {
+    written.flush.await.map_err(|e| format!("TASK_FLUSH failed: {e}"))?;
+    commit(run, committer, written.offsets).await
 }
 
-/// Commits the offsets of a written and flushed batch, if any (a partition the group gave to
-/// another member meanwhile is skipped: its new owner reads it again from the last commit).
-async fn commit(run: &TaskRun, committer: &Committer, offsets: Option<Vec<PartitionOffset>>) -> Result<(), String> {
-    let Some(offsets) = offsets else {
-        return Ok(());
-    };
+/// Commits the offsets of a written and flushed batch (a partition the group gave to another
+/// member meanwhile is skipped: its new owner reads it again from the last commit).
+async fn commit(run: &TaskRun, committer: &Committer, offsets: Vec<PartitionOffset>) -> Result<(), String> {
     loop {
         match committer.commit(Some(offsets.clone()), None).await {
             // Refused by backpressure: wait as asked, as any client does.
