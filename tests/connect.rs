@@ -662,6 +662,73 @@ async fn a_sink_created_before_its_topic_waits_for_it() {
     assert!(!v.to_string().contains("FAILED"), "{v}");
 }
 
+/// Waits until `file` holds exactly `want`.
+async fn wait_file(file: &std::path::Path, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        if text == want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the file holds {text:?}, not {want:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_file_sink_writes_values_as_stored_and_as_json_values_after_a_transform() {
+    let s = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let topic = unique("as-stored");
+    s.create_topic(&topic, 1, json!({})).await;
+    // A JSON value keeps the producer's text (key order, spaces; its line breaks are stored as
+    // spaces), a string is written as a JSON string, binary as base64, a tombstone as null.
+    // (Sent as text: a client's `json!` would sort the keys.)
+    let pretty = "{\"records\": [{\"value\": {\"b\": 1, \"a\": [1, 2]}}, {\"value\": {\"z\": \"x\",\n \"y\": 2}}, {\"key\": \"k\", \"value\": null}]}";
+    let r = client()
+        .post(s.url(&format!("/v1/topics/{topic}/records")))
+        .header("content-type", "application/json")
+        .body(pretty)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    s.produce(
+        &topic,
+        json!({"value_format": "string", "records": [{"value": "say \"hi\"\tthere"}]}),
+    )
+    .await;
+    s.produce(
+        &topic,
+        json!({"value_format": "binary", "records": [{"value": "AAEC"}]}),
+    )
+    .await;
+    let expected_raw =
+        "{\"b\": 1, \"a\": [1, 2]}\n{\"z\": \"x\",  \"y\": 2}\nnull\n\"say \\\"hi\\\"\\tthere\"\n\"AAEC\"\n";
+    let raw = dir.path().join("raw.jsonl");
+    let name = unique("as-stored-sink");
+    create_connector(
+        &s,
+        &name,
+        json!({"connector.class": "FileStreamSink", "file": raw, "topics": topic}),
+    )
+    .await;
+    wait_file(&raw, expected_raw).await;
+    // With a transform the values are JSON values: written again in compact form.
+    let transformed = dir.path().join("transformed.jsonl");
+    let name = unique("transformed-sink");
+    let config = json!({"connector.class": "FileStreamSink", "file": transformed, "topics": topic,
+        "transforms": "tag", "transforms.tag.type": "org.apache.kafka.connect.transforms.Filter",
+        "transforms.tag.predicate": "tomb", "predicates": "tomb",
+        "predicates.tomb.type": "org.apache.kafka.connect.transforms.predicates.RecordIsTombstone"});
+    create_connector(&s, &name, config).await;
+    wait_file(
+        &transformed,
+        "{\"a\":[1,2],\"b\":1}\n{\"y\":2,\"z\":\"x\"}\n\"say \\\"hi\\\"\\tthere\"\n\"AAEC\"\n",
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn a_connector_gets_no_more_than_its_creator_holds() {
     let s = Server::start_admin(&[]);

@@ -197,6 +197,13 @@ pub trait SinkTask: Send {
     fn flush(&mut self) -> Flush {
         Box::pin(std::future::ready(Ok(())))
     }
+
+    /// Whether `put` reads keys and values only as their stored JSON text
+    /// ([`ConnectRecord::write_key`], [`ConnectRecord::write_value`]): records then reach it
+    /// as text, with no JSON value built for them, unless a transform needs the values.
+    fn reads_text(&self) -> bool {
+        false
+    }
 }
 
 /// A connector plugin.

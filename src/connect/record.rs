@@ -88,10 +88,34 @@ impl ConnectRecord {
     /// bytes); header values as text when they are UTF-8, else base64.
     pub fn from_view(topic: &str, partition: u32, offset: u64, r: &RecordView<'_>) -> Result<Self, String> {
         Ok(Self {
-            topic: topic.to_owned(),
-            partition: Some(partition),
             key: payload_value(r.key).map_err(|e| format!("key: {e}"))?,
             value: payload_value(r.value).map_err(|e| format!("value: {e}"))?,
+            ..Self::stored(topic, partition, offset, r)
+        })
+    }
+
+    /// Reads a stored record as [`Self::from_view`] does, but keeps its key and value as the
+    /// JSON text of those values ([`JsonText`]) and builds no JSON value: a JSON payload as
+    /// stored (one line, as every stored JSON value is), a string payload as a JSON string, a
+    /// binary payload as its base64 text in a JSON string. For a sink that writes records out
+    /// as JSON text and runs no transform: no value is parsed and serialized again.
+    pub fn from_view_text(topic: &str, partition: u32, offset: u64, r: &RecordView<'_>) -> Result<Self, String> {
+        let text = JsonText {
+            key: payload_text(r.key).map_err(|e| format!("key: {e}"))?,
+            value: payload_text(r.value).map_err(|e| format!("value: {e}"))?,
+        };
+        Ok(Self {
+            text: Some(text),
+            ..Self::stored(topic, partition, offset, r)
+        })
+    }
+
+    /// A stored record's topic, partition, offset, timestamp and headers (header values as
+    /// text when they are UTF-8, else base64), without key or value.
+    fn stored(topic: &str, partition: u32, offset: u64, r: &RecordView<'_>) -> Self {
+        Self {
+            topic: topic.to_owned(),
+            partition: Some(partition),
             headers: r
                 .headers
                 .iter()
@@ -105,8 +129,8 @@ impl ConnectRecord {
                 .collect(),
             timestamp: Some(r.timestamp),
             offset: Some(offset),
-            text: None,
-        })
+            ..Self::default()
+        }
     }
 
     /// Appends the key as stored (compact JSON text, one line: the source's text when it wrote
@@ -202,6 +226,29 @@ fn needs_escape(s: &[u8]) -> bool {
         .fold(false, |any, &b| any | (b == b'"') | (b == b'\\') | (b < 0x20))
 }
 
+/// A stored key's or value's JSON text (see [`ConnectRecord::from_view_text`]); `None` when
+/// there is none.
+fn payload_text(p: Option<Payload<'_>>) -> Result<Option<String>, String> {
+    let Some(p) = p else { return Ok(None) };
+    let text = match p.format {
+        Format::Json => {
+            let text = std::str::from_utf8(p.bytes).map_err(|e| format!("stored JSON is not UTF-8: {e}"))?;
+            // Stored JSON is one line; should a raw line break ever be there, it is whitespace.
+            match memchr::memchr2(b'\n', b'\r', p.bytes) {
+                None => text.to_owned(),
+                Some(_) => text.replace(['\n', '\r'], " "),
+            }
+        }
+        Format::String => {
+            let mut out = String::with_capacity(p.bytes.len() + 2);
+            push_json_str(&mut out, &String::from_utf8_lossy(p.bytes));
+            out
+        }
+        Format::Binary => format!("\"{}\"", base64::engine::general_purpose::STANDARD.encode(p.bytes)),
+    };
+    Ok(Some(text))
+}
+
 fn payload_value(p: Option<Payload<'_>>) -> Result<Value, String> {
     let Some(p) = p else { return Ok(Value::Null) };
     match p.format {
@@ -276,5 +323,57 @@ mod tests {
         assert_eq!(r.text, None);
         let tomb = ConnectRecord::new("t", Value::Null);
         assert!(tomb.value_bytes().is_none() && tomb.key_bytes().is_none());
+    }
+
+    #[test]
+    fn stored_records_read_as_text_keep_the_stored_json_and_quote_the_rest() {
+        let payload = |format, bytes| Some(Payload { format, bytes });
+        let view = |key, value| RecordView {
+            timestamp: 5,
+            key,
+            value,
+            headers: vec![(b"h".as_slice(), b"v".as_slice())],
+        };
+        let text = |v: &RecordView<'_>| {
+            let r = ConnectRecord::from_view_text("t", 1, 9, v).unwrap();
+            let as_value = ConnectRecord::from_view("t", 1, 9, v).unwrap();
+            // Everything but key and value is as `from_view` reads it.
+            assert_eq!(
+                (&r.headers, r.offset, r.timestamp),
+                (&as_value.headers, as_value.offset, as_value.timestamp)
+            );
+            assert_eq!(
+                (r.key.clone(), r.value.clone()),
+                (Value::Null, Value::Null),
+                "no value is built"
+            );
+            // The text is the JSON of the value `from_view` reads.
+            for (text, value) in [(r.key_bytes(), &as_value.key), (r.value_bytes(), &as_value.value)] {
+                let parsed = text
+                    .as_deref()
+                    .map_or(Value::Null, |t| serde_json::from_str(t).unwrap());
+                assert_eq!(&parsed, value);
+            }
+            (r.key_bytes(), r.value_bytes())
+        };
+        let stored = br#"{"b": 1, "a": [1, 2]}"#;
+        assert_eq!(
+            text(&view(payload(Format::String, b"k\"1"), payload(Format::Json, stored))),
+            (
+                Some(r#""k\"1""#.to_owned()),
+                Some(r#"{"b": 1, "a": [1, 2]}"#.to_owned())
+            )
+        );
+        assert_eq!(
+            text(&view(None, payload(Format::Binary, &[0, 1, 2]))),
+            (None, Some(r#""AAEC""#.to_owned()))
+        );
+        assert_eq!(
+            text(&view(payload(Format::Json, b"7"), None)),
+            (Some("7".to_owned()), None)
+        );
+        let broken = view(None, payload(Format::Json, b"{\"a\":\n1}"));
+        assert_eq!(text(&broken).1.as_deref(), Some(r#"{"a": 1}"#), "one line");
+        assert!(ConnectRecord::from_view_text("t", 0, 0, &view(None, payload(Format::Json, &[0xff]))).is_err());
     }
 }

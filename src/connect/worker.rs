@@ -796,6 +796,8 @@ pub async fn run_sink(run: TaskRun, mut task: Box<dyn SinkTask>) -> Ended {
     // offsets are not committed yet.
     let mut ready: Option<SinkBatch> = None;
     let mut settling = Settling::default();
+    // Records as text for a sink that writes text, when no transform needs their values.
+    let text = task.reads_text() && run.chain.is_empty();
     loop {
         if run.stopping() {
             return match settling.all(&run).await {
@@ -821,7 +823,7 @@ pub async fn run_sink(run: TaskRun, mut task: Box<dyn SinkTask>) -> Ended {
                 if let Err(trace) = settling.all(&run).await {
                     return Ended::Failed(trace);
                 }
-                match poll_batch(&run, &mut consumer).await {
+                match poll_batch(&run, &mut consumer, text).await {
                     Ok(Some(b)) => b,
                     Ok(None) => continue,
                     Err(trace) => return Ended::Failed(trace),
@@ -841,7 +843,7 @@ pub async fn run_sink(run: TaskRun, mut task: Box<dyn SinkTask>) -> Ended {
         let work = async {
             tokio::join!(
                 deliver(&run, task.as_mut(), &topics, records),
-                poll_batch(&run, &mut consumer)
+                poll_batch(&run, &mut consumer, text)
             )
         };
         let (delivered, next) = match settling.beside(&run, work).await {
@@ -993,9 +995,9 @@ struct SinkBatch {
 /// it could not be read.
 type SinkRecord = ((usize, u32, u64), Result<ConnectRecord, String>);
 
-/// Polls the sink's group and reads what came as Connect records (`None`: nothing came, or
-/// the group rebalanced).
-async fn poll_batch(run: &TaskRun, consumer: &mut Consumer) -> Result<Option<SinkBatch>, String> {
+/// Polls the sink's group and reads what came as Connect records, as text when `text` (see
+/// [`SinkTask::reads_text`]); `None`: nothing came, or the group rebalanced.
+async fn poll_batch(run: &TaskRun, consumer: &mut Consumer, text: bool) -> Result<Option<SinkBatch>, String> {
     let polled = consumer
         .poll(run.common.max_poll_records, 8 << 20, Duration::from_millis(500))
         .await;
@@ -1008,11 +1010,16 @@ async fn poll_batch(run: &TaskRun, consumer: &mut Consumer) -> Result<Option<Sin
     run.metrics
         .records_in
         .increment(fetched.iter().map(|f| f.count as u64).sum());
-    Ok(Some(read_batch(fetched)))
+    Ok(Some(read_batch(fetched, text)))
 }
 
-/// Reads fetched records as Connect records.
-fn read_batch(fetched: Vec<crate::broker::FetchResult>) -> SinkBatch {
+/// Reads fetched records as Connect records (their keys and values as JSON text when `text`).
+fn read_batch(fetched: Vec<crate::broker::FetchResult>, text: bool) -> SinkBatch {
+    let read = if text {
+        ConnectRecord::from_view_text
+    } else {
+        ConnectRecord::from_view
+    };
     let mut batch = SinkBatch {
         topics: Vec::new(),
         records: Vec::new(),
@@ -1020,7 +1027,7 @@ fn read_batch(fetched: Vec<crate::broker::FetchResult>) -> SinkBatch {
     };
     for (i, f) in fetched.iter().enumerate() {
         batch.records.extend(f.records().map(|(offset, view)| {
-            let record = ConnectRecord::from_view(&f.topic, f.partition, offset, &view);
+            let record = read(&f.topic, f.partition, offset, &view);
             ((i, f.partition, offset), record)
         }));
         batch.offsets.push(PartitionOffset {

@@ -1,4 +1,5 @@
-//! The file sink task: appends each record's value as one JSON line; a batch counts as written
+//! The file sink task: appends each record's value as one JSON line (its text as stored, with
+//! no JSON value built unless a transform asks for one); a batch counts as written
 //! once the file's data is synced (`fdatasync`), which runs while the next batch is appended
 //! (at-least-once: after a crash, or a failed sync, the batches after the last commit are
 //! appended again).
@@ -9,7 +10,7 @@ use std::io::Write as _;
 use async_trait::async_trait;
 
 use crate::connect::plugin::{Flush, PutError, SinkTask};
-use crate::connect::record::{ConnectRecord, write_json};
+use crate::connect::record::ConnectRecord;
 
 /// The file sink task.
 pub(super) struct Task {
@@ -32,7 +33,9 @@ impl SinkTask for Task {
     async fn put(&mut self, records: &[ConnectRecord]) -> Result<(), PutError> {
         let mut text = Vec::with_capacity(records.len() * 64);
         for r in records {
-            write_json(&mut text, &r.value);
+            if !r.write_value(&mut text) {
+                text.extend_from_slice(b"null");
+            }
             text.push(b'\n');
         }
         // Opened by name for each batch: a file moved away is created again.
@@ -48,6 +51,10 @@ impl SinkTask for Task {
         // Synced by `flush`, through this descriptor, while the next batch is appended.
         self.unsynced = Some(file);
         Ok(())
+    }
+
+    fn reads_text(&self) -> bool {
+        true
     }
 
     fn flush(&mut self) -> Flush {
