@@ -6,9 +6,9 @@
 //!
 //! The same pair then runs in-process, through the broker's API (what Connect and Streams use).
 //!
-//! The plain produce phase runs first and writes the input topic, so the transactional phase
-//! reads exactly what plain produce wrote; afterwards the output topic's end offsets and the
-//! group's committed offsets are checked against the records the phase counted.
+//! Rounds alternate the ceiling and the loops: each plain produce round writes the input the
+//! loops' rounds after it read; afterwards the output topic's end offsets and the group's
+//! committed offsets are checked against the records the loops counted.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -34,19 +34,27 @@ const PARTITIONS: u32 = 4;
 const MEMBERS: usize = 4;
 const BATCH: usize = 1000;
 const GROUP: &str = "bench-tx";
+/// Members' session timeout: longer than the rounds of the other loops, while they do not poll.
+const SESSION: Duration = Duration::from_secs(600);
 
 /// How the benchmark measures, as the report says it.
 const METHOD: &str = "Four members of one consumer group each poll up to 1000 records of 100 B and \
-write them to another topic with their input offsets committed in the same `POST /v1/transactions`, for \
-`--seconds` (default 30); after the run the output topic's end offsets and the group's committed offsets must \
-equal the records counted. Ceiling: plain batch produce of the same records (1000 a request, 4 connections) in \
-the same run, which also writes the input; and the same members moving the same records at-least-once, as a \
-client of a Kafka HTTP proxy does (poll, produce, commit: three requests a cycle where the transaction takes two). \
-Latency: one poll + hand-off cycle. Then the same two loops in-process, through the broker's API as connectors and stream queries call it (a consumer's poll, one transaction per poll; plain produce of the same batches as the ceiling), on a broker of their own, the transactions once the store has flushed and compacted the ceiling's writes: what a transaction costs without a web client's JSON around it.";
+write them to another topic with their input offsets committed in the same `POST /v1/transactions`; after the \
+run the output topic's end offsets and the group's committed offsets must equal the records counted. Ceiling: \
+plain batch produce of the same records (1000 a request, 4 connections), which also writes the input; and the \
+same records moved at-least-once by four members of another group, as a client of a Kafka HTTP proxy does \
+(poll, produce, commit: three requests a cycle where the transaction takes two). The three alternate in \
+`--rounds` rounds (default 3) of `--seconds / --rounds` each (default 30 s in all), so that a machine that \
+speeds up or slows down during the run weighs on all of them alike. Latency: one poll + hand-off cycle. Then \
+the same two loops alternate in-process, through the broker's API as connectors and stream queries call it (a \
+consumer's poll, one transaction per poll; plain produce of the same batches as the ceiling), on a broker of \
+their own: what a transaction costs without a web client's JSON around it.";
 
 /// Runs the transactions benchmark on a fresh server in `dir`.
 pub(super) async fn run(args: &BenchArgs, dir: &Path) -> anyhow::Result<Report> {
     let secs = platform::phase_seconds(args);
+    let rounds = args.rounds.max(1);
+    let slice = secs / rounds as f64;
     let server = platform::start(args, dir)?;
     let api = server.api.clone();
     for topic in ["tx-in", "tx-out", "alo-out"] {
@@ -54,28 +62,27 @@ pub(super) async fn run(args: &BenchArgs, dir: &Path) -> anyhow::Result<Report> 
     }
     let mut report = Report::new("Transactions (issue #14)", METHOD);
 
-    // Ceiling: plain batch produce of the same records, which also fills the input topic.
+    // Rounds alternate the ceiling (plain batch produce of the same records, which also fills
+    // the input topic) and the two loops, so that a machine that speeds up or slows down during
+    // the run weighs on all three alike.
     let (body, _) = records_body(BATCH, 100);
+    let url = format!("{}/v1/topics/tx-in/records", api.base);
     let mut plain = Tally::default();
-    plain.add(
-        post_loop(
-            &format!("{}/v1/topics/tx-in/records", api.base),
-            body,
-            "application/json",
-            MEMBERS,
-            secs,
-        )
-        .await,
-    );
+    let mut tx = HttpPhase::join(&api, Handoff::Transaction).await?;
+    let mut alo = HttpPhase::join(&api, Handoff::AtLeastOnce).await?;
+    for _ in 0..rounds {
+        plain.add(post_loop(&url, body.clone(), "application/json", MEMBERS, slice).await);
+        let (written, _) = api.topic_end("tx-in").await?;
+        tx.run(written, slice).await?;
+        alo.run(written, slice).await?;
+    }
     let plain = plain.row(
         &format!("  ceiling: plain batch produce, {BATCH} × 100 B, {MEMBERS} connections"),
         BATCH as u64,
         BATCH as u64 * 100,
     );
-    let (written, _) = api.topic_end("tx-in").await?;
-
-    let tx = http_phase(&api, Handoff::Transaction, written, secs).await?;
-    let alo = http_phase(&api, Handoff::AtLeastOnce, written, secs).await?;
+    let tx = tx.checked_row(&api).await?;
+    let alo = alo.checked_row(&api).await?;
     let ratio = platform::pct(tx.records_per_s, plain.records_per_s);
     let eos_vs_alo = platform::pct(tx.records_per_s, alo.records_per_s);
     report.row(
@@ -87,18 +94,14 @@ pub(super) async fn run(args: &BenchArgs, dir: &Path) -> anyhow::Result<Report> 
     );
     report.row(alo, "");
     report.row(plain, "");
-    report.note("Checked after each HTTP phase: the output topic holds the records counted (at-least-once: at least them) and the group committed offsets for exactly them.");
+    report.note("Checked after the HTTP rounds: the output topic holds the records counted (at-least-once: at least them) and the group committed offsets for exactly them.");
     server.stop().await?;
     platform::quiet_disk(dir);
 
-    let (tx, plain, settled) = in_process(&dir.with_extension("in-process"), secs).await?;
+    let (tx, plain) = in_process(&dir.with_extension("in-process"), secs, rounds).await?;
     let in_ratio = platform::pct(tx.records_per_s, plain.records_per_s);
     report.row(tx.clone(), platform::vs(&tx, &plain, "plain produce"));
     report.row(plain, "");
-    report.note(format!(
-        "In-process, the transaction phase started once the store had flushed and compacted what the ceiling wrote ({:.0} s after it).",
-        settled.as_secs_f64()
-    ));
     report.target_pct(
         "in-process: consume → transaction ≥ 70 % of plain batch produce",
         in_ratio,
@@ -146,68 +149,92 @@ impl Handoff {
     }
 }
 
-/// An HTTP phase: `MEMBERS` members of a fresh group move records from `tx-in` to the
-/// handoff's output topic for `seconds` (or until all `available` records are moved), then the
-/// output and the committed offsets are checked against what the members counted.
-async fn http_phase(api: &Api, handoff: Handoff, available: u64, seconds: f64) -> anyhow::Result<Row> {
-    let (moved, elapsed, latency) = consume_transform_produce(api, handoff, available, seconds).await?;
-    let (out, _) = api.topic_end(handoff.output()).await?;
-    let group = api
-        .ok(Method::GET, &format!("/v1/groups/{}", handoff.group()), None)
-        .await?;
-    let committed = committed_total(&group);
-    // At-least-once may write a batch twice (a commit refused by a rebalance), never lose one.
-    let exact = match handoff {
-        Handoff::Transaction => out == moved,
-        Handoff::AtLeastOnce => out >= moved,
-    };
-    anyhow::ensure!(
-        exact && committed == moved,
-        "{handoff:?}: the phase counted {moved} records moved, but {} holds {out} and the group committed {committed}",
-        handoff.output()
-    );
-    let name = match handoff {
-        Handoff::Transaction => format!("consume → transactional produce, {BATCH} × 100 B, {MEMBERS} members"),
-        Handoff::AtLeastOnce => format!("  at-least-once: consume → produce → commit, {MEMBERS} members"),
-    };
-    Ok(Row::new(&name, moved, moved * 100, elapsed, &latency))
+/// The members of one HTTP loop (a fresh group), kept across rounds, and what they moved.
+struct HttpPhase {
+    handoff: Handoff,
+    members: Vec<Member>,
+    moved: Arc<AtomicU64>,
+    elapsed: Duration,
+    latency: Histogram<u64>,
 }
 
-/// `MEMBERS` members of a fresh group move records from `tx-in` to the handoff's output for
-/// `seconds` (or until all `available` records are moved); returns the records moved, the time
-/// and the latencies of the poll + handoff cycles.
-async fn consume_transform_produce(
-    api: &Api,
-    handoff: Handoff,
-    available: u64,
-    seconds: f64,
-) -> anyhow::Result<(u64, Duration, Histogram<u64>)> {
-    let mut members = Vec::new();
-    for _ in 0..MEMBERS {
-        let join = json!({"topics": ["tx-in"], "auto_offset_reset": "earliest", "assignment_strategy": "range"});
-        let path = format!("/v1/groups/{}/members", handoff.group());
-        let v = api.ok(Method::POST, &path, Some(&join)).await?;
-        let id = v["member_id"].as_str().unwrap_or_default().to_owned();
-        members.push(id);
-    }
-    let moved = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let deadline = started + Duration::from_secs_f64(seconds);
-    let tasks: Vec<_> = members
-        .into_iter()
-        .map(|id| {
-            let (api, moved) = (api.clone(), moved.clone());
-            let member = Member { api, id, handoff };
-            tokio::spawn(async move { member.run(&moved, available, deadline).await })
+impl HttpPhase {
+    /// `MEMBERS` members join the handoff's group, reading `tx-in` from its start. Their
+    /// sessions outlast the other loops' rounds, during which they do not poll.
+    async fn join(api: &Api, handoff: Handoff) -> anyhow::Result<Self> {
+        let mut members = Vec::new();
+        for _ in 0..MEMBERS {
+            let join = json!({"topics": ["tx-in"], "auto_offset_reset": "earliest", "assignment_strategy": "range",
+                              "session_timeout_ms": SESSION.as_millis() as u64});
+            let path = format!("/v1/groups/{}/members", handoff.group());
+            let v = api.ok(Method::POST, &path, Some(&join)).await?;
+            let id = v["member_id"].as_str().unwrap_or_default().to_owned();
+            members.push(Member {
+                api: api.clone(),
+                id,
+                handoff,
+                generation: 0,
+            });
+        }
+        Ok(Self {
+            handoff,
+            members,
+            moved: Arc::new(AtomicU64::new(0)),
+            elapsed: Duration::ZERO,
+            latency: histogram(),
         })
-        .collect();
-    let mut latency = histogram();
-    for t in tasks {
-        latency
-            .add(t.await??)
-            .map_err(|e| anyhow::anyhow!("merge histograms: {e:?}"))?;
     }
-    Ok((moved.load(Ordering::Relaxed), started.elapsed(), latency))
+
+    /// One round: the members move records from `tx-in` to the handoff's output for `seconds`
+    /// (or until all `available` records are moved).
+    async fn run(&mut self, available: u64, seconds: f64) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs_f64(seconds);
+        let tasks: Vec<_> = self
+            .members
+            .drain(..)
+            .map(|member| {
+                let moved = self.moved.clone();
+                tokio::spawn(async move { member.run(&moved, available, deadline).await })
+            })
+            .collect();
+        for t in tasks {
+            let (member, latency) = t.await??;
+            self.members.push(member);
+            self.latency
+                .add(latency)
+                .map_err(|e| anyhow::anyhow!("merge histograms: {e:?}"))?;
+        }
+        self.elapsed += started.elapsed();
+        Ok(())
+    }
+
+    /// The phase's row, once the output and the committed offsets are checked against the
+    /// records the members counted.
+    async fn checked_row(&self, api: &Api) -> anyhow::Result<Row> {
+        let handoff = self.handoff;
+        let moved = self.moved.load(Ordering::Relaxed);
+        let (out, _) = api.topic_end(handoff.output()).await?;
+        let group = api
+            .ok(Method::GET, &format!("/v1/groups/{}", handoff.group()), None)
+            .await?;
+        let committed = committed_total(&group);
+        // At-least-once may write a batch twice (a commit refused by a rebalance), never lose one.
+        let exact = match handoff {
+            Handoff::Transaction => out == moved,
+            Handoff::AtLeastOnce => out >= moved,
+        };
+        anyhow::ensure!(
+            exact && committed == moved,
+            "{handoff:?}: the phase counted {moved} records moved, but {} holds {out} and the group committed {committed}",
+            handoff.output()
+        );
+        let name = match handoff {
+            Handoff::Transaction => format!("consume → transactional produce, {BATCH} × 100 B, {MEMBERS} members"),
+            Handoff::AtLeastOnce => format!("  at-least-once: consume → produce → commit, {MEMBERS} members"),
+        };
+        Ok(Row::new(&name, moved, moved * 100, self.elapsed, &self.latency))
+    }
 }
 
 /// A poll's answer, as far as the loop needs it: borrowed from the answer's bytes, values
@@ -234,16 +261,24 @@ struct Member {
     api: Api,
     id: String,
     handoff: Handoff,
+    /// The group generation it last heard of.
+    generation: u64,
 }
 
 /// A request's status and answer.
 type Answer = (u16, bytes::Bytes);
 
 impl Member {
-    /// The member's loop: poll, then hand the values on; returns the cycles' latencies.
-    async fn run(&self, moved: &AtomicU64, available: u64, deadline: Instant) -> anyhow::Result<Histogram<u64>> {
+    /// The member's loop until `deadline`: poll, then hand the values on; returns the member
+    /// and the cycles' latencies.
+    async fn run(
+        mut self,
+        moved: &AtomicU64,
+        available: u64,
+        deadline: Instant,
+    ) -> anyhow::Result<(Self, Histogram<u64>)> {
         let mut latency = histogram();
-        let mut generation = 0u64;
+        let mut generation = self.generation;
         let poll = format!(
             "{}/v1/groups/{}/members/{}/records?max_records={BATCH}&wait_ms=100",
             self.api.base,
@@ -277,7 +312,8 @@ impl Member {
                 _ => anyhow::bail!("{:?}: {status} {}", self.handoff, String::from_utf8_lossy(&answer)),
             }
         }
-        Ok(latency)
+        self.generation = generation;
+        Ok((self, latency))
     }
 
     /// Hands a poll's records on: the answer of the transaction, or of the commit after the
@@ -366,11 +402,12 @@ fn transaction(poll: &Poll<'_>, member: &str, generation: u64) -> Vec<u8> {
 
 /// The same two loops through the broker's API, as connectors and stream queries call it: no
 /// HTTP and no JSON text around the records, so the figure is what a transaction itself costs.
-/// `MEMBERS` tasks produce the same batches for `secs` (the ceiling, which fills the input),
-/// then `MEMBERS` consumers of one group move them to another topic, each poll of up to
-/// `BATCH` records one transaction with its offsets. Returns the transactional row and its
-/// ceiling, after checking the output and the committed offsets against the records counted.
-async fn in_process(dir: &Path, secs: f64) -> anyhow::Result<(Row, Row, Duration)> {
+/// In each of `rounds` rounds, `MEMBERS` tasks produce the same batches for `secs / rounds`
+/// (the ceiling, which fills the input), then `MEMBERS` consumers of one group move them to
+/// another topic for as long, each poll of up to `BATCH` records one transaction with its
+/// offsets. Returns the transactional row and its ceiling, after checking the output and the
+/// committed offsets against the records counted.
+async fn in_process(dir: &Path, secs: f64, rounds: usize) -> anyhow::Result<(Row, Row)> {
     let broker = crate::testing::broker_in(dir).await;
     let caller = Caller::internal();
     for topic in ["tx-in", "tx-out"] {
@@ -379,58 +416,77 @@ async fn in_process(dir: &Path, secs: f64) -> anyhow::Result<(Row, Row, Duration
             .await?;
     }
     let value = format!("\"{}\"", "x".repeat(98));
-    let deadline = Instant::now() + Duration::from_secs_f64(secs);
-    let started = Instant::now();
-    let plain = run_tasks((0..MEMBERS).map(|_| produce_loop(broker.clone(), value.clone(), deadline))).await?;
-    let plain = Row::new(
-        &format!("  ceiling: plain batch produce, in-process, {BATCH} × 100 B, {MEMBERS} tasks"),
-        plain.0,
-        plain.0 * 100,
-        started.elapsed(),
-        &plain.1,
-    );
-    let available = end_total(&broker, "tx-in")?;
-    let settled = settle_store(&broker).await;
-    let moved = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + Duration::from_secs_f64(secs);
-    let started = Instant::now();
-    let mut members = Vec::new();
+    let slice = Duration::from_secs_f64(secs / rounds as f64);
+    let (mut plain, mut tx) = (Totals::default(), Totals::default());
+    let mut loops = Vec::new();
     for _ in 0..MEMBERS {
-        members.push(Consumer::join(&broker, caller.clone(), GROUP, join_options()).await?);
+        let member = Consumer::join(&broker, caller.clone(), GROUP, join_options()).await?;
+        loops.push(TxLoop { member, ready: None });
     }
-    let loops = members
-        .into_iter()
-        .map(|m| transact_loop(broker.clone(), m, moved.clone(), available, deadline));
-    let (n, latency) = run_tasks(loops).await?;
-    let tx = Row::new(
-        &format!("consume → transaction, in-process, {BATCH} × 100 B, {MEMBERS} consumers"),
-        n,
-        n * 100,
-        started.elapsed(),
-        &latency,
-    );
+    let moved = Arc::new(AtomicU64::new(0));
+    for _ in 0..rounds {
+        let (started, deadline) = (Instant::now(), Instant::now() + slice);
+        let produced = run_tasks((0..MEMBERS).map(|_| produce_loop(broker.clone(), value.clone(), deadline))).await?;
+        plain.add(produced, started.elapsed())?;
+        let available = end_total(&broker, "tx-in")?;
+        let (started, deadline) = (Instant::now(), Instant::now() + slice);
+        let tasks: Vec<_> = loops
+            .drain(..)
+            .map(|l| tokio::spawn(l.run(broker.clone(), moved.clone(), available, deadline)))
+            .collect();
+        let mut round = (0, histogram());
+        for t in tasks {
+            let (l, n, latency) = t.await??;
+            loops.push(l);
+            round.0 += n;
+            round
+                .1
+                .add(latency)
+                .map_err(|e| anyhow::anyhow!("merge histograms: {e:?}"))?;
+        }
+        tx.add(round, started.elapsed())?;
+    }
+    let plain = plain.row(&format!(
+        "  ceiling: plain batch produce, in-process, {BATCH} × 100 B, {MEMBERS} tasks"
+    ));
+    let n = tx.records;
+    let tx = tx.row(&format!(
+        "consume → transaction, in-process, {BATCH} × 100 B, {MEMBERS} consumers"
+    ));
     let out = end_total(&broker, "tx-out")?;
     let committed = committed_total(&serde_json::to_value(broker.describe_group(&caller, GROUP)?)?);
     anyhow::ensure!(
         out == n && committed == n,
         "in-process: {n} records moved, but tx-out holds {out} and the group committed {committed}"
     );
+    drop(loops);
     broker.close().await;
-    Ok((tx, plain, settled))
+    Ok((tx, plain))
 }
 
-/// Waits (two minutes at most) until the store has flushed and compacted what the ceiling
-/// wrote, so that the next phase does not run beside the ceiling's leftover work; how long.
-async fn settle_store(broker: &Broker) -> Duration {
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(120) {
-        let p = broker.write_pressure();
-        if !p.flush_pending && p.immutable_memtables == 0 && p.pending_compaction_bytes == 0 && p.level0_files < 4 {
-            break;
+/// Records, time and latencies of an in-process loop summed over its rounds.
+#[derive(Default)]
+struct Totals {
+    records: u64,
+    elapsed: Duration,
+    latency: Option<Histogram<u64>>,
+}
+
+impl Totals {
+    fn add(&mut self, (records, latency): (u64, Histogram<u64>), elapsed: Duration) -> anyhow::Result<()> {
+        self.records += records;
+        self.elapsed += elapsed;
+        match &mut self.latency {
+            Some(h) => h.add(latency).map_err(|e| anyhow::anyhow!("merge histograms: {e:?}"))?,
+            None => self.latency = Some(latency),
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        Ok(())
     }
-    started.elapsed()
+
+    fn row(&self, name: &str) -> Row {
+        let latency = self.latency.clone().unwrap_or_else(histogram);
+        Row::new(name, self.records, self.records * 100, self.elapsed, &latency)
+    }
 }
 
 /// Runs loops as tasks; sums the records they count and merges their latencies.
@@ -454,7 +510,7 @@ where
 fn join_options() -> JoinOptions {
     JoinOptions {
         subscription: Subscription::Topics(["tx-in".to_owned()].into()),
-        session_timeout: Duration::from_secs(30),
+        session_timeout: SESSION,
         auto_offset_reset: OffsetReset::Earliest,
         strategy: Strategy::Range,
         auto_commit: false,
@@ -480,50 +536,59 @@ async fn produce_loop(broker: Broker, value: String, deadline: Instant) -> anyho
     Ok((n, latency))
 }
 
-/// Moves what `member` polls to `tx-out`, one transaction per poll, until `deadline` or until
-/// `available` records are moved. The next batch is polled while a transaction is written (as
-/// Connect's sinks overlap their work); a transaction refused by backpressure is tried again
-/// as it is, and one fenced by a rebalance makes the member join again, so that what it had
-/// polled past is read again from the committed offsets.
-async fn transact_loop(
-    broker: Broker,
-    mut member: Consumer,
-    moved: Arc<AtomicU64>,
-    available: u64,
-    deadline: Instant,
-) -> anyhow::Result<(u64, Histogram<u64>)> {
-    let (mut latency, mut n) = (histogram(), 0);
-    let mut ready: Option<Vec<FetchResult>> = None;
-    while Instant::now() < deadline && moved.load(Ordering::Relaxed) < available {
-        let t = Instant::now();
-        let fetched = match ready.take() {
-            Some(f) => f,
-            None => match member.poll(BATCH, 8 << 20, Duration::from_millis(100)).await? {
-                Brought::Records(f) => f,
-                Brought::Rebalanced => continue,
-            },
-        };
-        let Some(txn) = polled_transaction(&member, &fetched)? else {
-            continue;
-        };
-        let count = txn.produce[0].request.records.len() as u64;
-        let (written, next) = tokio::join!(
-            write_retrying(&broker, txn),
-            member.poll(BATCH, 8 << 20, Duration::from_millis(100))
-        );
-        if !written? {
-            drop(next);
-            member = Consumer::join(&broker, Caller::internal(), GROUP, join_options()).await?;
-            continue;
+/// A consumer of the in-process loop, kept across rounds with the batch it polled ahead.
+struct TxLoop {
+    member: Consumer,
+    ready: Option<Vec<FetchResult>>,
+}
+
+impl TxLoop {
+    /// Moves what the member polls to `tx-out`, one transaction per poll, until `deadline` or
+    /// until `available` records are moved; returns itself, the records it moved and the
+    /// cycles' latencies. The next batch is polled while a transaction is written (as
+    /// Connect's sinks overlap their work) and kept for the next round when the round ends; a
+    /// transaction refused by backpressure is tried again as it is, and one fenced by a
+    /// rebalance makes the member join again, so that what it had polled past is read again
+    /// from the committed offsets.
+    async fn run(
+        mut self,
+        broker: Broker,
+        moved: Arc<AtomicU64>,
+        available: u64,
+        deadline: Instant,
+    ) -> anyhow::Result<(Self, u64, Histogram<u64>)> {
+        let (mut latency, mut n) = (histogram(), 0);
+        while Instant::now() < deadline && moved.load(Ordering::Relaxed) < available {
+            let t = Instant::now();
+            let fetched = match self.ready.take() {
+                Some(f) => f,
+                None => match self.member.poll(BATCH, 8 << 20, Duration::from_millis(100)).await? {
+                    Brought::Records(f) => f,
+                    Brought::Rebalanced => continue,
+                },
+            };
+            let Some(txn) = polled_transaction(&self.member, &fetched)? else {
+                continue;
+            };
+            let count = txn.produce[0].request.records.len() as u64;
+            let (written, next) = tokio::join!(
+                write_retrying(&broker, txn),
+                self.member.poll(BATCH, 8 << 20, Duration::from_millis(100))
+            );
+            if !written? {
+                drop(next);
+                self.member = Consumer::join(&broker, Caller::internal(), GROUP, join_options()).await?;
+                continue;
+            }
+            n += count;
+            moved.fetch_add(count, Ordering::Relaxed);
+            latency.saturating_record(t.elapsed().as_micros() as u64);
+            if let Brought::Records(f) = next? {
+                self.ready = Some(f);
+            }
         }
-        n += count;
-        moved.fetch_add(count, Ordering::Relaxed);
-        latency.saturating_record(t.elapsed().as_micros() as u64);
-        if let Brought::Records(f) = next? {
-            ready = Some(f);
-        }
+        Ok((self, n, latency))
     }
-    Ok((n, latency))
 }
 
 /// Writes a transaction, waiting out refusals of backpressure: true once written, false when a

@@ -177,11 +177,6 @@ impl Broker {
         &self.inner.config
     }
 
-    /// How far the store's memtable flushes and compactions are behind writes, now.
-    pub fn write_pressure(&self) -> crate::storage::WritePressure {
-        self.inner.store.write_pressure()
-    }
-
     /// Cancelled when the server begins to shut down; long-lived streams end on it.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.inner.shutdown.clone()
