@@ -567,12 +567,13 @@ impl TxLoop {
                     Brought::Rebalanced => continue,
                 },
             };
-            let Some(txn) = polled_transaction(&self.member, &fetched)? else {
+            let count: u64 = fetched.iter().map(|f| f.count as u64).sum();
+            if count == 0 {
                 continue;
-            };
-            let count = txn.produce[0].request.records.len() as u64;
+            }
+            let (id, generation) = (self.member.member_id().to_owned(), self.member.view().generation);
             let (written, next) = tokio::join!(
-                write_retrying(&broker, txn),
+                write_retrying(&broker, || polled_transaction(&id, generation, &fetched)),
                 self.member.poll(BATCH, 8 << 20, Duration::from_millis(100))
             );
             if !written? {
@@ -591,12 +592,15 @@ impl TxLoop {
     }
 }
 
-/// Writes a transaction, waiting out refusals of backpressure: true once written, false when a
-/// rebalance fenced it (nothing was written).
-async fn write_retrying(broker: &Broker, txn: Transaction<'_>) -> anyhow::Result<bool> {
+/// Writes the transaction `txn` makes (again after each refusal of backpressure, which it
+/// waits out): true once written, false when a rebalance fenced it (nothing was written).
+async fn write_retrying<'a>(
+    broker: &Broker,
+    txn: impl Fn() -> anyhow::Result<Transaction<'a>>,
+) -> anyhow::Result<bool> {
     let caller = Caller::internal();
     loop {
-        match broker.transact(&caller, txn.clone()).await {
+        match broker.transact(&caller, txn()?).await {
             Ok(_) => return Ok(true),
             Err(e)
                 if matches!(
@@ -612,7 +616,11 @@ async fn write_retrying(broker: &Broker, txn: Transaction<'_>) -> anyhow::Result
 }
 
 /// The transaction of a poll: its values to `tx-out` and the offset after each partition read.
-fn polled_transaction<'a>(member: &Consumer, fetched: &'a [FetchResult]) -> anyhow::Result<Option<Transaction<'a>>> {
+fn polled_transaction<'a>(
+    member_id: &str,
+    generation: u64,
+    fetched: &'a [FetchResult],
+) -> anyhow::Result<Transaction<'a>> {
     let mut records = Vec::with_capacity(BATCH);
     let mut offsets = Vec::new();
     for f in fetched.iter().filter(|f| f.count > 0) {
@@ -626,23 +634,20 @@ fn polled_transaction<'a>(member: &Consumer, fetched: &'a [FetchResult]) -> anyh
             offset: f.next_offset,
         });
     }
-    if records.is_empty() {
-        return Ok(None);
-    }
-    Ok(Some(Transaction {
+    Ok(Transaction {
         produce: vec![TxnProduce {
             topic: "tx-out".to_owned(),
             request: request(records),
         }],
         commit: Some(TxnCommit {
             group: GROUP.to_owned(),
-            member_id: member.member_id().to_owned(),
-            generation: member.view().generation,
+            member_id: member_id.to_owned(),
+            generation,
             offsets,
         }),
         state: Vec::new(),
         durability: None,
-    }))
+    })
 }
 
 /// How long a refusal of backpressure asks to wait (as the HTTP clients wait out a `503`); any

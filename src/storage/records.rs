@@ -403,6 +403,14 @@ fn take_u8(rest: &mut &[u8]) -> Result<u8, CodecError> {
 }
 
 fn take_varint(rest: &mut &[u8]) -> Result<u64, CodecError> {
+    // Most varints of a batch are one byte: lengths under 128, small timestamp deltas, no
+    // headers.
+    if let Some((&b, tail)) = rest.split_first()
+        && b < 0x80
+    {
+        *rest = tail;
+        return Ok(u64::from(b));
+    }
     let mut v = 0u64;
     for shift in (0..64).step_by(7) {
         let b = take_u8(rest)?;
@@ -523,6 +531,17 @@ mod tests {
         #[test]
         fn stats_decode_never_panics(bytes: Vec<u8>) {
             let _ = PartitionStats::decode(&bytes);
+        }
+
+        #[test]
+        fn varints_round_trip_and_take_only_their_bytes(v: u64, tail: Vec<u8>) {
+            let mut buf = Vec::new();
+            put_varint(&mut buf, v);
+            let len = buf.len();
+            buf.extend_from_slice(&tail);
+            let mut rest = buf.as_slice();
+            prop_assert_eq!(take_varint(&mut rest).unwrap(), v);
+            prop_assert_eq!(rest, &buf[len..]);
         }
 
         #[test]
