@@ -115,18 +115,46 @@ impl FetchResult {
     }
 
     /// The records with their offsets, in offset order.
-    pub fn records(&self) -> impl Iterator<Item = (u64, RecordView<'_>)> + '_ {
-        let (start, end) = (self.start_offset, self.next_offset);
-        self.batches.iter().flat_map(move |(base, bytes)| {
-            let iter = BatchIter::new(bytes).map(|(_, it)| it).ok();
-            iter.into_iter().flatten().enumerate().filter_map(move |(i, r)| {
-                let offset = base + i as u64;
-                match r {
-                    Ok(r) if offset >= start && offset < end => Some((offset, r)),
-                    _ => None,
+    pub fn records(&self) -> Records<'_> {
+        Records {
+            batches: self.batches.iter(),
+            current: None,
+            start: self.start_offset,
+            end: self.next_offset,
+        }
+    }
+}
+
+/// The records of a [`FetchResult`] with their offsets, in offset order.
+#[derive(Debug, Clone)]
+pub struct Records<'a> {
+    batches: std::slice::Iter<'a, (u64, Vec<u8>)>,
+    /// The batch being read: the offset of its next record, and its records.
+    current: Option<(u64, BatchIter<'a>)>,
+    start: u64,
+    end: u64,
+}
+
+impl<'a> Iterator for Records<'a> {
+    type Item = (u64, RecordView<'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some((offset, records)) = &mut self.current {
+                // A record that cannot be decoded ends its batch (the read that took it
+                // stopped before it).
+                if let Some(Ok(r)) = records.next() {
+                    let at = *offset;
+                    *offset += 1;
+                    if (self.start..self.end).contains(&at) {
+                        return Some((at, r));
+                    }
+                    continue;
                 }
-            })
-        })
+            }
+            let (base, bytes) = self.batches.next()?;
+            self.current = BatchIter::new(bytes).ok().map(|(_, records)| (*base, records));
+        }
     }
 }
 

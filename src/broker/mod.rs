@@ -29,7 +29,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 pub use caller::{Caller, CredentialEnd, Operation, Permission, Principal, Resource};
-pub use fetch::{FetchRequest, FetchResult, StartAt};
+pub use fetch::{FetchRequest, FetchResult, Records, StartAt};
 pub use groups::{Consumer, JoinOptions, PollOutcome, Subscription};
 pub use produce::{Idempotency, PayloadInput, ProduceOutcome, RecordAck, RecordInput, ValueInput};
 pub use state::{StateTable, StateWrite};
