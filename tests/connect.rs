@@ -642,11 +642,7 @@ async fn a_sink_created_before_its_topic_waits_for_it() {
     s.create_topic(&topic, 1, json!({})).await;
     s.produce(&topic, json!({"records": [{"value": {"n": 1}}, {"value": "two"}]}))
         .await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::fs::read_to_string(&file).unwrap_or_default() != "{\"n\":1}\n\"two\"\n" {
-        assert!(Instant::now() < deadline, "the records never reached the file");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_file(&file, "{\"n\":1}\n\"two\"\n").await;
     // Stopped while it waits for another topic that never comes: it stops, it does not fail.
     let waiting = unique("waiting-sink");
     let never = unique("never");
