@@ -417,7 +417,8 @@ async fn in_process(dir: &Path, secs: f64, rounds: usize) -> anyhow::Result<(Row
     }
     let value = format!("\"{}\"", "x".repeat(98));
     let slice = Duration::from_secs_f64(secs / rounds as f64);
-    let (mut plain, mut tx) = (Totals::default(), Totals::default());
+    // Summed over the rounds, one "request" a record.
+    let (mut plain, mut tx) = (Tally::default(), Tally::default());
     let mut loops = Vec::new();
     for _ in 0..MEMBERS {
         let member = Consumer::join(&broker, caller.clone(), GROUP, join_options()).await?;
@@ -427,7 +428,7 @@ async fn in_process(dir: &Path, secs: f64, rounds: usize) -> anyhow::Result<(Row
     for _ in 0..rounds {
         let (started, deadline) = (Instant::now(), Instant::now() + slice);
         let produced = run_tasks((0..MEMBERS).map(|_| produce_loop(broker.clone(), value.clone(), deadline))).await?;
-        plain.add(produced, started.elapsed())?;
+        plain.add((produced.0, started.elapsed(), produced.1));
         let available = end_total(&broker, "tx-in")?;
         let (started, deadline) = (Instant::now(), Instant::now() + slice);
         let tasks: Vec<_> = loops
@@ -444,15 +445,19 @@ async fn in_process(dir: &Path, secs: f64, rounds: usize) -> anyhow::Result<(Row
                 .add(latency)
                 .map_err(|e| anyhow::anyhow!("merge histograms: {e:?}"))?;
         }
-        tx.add(round, started.elapsed())?;
+        tx.add((round.0, started.elapsed(), round.1));
     }
-    let plain = plain.row(&format!(
-        "  ceiling: plain batch produce, in-process, {BATCH} × 100 B, {MEMBERS} tasks"
-    ));
-    let n = tx.records;
-    let tx = tx.row(&format!(
-        "consume → transaction, in-process, {BATCH} × 100 B, {MEMBERS} consumers"
-    ));
+    let plain = plain.row(
+        &format!("  ceiling: plain batch produce, in-process, {BATCH} × 100 B, {MEMBERS} tasks"),
+        1,
+        100,
+    );
+    let n = tx.requests;
+    let tx = tx.row(
+        &format!("consume → transaction, in-process, {BATCH} × 100 B, {MEMBERS} consumers"),
+        1,
+        100,
+    );
     let out = end_total(&broker, "tx-out")?;
     let committed = committed_total(&serde_json::to_value(broker.describe_group(&caller, GROUP)?)?);
     anyhow::ensure!(
@@ -462,31 +467,6 @@ async fn in_process(dir: &Path, secs: f64, rounds: usize) -> anyhow::Result<(Row
     drop(loops);
     broker.close().await;
     Ok((tx, plain))
-}
-
-/// Records, time and latencies of an in-process loop summed over its rounds.
-#[derive(Default)]
-struct Totals {
-    records: u64,
-    elapsed: Duration,
-    latency: Option<Histogram<u64>>,
-}
-
-impl Totals {
-    fn add(&mut self, (records, latency): (u64, Histogram<u64>), elapsed: Duration) -> anyhow::Result<()> {
-        self.records += records;
-        self.elapsed += elapsed;
-        match &mut self.latency {
-            Some(h) => h.add(latency).map_err(|e| anyhow::anyhow!("merge histograms: {e:?}"))?,
-            None => self.latency = Some(latency),
-        }
-        Ok(())
-    }
-
-    fn row(&self, name: &str) -> Row {
-        let latency = self.latency.clone().unwrap_or_else(histogram);
-        Row::new(name, self.records, self.records * 100, self.elapsed, &latency)
-    }
 }
 
 /// Runs loops as tasks; sums the records they count and merges their latencies.
