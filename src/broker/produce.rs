@@ -327,7 +327,7 @@ fn decode_base64<'a>(text: &[u8], field: &dyn Fn() -> String) -> Result<Cow<'a, 
 /// JSON text with raw line breaks turned into spaces. Valid JSON has line breaks only as
 /// insignificant whitespace, so this keeps the document's meaning and makes every stored JSON
 /// value one line (safe in NDJSON and SSE `data:` lines).
-fn single_line(raw: &[u8]) -> Cow<'_, [u8]> {
+pub(crate) fn single_line(raw: &[u8]) -> Cow<'_, [u8]> {
     if memchr::memchr2(b'\n', b'\r', raw).is_none() {
         return Cow::Borrowed(raw);
     }

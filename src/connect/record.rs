@@ -231,14 +231,10 @@ fn needs_escape(s: &[u8]) -> bool {
 fn payload_text(p: Option<Payload<'_>>) -> Result<Option<String>, String> {
     let Some(p) = p else { return Ok(None) };
     let text = match p.format {
-        Format::Json => {
-            let text = std::str::from_utf8(p.bytes).map_err(|e| format!("stored JSON is not UTF-8: {e}"))?;
-            // Stored JSON is one line; should a raw line break ever be there, it is whitespace.
-            match memchr::memchr2(b'\n', b'\r', p.bytes) {
-                None => text.to_owned(),
-                Some(_) => text.replace(['\n', '\r'], " "),
-            }
-        }
+        // Stored JSON is one line; should a raw line break ever be there, it is whitespace, as
+        // produce makes it.
+        Format::Json => String::from_utf8(crate::broker::produce::single_line(p.bytes).into_owned())
+            .map_err(|e| format!("stored JSON is not UTF-8: {e}"))?,
         Format::String => {
             let mut out = String::with_capacity(p.bytes.len() + 2);
             push_json_str(&mut out, &String::from_utf8_lossy(p.bytes));
