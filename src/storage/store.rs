@@ -876,7 +876,10 @@ mod tests {
         ] {
             assert_eq!(bases(&store, 0, from), want, "from {from}");
         }
+        // Partition 1 from inside its batch, and past its end (topic 2's batch comes next).
         assert_eq!(bases(&store, 1, 2), vec![0]);
+        assert_eq!(bases(&store, 1, 4), Vec::<u64>::new());
+        // A partition with no batches, between partition 1 and topic 2.
         assert_eq!(bases(&store, 2, 0), Vec::<u64>::new());
     }
 }
