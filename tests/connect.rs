@@ -617,11 +617,7 @@ async fn a_task_that_fails_says_why_and_restarts_when_asked() {
     .await;
     assert_eq!(st, 200);
     wait_state(&s, &name, "RUNNING").await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::fs::read_to_string(&file).unwrap_or_default().trim() != "1" {
-        assert!(Instant::now() < deadline, "nothing written after the fix");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_file(&file, "1\n").await;
 }
 
 #[tokio::test]
@@ -1241,11 +1237,7 @@ async fn a_failed_task_restarts_by_itself_when_asked_to() {
     .await;
     // Once the cause is gone, a restart with backoff delivers without anyone asking.
     std::fs::create_dir_all(&out_dir).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::fs::read_to_string(&file).unwrap_or_default().trim() != r#"{"n":1}"# {
-        assert!(Instant::now() < deadline, "the task never restarted");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_file(&file, "{\"n\":1}\n").await;
     wait_state(&s, &name, "RUNNING").await;
 }
 
@@ -1278,11 +1270,7 @@ async fn connectors_start_in_their_initial_state_and_keep_secret_references() {
         send(&s, "PUT", &format!("/v1/connectors/{name}/resume"), None).await.0,
         202
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::fs::read_to_string(&out).unwrap_or_default().trim() != "1" {
-        assert!(Instant::now() < deadline, "nothing written to the referenced file");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_file(&out, "1\n").await;
     for path in [
         format!("/v1/connectors/{name}/config"),
         format!("/v1/connectors/{name}/tasks"),
