@@ -23,6 +23,7 @@ pub mod connect;
 pub mod error;
 pub mod http;
 pub mod json_int;
+mod json_text;
 pub mod storage;
 pub mod streams;
 pub mod testing;

@@ -174,7 +174,7 @@ impl ConnectRecord {
 /// looks at it byte by byte.
 pub fn write_json(out: &mut Vec<u8>, value: &Value) {
     if let Value::String(s) = value
-        && !needs_escape(s.as_bytes())
+        && !crate::json_text::needs_escape(s.as_bytes())
     {
         out.reserve(s.len() + 2);
         out.push(b'"');
@@ -208,7 +208,7 @@ fn part_string(write: impl FnOnce(&mut Vec<u8>) -> bool) -> Option<String> {
 
 /// Appends a string's JSON text, as [`write_json`] writes a string value.
 pub fn push_json_str(out: &mut String, s: &str) {
-    if needs_escape(s.as_bytes()) {
+    if crate::json_text::needs_escape(s.as_bytes()) {
         // Serializing a string cannot fail.
         out.push_str(&serde_json::to_string(s).expect("a string serializes"));
     } else {
@@ -217,13 +217,6 @@ pub fn push_json_str(out: &mut String, s: &str) {
         out.push_str(s);
         out.push('"');
     }
-}
-
-/// Whether JSON text of these bytes needs an escape: a quote, a backslash or a control byte
-/// (what serde_json escapes). Without an early exit, so that it compiles to vector compares.
-fn needs_escape(s: &[u8]) -> bool {
-    s.iter()
-        .fold(false, |any, &b| any | (b == b'"') | (b == b'\\') | (b < 0x20))
 }
 
 /// A stored key's or value's JSON text (see [`ConnectRecord::from_view_text`]); `None` when

@@ -106,28 +106,6 @@ fn first(seen: &mut u8, bit: u8) -> Option<()> {
 /// Deepest nesting accepted inside a key or value (serde_json refuses past 128 levels in all).
 const MAX_DEPTH: u32 = 100;
 
-/// Whether `b` ends the plain run of a JSON string: a quote, a backslash or a control byte.
-/// Written with `|`, not `||`, so that a block of them compiles to a few vector instructions.
-const fn is_stop(b: u8) -> bool {
-    (b == b'"') | (b == b'\\') | (b < 0x20)
-}
-
-/// Position of the first byte of `s` that [`is_stop`], in one pass: 16-byte blocks tested
-/// branch-free (the compiler turns each into a few vector instructions), then the block that
-/// holds it byte by byte. The string scan of bodies that hold control bytes somewhere (pretty
-/// printed JSON, for one); bodies without any need only look for a quote or a backslash.
-fn stop(s: &[u8]) -> Option<usize> {
-    const BLOCK: usize = 16;
-    let mut at = 0;
-    for block in s.chunks_exact(BLOCK) {
-        if block.iter().fold(false, |any, &b| any | is_stop(b)) {
-            break;
-        }
-        at += BLOCK;
-    }
-    s[at..].iter().position(|&b| is_stop(b)).map(|p| at + p)
-}
-
 /// The members of a record object; each value is its bit in the set of members seen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Field {
@@ -323,7 +301,7 @@ impl<'a> Parser<'a> {
     fn scan_string(&mut self) -> Option<u8> {
         let rest = &self.s[self.i..];
         self.i += if self.controls {
-            stop(rest)?
+            crate::json_text::first_stop(rest)?
         } else {
             self.string_end.find(rest)?
         };
@@ -756,12 +734,13 @@ mod tests {
     mod differential {
         use proptest::prelude::*;
 
-        use super::super::{has_control, parse_body, parse_record, parse_transaction, stop};
+        use super::super::{has_control, parse_body, parse_record, parse_transaction};
         use crate::broker::Durability;
         use crate::broker::{PayloadInput, RecordInput, ValueInput};
         use crate::http::extract::parse_json;
         use crate::http::records::{ProduceBody, ProduceRecord, to_input};
         use crate::http::transactions::{TransactionBody, TxnCommitBody};
+        use crate::json_text::first_stop as stop;
 
         /// JSON-ish text: mostly valid, with the near misses a parser gets wrong.
         fn scalar() -> impl Strategy<Value = String> {
