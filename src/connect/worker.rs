@@ -686,13 +686,14 @@ fn group_topics(records: &[ConnectRecord]) -> Vec<String> {
 }
 
 /// A batch's records as the bytes the broker stores, grouped by topic: keys and values as
-/// compact JSON text written one after another into one buffer (no allocation per record),
-/// and handed to the broker as single-line JSON, which it stores without parsing again.
+/// compact JSON text, handed to the broker as single-line JSON, which it stores without parsing
+/// again. A record that carries its own text (a source wrote it) lends it; the others' are
+/// written one after another into one buffer (no allocation per record).
 struct Encoded<'a> {
     records: &'a [ConnectRecord],
-    /// The keys' and values' JSON text.
+    /// The JSON text of the keys and values of records without text of their own.
     text: String,
-    /// Per record: where its key and its value are in `text`.
+    /// Per record without text of its own: where its key and its value are in `text`.
     spans: Vec<(Span, Span)>,
     headers: Vec<Vec<(Vec<u8>, Vec<u8>)>>,
 }
@@ -702,14 +703,17 @@ type Span = Option<Range<usize>>;
 
 impl<'a> Encoded<'a> {
     fn new(records: &'a [ConnectRecord]) -> Result<Self, TaskError> {
-        let mut text = Vec::with_capacity(records.len() * 128);
+        let mut text = Vec::new();
         let mut span = |write: &dyn Fn(&mut Vec<u8>) -> bool| -> Span {
             let start = text.len();
             write(&mut text).then_some(start..text.len())
         };
         let spans = records
             .iter()
-            .map(|r| (span(&|t| r.write_key(t)), span(&|t| r.write_value(t))))
+            .map(|r| match r.text {
+                Some(_) => (None, None),
+                None => (span(&|t| r.write_key(t)), span(&|t| r.write_value(t))),
+            })
             .collect();
         // JSON text is UTF-8: a failure here would be a bug, and fails the task, not the data.
         let text = String::from_utf8(text).map_err(|e| TaskError::fatal(format!("encoding a batch: {e}")))?;
@@ -721,11 +725,18 @@ impl<'a> Encoded<'a> {
         })
     }
 
-    /// The JSON text at a span.
-    fn json(&self, span: &Span) -> Option<PayloadInput<'_>> {
-        span.as_ref()
-            .and_then(|s| self.text.get(s.clone()))
-            .map(PayloadInput::JsonLine)
+    /// The JSON text of record `i`'s key, or of its value: its own, or as written into `text`.
+    fn json(&self, i: usize, value: bool) -> Option<PayloadInput<'_>> {
+        let text = match &self.records[i].text {
+            Some(own) => if value { &own.value } else { &own.key }.as_deref(),
+            None => {
+                let (key, val) = &self.spans[i];
+                if value { val } else { key }
+                    .as_ref()
+                    .and_then(|s| self.text.get(s.clone()))
+            }
+        };
+        text.map(PayloadInput::JsonLine)
     }
 
     fn produce(&self) -> Vec<TxnProduce<'_>> {
@@ -738,8 +749,8 @@ impl<'a> Encoded<'a> {
                     .enumerate()
                     .filter(|(_, r)| r.topic == topic)
                     .map(|(i, r)| RecordInput {
-                        key: self.json(&self.spans[i].0),
-                        value: self.json(&self.spans[i].1).map_or(ValueInput::Null, ValueInput::Given),
+                        key: self.json(i, false),
+                        value: self.json(i, true).map_or(ValueInput::Null, ValueInput::Given),
                         headers: self.headers[i]
                             .iter()
                             .map(|(k, v)| (k.as_slice(), v.as_slice()))

@@ -12,6 +12,7 @@ use crate::broker::Caller;
 use crate::connect::common::common_def;
 use crate::connect::config::{Parsed, RawConfig};
 use crate::connect::plugin::Kind;
+use crate::connect::record::JsonText;
 
 /// A sink that reports each put and each flush, and whose flushes complete only when the test
 /// says so.
@@ -305,4 +306,69 @@ async fn commits_follow_the_batches_order_whatever_order_their_flushes_complete_
     assert!(matches!(ended, Ended::Stopped), "{ended:?}");
     assert_eq!(committed(&g.broker, "gated-order"), Some(12));
     g.broker.close().await;
+}
+
+/// A record's key and value as JSON text.
+type Parts = (Option<String>, Option<String>);
+
+/// The JSON text each record of an encoded batch hands the broker, per topic.
+fn encoded_text(records: &[ConnectRecord]) -> Vec<(String, Vec<Parts>)> {
+    let text = |p: Option<&PayloadInput<'_>>| match p {
+        Some(PayloadInput::JsonLine(t)) => Some((*t).to_owned()),
+        None => None,
+        Some(other) => panic!("not single-line JSON: {other:?}"),
+    };
+    let encoded = Encoded::new(records).unwrap();
+    encoded
+        .produce()
+        .into_iter()
+        .map(|p| {
+            let parts = p
+                .request
+                .records
+                .iter()
+                .map(|r| {
+                    let value = match &r.value {
+                        ValueInput::Given(v) => text(Some(v)),
+                        _ => None,
+                    };
+                    (text(r.key.as_ref()), value)
+                })
+                .collect();
+            (p.topic, parts)
+        })
+        .collect()
+}
+
+#[test]
+fn a_batch_hands_on_a_records_own_text_and_the_json_of_the_others_grouped_by_topic() {
+    let own = |key: Option<&str>, value: Option<&str>| {
+        ConnectRecord::from_text(
+            "a",
+            JsonText {
+                key: key.map(str::to_owned),
+                value: value.map(str::to_owned),
+            },
+        )
+    };
+    let mut keyed = ConnectRecord::new("b", serde_json::json!({"n": 1}));
+    keyed.key = serde_json::json!("k");
+    let records = [
+        own(None, Some(r#""line""#)),
+        keyed,
+        own(Some("7"), None),
+        ConnectRecord::new("a", serde_json::json!([1, "x"])),
+        ConnectRecord::new("b", Value::Null),
+    ];
+    let s = |t: &str| Some(t.to_owned());
+    assert_eq!(
+        encoded_text(&records),
+        vec![
+            (
+                "a".to_owned(),
+                vec![(None, s(r#""line""#)), (s("7"), None), (None, s(r#"[1,"x"]"#))]
+            ),
+            ("b".to_owned(), vec![(s(r#""k""#), s(r#"{"n":1}"#)), (None, None)]),
+        ]
+    );
 }
