@@ -703,7 +703,8 @@ type Span = Option<Range<usize>>;
 
 impl<'a> Encoded<'a> {
     fn new(records: &'a [ConnectRecord]) -> Result<Self, TaskError> {
-        let mut text = Vec::new();
+        let written = records.iter().filter(|r| r.text.is_none()).count();
+        let mut text = Vec::with_capacity(written * 128);
         let mut span = |write: &dyn Fn(&mut Vec<u8>) -> bool| -> Span {
             let start = text.len();
             write(&mut text).then_some(start..text.len())
@@ -725,18 +726,27 @@ impl<'a> Encoded<'a> {
         })
     }
 
-    /// The JSON text of record `i`'s key, or of its value: its own, or as written into `text`.
-    fn json(&self, i: usize, value: bool) -> Option<PayloadInput<'_>> {
-        let text = match &self.records[i].text {
-            Some(own) => if value { &own.value } else { &own.key }.as_deref(),
-            None => {
-                let (key, val) = &self.spans[i];
-                if value { val } else { key }
-                    .as_ref()
-                    .and_then(|s| self.text.get(s.clone()))
-            }
-        };
-        text.map(PayloadInput::JsonLine)
+    /// Record `i`'s key as JSON text: its own, or as written into `text`.
+    fn key(&self, i: usize) -> Option<PayloadInput<'_>> {
+        match &self.records[i].text {
+            Some(own) => own.key.as_deref().map(PayloadInput::JsonLine),
+            None => self.written(&self.spans[i].0),
+        }
+    }
+
+    /// Record `i`'s value as JSON text, as [`Self::key`].
+    fn value(&self, i: usize) -> Option<PayloadInput<'_>> {
+        match &self.records[i].text {
+            Some(own) => own.value.as_deref().map(PayloadInput::JsonLine),
+            None => self.written(&self.spans[i].1),
+        }
+    }
+
+    /// The JSON text at a span of `text`.
+    fn written(&self, span: &Span) -> Option<PayloadInput<'_>> {
+        span.as_ref()
+            .and_then(|s| self.text.get(s.clone()))
+            .map(PayloadInput::JsonLine)
     }
 
     fn produce(&self) -> Vec<TxnProduce<'_>> {
@@ -749,8 +759,8 @@ impl<'a> Encoded<'a> {
                     .enumerate()
                     .filter(|(_, r)| r.topic == topic)
                     .map(|(i, r)| RecordInput {
-                        key: self.json(i, false),
-                        value: self.json(i, true).map_or(ValueInput::Null, ValueInput::Given),
+                        key: self.key(i),
+                        value: self.value(i).map_or(ValueInput::Null, ValueInput::Given),
                         headers: self.headers[i]
                             .iter()
                             .map(|(k, v)| (k.as_slice(), v.as_slice()))
